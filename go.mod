@@ -1,0 +1,3 @@
+module github.com/tacagent/tacagent
+
+go 1.26
