@@ -1,0 +1,27 @@
+# The README's test command is `make test`; CI runs exactly that (.ci/run).
+GO ?= go
+FUZZTIME ?= 5s
+
+.PHONY: test vet fmt-check unit fuzz-smoke fuzz-long bench
+
+test: fmt-check vet unit fuzz-smoke
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+# Every fuzz target, briefly (CI). `make fuzz-long FUZZTIME=1m` runs each for a minute.
+fuzz-smoke:
+	@./scripts/fuzz-all.sh $(FUZZTIME)
+
+fuzz-long:
+	@./scripts/fuzz-all.sh $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./tacplus/
