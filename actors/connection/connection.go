@@ -1,0 +1,631 @@
+package connection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/tacagent/tacagent/internal/actorkit"
+	"github.com/tacagent/tacagent/messages"
+	"github.com/tacagent/tacagent/metrics"
+	"github.com/tacagent/tacagent/tacplus"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultDialTimeout = 2 * time.Second
+	DefaultIdleTimeout = 10 * time.Second // below tacquito's 15 s, so that we close first
+	DefaultMaxInFlight = 1024
+)
+
+// SessionInfo is what a new session needs to know about its connection.
+type SessionInfo struct {
+	SessionID uint32
+	Epoch     uint64
+	Server    string
+}
+
+// Config configures one connection actor. Addr, Codec, Epochs and NewSession are required.
+type Config struct {
+	Addr          string         // "host:port"; IPv6 literals in brackets
+	Codec         *tacplus.Codec // keyed or unencrypted, role client
+	DialTimeout   time.Duration  // per connect attempt; default DefaultDialTimeout
+	SourceAddr    string         // optional local IP to dial from
+	IdleTimeout   time.Duration  // close after this long without sessions; default DefaultIdleTimeout, <0 never
+	MaxInFlight   int            // sessions at once on this socket; more queue; default DefaultMaxInFlight
+	SingleConnect bool           // ask for single-connect mode (RFC 8907 section 4.3)
+	// Transient connections serve the requests they are started with (per-session fallback) and stop when
+	// their socket closes; they are never restarted.
+	Transient  bool
+	DialNow    bool            // dial in Started even with nothing queued (a probe after a restart)
+	Epochs     *atomic.Uint64  // shared counter: every socket gets a new epoch
+	Metrics    *metrics.Server // per-server collectors
+	Log        zerolog.Logger
+	NewSession func(start *messages.StartSession, info SessionInfo) *actor.Props
+	// Dial opens the socket; default a net.Dialer with DialTimeout and SourceAddr. TLS plugs in here.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// Failure is the panic value a connection actor fails with; the supervisor's HandleFailure reads it.
+type Failure struct {
+	Server string
+	Err    error
+	Dial   bool // the socket could not be opened at all
+}
+
+func (f *Failure) Error() string {
+	if f.Dial {
+		return fmt.Sprintf("connect to %s: %v", f.Server, f.Err)
+	}
+	return fmt.Sprintf("connection to %s lost: %v", f.Server, f.Err)
+}
+
+func (f *Failure) Unwrap() error { return f.Err }
+
+type state uint8
+
+const (
+	stIdle        state = iota // no socket; dial on demand
+	stDialing                  // dial goroutine running
+	stNegotiating              // first packet may carry the single-connect flag; others wait for the reply
+	stOpen                     // running sessions
+	stDraining                 // no new sessions; close when the running ones end
+	stFailing                  // socket dead; waiting for the sessions to acknowledge ConnectionLost
+)
+
+var stateNames = [...]string{"idle", "dialing", "negotiating", "open", "draining", "failing"}
+
+func (s state) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// Internal messages from the socket goroutines and timers, tagged with the epoch they belong to.
+type (
+	dialResult struct {
+		actorkit.QuietMessage
+		epoch uint64
+		conn  net.Conn
+		err   error
+	}
+	inbound struct {
+		actorkit.QuietMessage
+		epoch uint64
+		h     tacplus.Header
+		body  tacplus.Body
+		size  int
+		err   error
+	}
+	socketDone struct {
+		actorkit.QuietMessage
+		epoch uint64
+		err   error
+	}
+	idleTimeout struct {
+		actorkit.QuietMessage
+		gen uint64
+	}
+)
+
+type route struct {
+	pid   *actor.PID
+	reqID uint64
+}
+
+// Actor is the connection actor. Create it with Props.
+type Actor struct {
+	cfg   Config
+	timer actorkit.Timer
+	log   zerolog.Logger
+	self  *actor.PID
+
+	state      state
+	epoch      uint64
+	conn       net.Conn
+	w          *writer
+	wg         sync.WaitGroup // the reader and writer goroutines of the current socket
+	cancelDial context.CancelFunc
+
+	flagSent  bool // the single-connect flag went out on this socket
+	multiplex bool // the server agreed to single-connect
+	served    int  // sessions started on this socket (without multiplexing, at most one)
+	lost      int  // sessions that ended with ConnectionLost on this socket
+	closeErr  error
+
+	routes  map[uint32]route // session_id -> session
+	byPID   map[string]uint32
+	byReq   map[uint64]uint32
+	queue   []*messages.StartSession
+	idleGen uint64
+}
+
+// Props returns the props of a connection actor with cfg. Defaults are applied here.
+func Props(cfg Config, opts ...actor.PropsOption) *actor.Props {
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.Dial == nil {
+		d := &net.Dialer{Timeout: cfg.DialTimeout}
+		if cfg.SourceAddr != "" {
+			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(cfg.SourceAddr)}
+		}
+		cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg} }, opts...)
+}
+
+// Receive implements actor.Actor.
+func (a *Actor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.init(ctx)
+		if a.cfg.DialNow {
+			a.dial(ctx)
+		}
+	case *messages.StartSession:
+		a.start(ctx, m)
+	case *messages.Outbound:
+		a.outbound(ctx, m)
+	case *inbound:
+		a.inbound(ctx, m)
+	case *dialResult:
+		a.dialed(ctx, m)
+	case *socketDone:
+		if m.epoch == a.epoch && a.conn != nil {
+			a.socketClosed(ctx, m.err)
+		}
+	case *messages.SessionEnded:
+		a.sessionEnded(ctx, m)
+	case *actor.Terminated:
+		if sid, ok := a.byPID[m.Who.Id]; ok {
+			a.forget(sid)
+		}
+		a.settle(ctx)
+	case *messages.Abort:
+		if sid, ok := a.byReq[m.ReqID]; ok {
+			ctx.Send(a.routes[sid].pid, m)
+		} else {
+			a.cancelQueued(ctx, m.ReqID)
+		}
+	case *idleTimeout:
+		if m.gen == a.idleGen && (a.state == stOpen || a.state == stNegotiating) && len(a.routes) == 0 && len(a.queue) == 0 {
+			a.log.Debug().Msg("closing idle connection")
+			a.closeSocket("idle")
+			a.becomeIdle(ctx, "idle")
+		}
+	case *actor.Restarting, *actor.Stopping:
+		a.closeSocket("stopped")
+		a.answerQueued(ctx, tacplus.ErrConnectionLost, "connection stopped")
+	}
+}
+
+func (a *Actor) init(ctx actor.Context) {
+	a.timer = actorkit.NewTimer(ctx.ActorSystem().Root)
+	a.self = ctx.Self()
+	a.log = a.cfg.Log.With().Str("server", a.cfg.Addr).Logger()
+	a.routes = make(map[uint32]route)
+	a.byPID = make(map[string]uint32)
+	a.byReq = make(map[uint64]uint32)
+	a.cfg.Metrics.State.Set(metrics.StateDown)
+}
+
+// start runs a request now, or queues it behind the dial, the negotiation or the in-flight limit.
+func (a *Actor) start(ctx actor.Context, m *messages.StartSession) {
+	switch a.state {
+	case stDraining, stFailing:
+		ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: []*messages.StartSession{m}, Err: a.closeErr})
+		return
+	case stOpen:
+		if !a.multiplex && a.served > 0 {
+			ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: []*messages.StartSession{m},
+				Err: errors.New("server refused single-connect")})
+			return
+		}
+		if len(a.routes) < a.cfg.MaxInFlight && len(a.queue) == 0 {
+			a.spawn(ctx, m)
+			return
+		}
+	case stNegotiating:
+		if a.served == 0 {
+			a.spawn(ctx, m)
+			return
+		}
+	}
+	a.queue = append(a.queue, m)
+	a.cfg.Metrics.Queued.Inc()
+	if a.state == stIdle {
+		a.dial(ctx)
+	}
+}
+
+func (a *Actor) dial(ctx actor.Context) {
+	if a.state != stIdle {
+		return
+	}
+	a.state = stDialing
+	a.epoch = a.cfg.Epochs.Add(1)
+	a.cfg.Metrics.State.Set(metrics.StateConnecting)
+	dctx, cancel := context.WithTimeout(context.Background(), a.cfg.DialTimeout)
+	a.cancelDial = cancel
+	root, self, epoch, dialFn, addr := ctx.ActorSystem().Root, ctx.Self(), a.epoch, a.cfg.Dial, a.cfg.Addr
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer cancel()
+		c, err := dialFn(dctx, addr)
+		root.Send(self, &dialResult{epoch: epoch, conn: c, err: err})
+	}()
+}
+
+func (a *Actor) dialed(ctx actor.Context, m *dialResult) {
+	if m.epoch != a.epoch || a.state != stDialing {
+		if m.conn != nil {
+			m.conn.Close()
+		}
+		return
+	}
+	a.cancelDial = nil
+	if m.err != nil {
+		a.state = stIdle
+		a.cfg.Metrics.Failures.Inc()
+		if errors.Is(m.err, context.DeadlineExceeded) || isTimeout(m.err) {
+			a.cfg.Metrics.Timeouts.Inc()
+		}
+		a.cfg.Metrics.State.Set(metrics.StateDown)
+		a.log.Warn().Err(m.err).Msg("connect failed")
+		a.answerQueued(ctx, tacplus.ErrUnreachable, "connect failed: "+m.err.Error())
+		panic(&Failure{Server: a.cfg.Addr, Err: m.err, Dial: true})
+	}
+	a.conn = m.conn
+	a.w = newWriter()
+	a.state = stNegotiating
+	a.flagSent, a.multiplex, a.served, a.lost, a.closeErr = false, false, 0, 0, nil
+	a.cfg.Metrics.Opens.Inc()
+	a.cfg.Metrics.State.Set(metrics.StateUp)
+	a.cfg.Metrics.SingleConnect.Set(0)
+	a.log.Debug().Uint64("epoch", a.epoch).Msg("connected")
+	root, self, epoch := ctx.ActorSystem().Root, ctx.Self(), a.epoch
+	a.wg.Add(2)
+	go func() {
+		defer a.wg.Done()
+		a.w.run(m.conn, func(err error) { root.Send(self, &socketDone{epoch: epoch, err: err}) })
+	}()
+	go func() {
+		defer a.wg.Done()
+		a.read(root, self, epoch, m.conn)
+	}()
+	ctx.Send(ctx.Parent(), &messages.Connected{Server: a.cfg.Addr, Epoch: a.epoch})
+	// The first queued request goes now; the rest wait for the negotiation (section 4.3).
+	if len(a.queue) > 0 {
+		first := a.queue[0]
+		a.queue = a.queue[1:]
+		a.cfg.Metrics.Queued.Dec()
+		a.spawn(ctx, first)
+	} else {
+		a.armIdle()
+	}
+}
+
+// read is the reader goroutine: it frames and decodes packets and sends them to the actor. It never
+// touches the actor's state.
+func (a *Actor) read(root *actor.RootContext, self *actor.PID, epoch uint64, conn net.Conn) {
+	r := a.cfg.Codec.NewReader(conn)
+	for {
+		h, body, err := r.Next()
+		if err != nil {
+			root.Send(self, &socketDone{epoch: epoch, err: err})
+			return
+		}
+		msg := &inbound{epoch: epoch, h: h, size: tacplus.HeaderLen + len(body)}
+		b, err := a.cfg.Codec.NewBody(h)
+		if err == nil {
+			err = a.cfg.Codec.DecodeBody(h, body, b)
+		}
+		msg.body, msg.err = b, err
+		root.Send(self, msg)
+	}
+}
+
+func (a *Actor) spawn(ctx actor.Context, m *messages.StartSession) {
+	sid, err := a.newSessionID()
+	if err != nil {
+		a.reply(ctx, m, tacplus.ErrProtocol, err.Error(), true)
+		return
+	}
+	props := a.cfg.NewSession(m, SessionInfo{SessionID: sid, Epoch: a.epoch, Server: a.cfg.Addr})
+	pid := ctx.Spawn(props)
+	a.routes[sid] = route{pid: pid, reqID: m.Req.ID}
+	a.byPID[pid.Id] = sid
+	a.byReq[m.Req.ID] = sid
+	a.served++
+	a.idleGen++
+	a.cfg.Metrics.InFlight.Inc()
+}
+
+// newSessionID draws random ids until one is unused on this connection (section 4.1: session_id is random
+// and identifies the session on the connection).
+func (a *Actor) newSessionID() (uint32, error) {
+	for range 8 {
+		id, err := tacplus.NewSessionID()
+		if err != nil {
+			return 0, err
+		}
+		if _, used := a.routes[id]; !used {
+			return id, nil
+		}
+	}
+	return 0, errors.New("no free session id after 8 draws")
+}
+
+func (a *Actor) outbound(ctx actor.Context, m *messages.Outbound) {
+	r, ok := a.routes[m.Header.SessionID]
+	if !ok || m.Epoch != a.epoch || a.conn == nil || a.state == stFailing {
+		return // a session of an older socket, or a session that already ended
+	}
+	h := m.Header
+	if a.cfg.SingleConnect && !a.flagSent && a.state == stNegotiating {
+		h.Flags |= tacplus.FlagSingleConnect
+	}
+	a.flagSent = true
+	n, err := a.w.add(a.cfg.Codec, h, m.Body)
+	if err != nil {
+		// The session built a packet the codec refuses (a text or length rule): it fails, not the socket.
+		ctx.Send(r.pid, &messages.Inbound{Header: h, Err: err})
+		return
+	}
+	a.cfg.Metrics.PacketsSent.Inc()
+	a.cfg.Metrics.BytesSent.Add(float64(n))
+}
+
+func (a *Actor) inbound(ctx actor.Context, m *inbound) {
+	if m.epoch != a.epoch || a.conn == nil {
+		return
+	}
+	a.cfg.Metrics.PacketsReceived.Inc()
+	a.cfg.Metrics.BytesReceived.Add(float64(m.size))
+	if a.state == stNegotiating {
+		a.negotiated(ctx, m.h.Flags&tacplus.FlagSingleConnect != 0)
+	}
+	if m.err != nil {
+		a.cfg.Metrics.BadPacket(tacplus.ReasonOf(m.err).String())
+		if errors.Is(m.err, tacplus.ErrBadSecret) && a.state != stFailing {
+			// Section 4.4: a key mismatch is a connection-level error. Running sessions may finish; nothing
+			// new goes on this connection.
+			a.log.Error().Err(m.err).Msg("key mismatch: draining connection")
+			a.closeErr = m.err
+			a.state = stDraining
+			a.returnQueued(ctx, m.err)
+		}
+	}
+	r, ok := a.routes[m.h.SessionID]
+	if !ok {
+		a.cfg.Metrics.BadPacket(tacplus.ReasonSession.String())
+		a.log.Debug().Uint32("session", m.h.SessionID).Msg("packet for no live session dropped")
+		return
+	}
+	ctx.Send(r.pid, &messages.Inbound{Header: m.h, Body: m.body, Err: m.err})
+	a.settle(ctx)
+}
+
+// negotiated applies the server's answer to the single-connect flag: section 4.3 honours it only in the
+// first reply of a connection.
+func (a *Actor) negotiated(ctx actor.Context, agreed bool) {
+	a.multiplex = a.cfg.SingleConnect && agreed
+	a.state = stOpen
+	if a.multiplex {
+		a.cfg.Metrics.SingleConnect.Set(1)
+	}
+	ctx.Send(ctx.Parent(), &messages.Negotiated{Server: a.cfg.Addr, Epoch: a.epoch, SingleConnect: a.multiplex})
+	if !a.multiplex {
+		a.returnQueued(ctx, errors.New("server did not agree to single-connect"))
+		return
+	}
+	a.pump(ctx)
+}
+
+// pump starts queued requests while there is room.
+func (a *Actor) pump(ctx actor.Context) {
+	for len(a.queue) > 0 && len(a.routes) < a.cfg.MaxInFlight && a.state == stOpen && a.multiplex {
+		next := a.queue[0]
+		a.queue[0] = nil
+		a.queue = a.queue[1:]
+		a.cfg.Metrics.Queued.Dec()
+		a.spawn(ctx, next)
+	}
+}
+
+func (a *Actor) sessionEnded(ctx actor.Context, m *messages.SessionEnded) {
+	if m.Lost {
+		a.lost++
+	}
+	a.forget(m.SessionID)
+	a.settle(ctx)
+}
+
+func (a *Actor) forget(sid uint32) {
+	r, ok := a.routes[sid]
+	if !ok {
+		return
+	}
+	delete(a.routes, sid)
+	delete(a.byPID, r.pid.Id)
+	delete(a.byReq, r.reqID)
+	a.cfg.Metrics.InFlight.Dec()
+}
+
+// settle moves the state machine on once sessions have ended: start queued work, close a drained socket,
+// fail a lost one, or arm the idle timer.
+func (a *Actor) settle(ctx actor.Context) {
+	if len(a.routes) > 0 {
+		a.pump(ctx)
+		return
+	}
+	switch a.state {
+	case stFailing:
+		if len(ctx.Children()) > 0 {
+			return // wait for the Terminated of the last sessions
+		}
+		err, lost := a.closeErr, a.lost
+		a.closeSocket("lost")
+		a.state = stIdle
+		if lost > 0 {
+			panic(&Failure{Server: a.cfg.Addr, Err: err})
+		}
+		a.becomeIdle(ctx, "closed")
+	case stDraining:
+		a.closeSocket("drained")
+		a.becomeIdle(ctx, "drained")
+	case stOpen:
+		if !a.multiplex && a.served > 0 {
+			// One connection per session: this socket is done.
+			a.closeSocket("session_done")
+			a.becomeIdle(ctx, "session_done")
+			return
+		}
+		a.pump(ctx)
+		if len(a.routes) == 0 {
+			a.armIdle()
+		}
+	}
+}
+
+// socketClosed handles the end of the socket: EOF, a reset, a write error or a framing error.
+func (a *Actor) socketClosed(ctx actor.Context, err error) {
+	reason := closeReason(err)
+	if reason != "eof" && tacplus.ReasonOf(err) != 0 {
+		a.cfg.Metrics.BadPacket(tacplus.ReasonOf(err).String())
+	}
+	if len(a.routes) == 0 && len(a.queue) == 0 {
+		// Nobody was waiting: a server closing an idle connection, or the close after a per-session
+		// connection's only session. Not a failure.
+		a.log.Debug().Err(err).Msg("server closed connection")
+		a.closeSocket(reason)
+		a.becomeIdle(ctx, reason)
+		return
+	}
+	a.log.Warn().Err(err).Int("sessions", len(a.routes)).Msg("connection lost")
+	a.closeErr = err
+	a.state = stFailing
+	a.closeSocket(reason)
+	a.cfg.Metrics.State.Set(metrics.StateDown)
+	lost := &messages.ConnectionLost{Server: a.cfg.Addr, Epoch: a.epoch, Err: err}
+	for _, r := range a.routes {
+		ctx.Send(r.pid, lost)
+		a.cfg.Metrics.ConnectionLost.Inc()
+	}
+	a.answerQueued(ctx, tacplus.ErrConnectionLost, "connection lost before the request was sent")
+	a.settle(ctx)
+}
+
+func (a *Actor) becomeIdle(ctx actor.Context, reason string) {
+	a.state = stIdle
+	a.cfg.Metrics.State.Set(metrics.StateDown)
+	if a.cfg.Transient {
+		ctx.Stop(ctx.Self())
+		return
+	}
+	ctx.Send(ctx.Parent(), &messages.ConnectionIdle{Server: a.cfg.Addr, Reason: reason})
+	if len(a.queue) > 0 {
+		a.dial(ctx)
+	}
+}
+
+func (a *Actor) armIdle() {
+	if a.cfg.IdleTimeout < 0 || a.cfg.Transient {
+		return
+	}
+	a.idleGen++
+	a.timer.After(a.cfg.IdleTimeout, a.self, &idleTimeout{gen: a.idleGen})
+}
+
+// closeSocket closes the socket and joins its goroutines. Close unblocks the reader's Read and the
+// writer's Write, so the join is short.
+func (a *Actor) closeSocket(reason string) {
+	if a.cancelDial != nil {
+		a.cancelDial()
+		a.cancelDial = nil
+	}
+	if a.conn != nil {
+		a.conn.Close()
+		close(a.w.done)
+		a.cfg.Metrics.Closed(reason)
+		a.conn = nil
+	}
+	a.wg.Wait()
+	a.cfg.Metrics.SingleConnect.Set(0)
+}
+
+// reply answers a request that never got a session.
+func (a *Actor) reply(ctx actor.Context, m *messages.StartSession, class error, msg string, retryable bool) {
+	now := time.Now()
+	ctx.Send(m.ReplyTo, &messages.Outcome{
+		ReqID: m.Req.ID, Kind: m.Req.Kind(), Server: a.cfg.Addr, Retryable: retryable, Started: now, Finished: now,
+		Err: &tacplus.Error{Class: class, Server: a.cfg.Addr, State: "connection " + a.state.String(), Msg: msg},
+	})
+}
+
+func (a *Actor) answerQueued(ctx actor.Context, class error, msg string) {
+	for _, m := range a.queue {
+		a.reply(ctx, m, class, msg, true)
+		a.cfg.Metrics.Queued.Dec()
+	}
+	a.queue = nil
+}
+
+func (a *Actor) returnQueued(ctx actor.Context, err error) {
+	if len(a.queue) == 0 {
+		return
+	}
+	ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: a.queue, Err: err})
+	a.cfg.Metrics.Queued.Sub(float64(len(a.queue)))
+	a.queue = nil
+}
+
+func (a *Actor) cancelQueued(ctx actor.Context, reqID uint64) {
+	for i, m := range a.queue {
+		if m.Req.ID == reqID {
+			a.reply(ctx, m, tacplus.ErrAborted, "aborted before it was sent", false)
+			a.queue = append(a.queue[:i], a.queue[i+1:]...)
+			a.cfg.Metrics.Queued.Dec()
+			return
+		}
+	}
+}
+
+func closeReason(err error) string {
+	switch {
+	case err == nil, errors.Is(err, io.EOF):
+		return "eof"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "reset"
+	case errors.Is(err, tacplus.ErrBadSecret):
+		return "bad_secret"
+	case errors.Is(err, tacplus.ErrProtocol):
+		return "protocol"
+	case isTimeout(err):
+		return "timeout"
+	}
+	return "error"
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

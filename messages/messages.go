@@ -1,0 +1,285 @@
+package messages
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tacagent/tacagent/tacplus"
+)
+
+// Kind is the kind of a TACACS+ session.
+type Kind uint8
+
+// The three kinds (RFC 8907 sections 5, 6 and 7).
+const (
+	KindAuthen Kind = iota + 1
+	KindAuthor
+	KindAcct
+)
+
+// String gives the metric label of the kind.
+func (k Kind) String() string {
+	switch k {
+	case KindAuthen:
+		return "authen"
+	case KindAuthor:
+		return "author"
+	case KindAcct:
+		return "acct"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// AuthenRequest asks for one authentication. Password is used by PAP, CHAP and MS-CHAP; ASCII login gets
+// its answers from the conversation (Prompt / UserInput).
+type AuthenRequest struct {
+	Action   tacplus.AuthenAction  // default LOGIN
+	Type     tacplus.AuthenType    // default ASCII
+	Service  tacplus.AuthenService // default LOGIN; ENABLE for enable requests
+	PrivLvl  uint8
+	User     string
+	Password string
+	Port     string
+	RemAddr  string
+}
+
+// String never shows the password.
+func (r AuthenRequest) String() string {
+	return fmt.Sprintf("authen{action=%s type=%s service=%s priv=%d user=%q port=%q rem_addr=%q password=<%d bytes>}",
+		r.Action, r.Type, r.Service, r.PrivLvl, r.User, r.Port, r.RemAddr, len(r.Password))
+}
+
+// GoString never shows the password.
+func (r AuthenRequest) GoString() string { return r.String() }
+
+// AuthorRequest asks whether a user may run a service or command (RFC 8907 section 6.1).
+type AuthorRequest struct {
+	Method  tacplus.AuthenMethod
+	PrivLvl uint8
+	Type    tacplus.AuthenType
+	Service tacplus.AuthenService
+	User    string
+	Port    string
+	RemAddr string
+	Args    []string // "service=shell", "cmd=show", "cmd-arg=version", ...
+}
+
+// AcctRequest is one accounting record (RFC 8907 section 7.1). Args must include task_id.
+type AcctRequest struct {
+	Flags   tacplus.AcctFlag
+	Method  tacplus.AuthenMethod
+	PrivLvl uint8
+	Type    tacplus.AuthenType
+	Service tacplus.AuthenService
+	User    string
+	Port    string
+	RemAddr string
+	Args    []string
+}
+
+// Request is sent by the Go API to the supervisor with RequestFuture; exactly one of Authen, Author and
+// Acct is set. The reply is an *Outcome or, for authentication, possibly a *Prompt first.
+type Request struct {
+	ID       uint64 // unique per agent, chosen by the API
+	Group    string // server group; "" means the default group
+	Deadline time.Time
+	Authen   *AuthenRequest
+	Author   *AuthorRequest
+	Acct     *AcctRequest
+}
+
+// Kind returns the kind of session the request needs.
+func (r *Request) Kind() Kind {
+	switch {
+	case r.Authen != nil:
+		return KindAuthen
+	case r.Author != nil:
+		return KindAuthor
+	}
+	return KindAcct
+}
+
+// Cancel asks the supervisor to abort request ID (the caller's context ended).
+type Cancel struct{ ID uint64 }
+
+// StartSession is sent by the supervisor to a connection actor, which spawns a session for it. Outcomes and
+// prompts go to ReplyTo until the first Prompt; after that the session answers whoever sent the last
+// UserInput.
+type StartSession struct {
+	Req     *Request
+	ReplyTo *actor.PID
+	Timeout time.Duration // per reply from the server
+	Attempt int           // 0 for the first server tried
+}
+
+// Prompt is a server's request for user input during authentication (GETUSER, GETPASS, GETDATA). The
+// answer goes to Session as a *UserInput.
+type Prompt struct {
+	ReqID   uint64
+	Session *actor.PID
+	Status  tacplus.AuthenStatus // GETUSER, GETPASS or GETDATA
+	Message string               // server_msg, to show to the user
+	NoEcho  bool                 // do not echo the answer (TAC_PLUS_REPLY_FLAG_NOECHO)
+	Server  string
+}
+
+// UserInput answers a Prompt. Send it with RequestFuture: the reply is the next *Prompt or the *Outcome.
+type UserInput struct {
+	Text string
+}
+
+// String never shows the answer, which is often a password.
+func (u UserInput) String() string { return fmt.Sprintf("input{<%d bytes>}", len(u.Text)) }
+
+// GoString never shows the answer.
+func (u UserInput) GoString() string { return u.String() }
+
+// Abort ends a session early (section 5.3 for authentication: a CONTINUE with the ABORT flag when the
+// protocol allows one). Reason is sent to the server and must not hold secrets.
+type Abort struct {
+	ReqID  uint64
+	Reason string
+}
+
+// Outcome is a session's final answer. Err is nil on success (PASS, PASS_ADD/PASS_REPL, SUCCESS); otherwise
+// it is a *tacplus.Error of the taxonomy. The result fields hold what the server said either way.
+type Outcome struct {
+	ReqID     uint64
+	Kind      Kind
+	Server    string
+	SessionID uint32
+	Err       error
+	// Retryable is set when the request may safely be sent to another server: nothing reached a server,
+	// or no reply was seen and the request carried no password (DESIGN.md section 2).
+	Retryable bool
+	// SecretSent is set when the session sent a password or CHAP response before it failed.
+	SecretSent bool
+	Started    time.Time
+	Finished   time.Time
+
+	Authen *AuthenResult
+	Author *AuthorResult
+	Acct   *AcctResult
+}
+
+// AuthenResult is what the server answered to an authentication.
+type AuthenResult struct {
+	Status    tacplus.AuthenStatus
+	ServerMsg string
+	Data      string
+	Type      tacplus.AuthenType // the type finally used (RESTART may change it)
+	// RestartTypes is set when the server asked for a RESTART (section 5.4.2.8): the types it accepts.
+	RestartTypes []tacplus.AuthenType
+}
+
+// AuthorResult is what the server answered to an authorization request.
+type AuthorResult struct {
+	Status    tacplus.AuthorStatus
+	Args      []string // the pairs the server returned
+	Effective []string // the request's pairs with PASS_ADD / PASS_REPL applied
+	ServerMsg string
+	Data      string
+}
+
+// AcctResult is what the server answered to an accounting record.
+type AcctResult struct {
+	Status    tacplus.AcctStatus
+	ServerMsg string
+	Data      string
+}
+
+// Outbound carries a packet from a session to its connection, which adds the single-connect flag when
+// needed, obfuscates and writes it. Epoch is the connection epoch the session was started on: the
+// connection drops packets from another epoch.
+type Outbound struct {
+	Epoch  uint64
+	Header tacplus.Header
+	Body   tacplus.Body
+}
+
+// Inbound carries a decoded packet (or a body decoding error) from a connection to one session.
+type Inbound struct {
+	Header tacplus.Header
+	Body   tacplus.Body
+	Err    error // a body that failed to decode: bad secret, text rules, ...
+}
+
+// ConnectionLost tells a session that its connection is gone. Every session of a failed connection gets
+// it before the connection stops or restarts; the session answers its caller with ErrConnectionLost.
+type ConnectionLost struct {
+	Server string
+	Epoch  uint64
+	Err    error
+}
+
+// SessionTimeout is a session's own timer firing; Gen is the timer generation, so a stale timer is
+// ignored.
+type SessionTimeout struct{ Gen uint64 }
+
+// IgnoreDeadLetterLogging: a timer may fire after its session ended.
+func (*SessionTimeout) IgnoreDeadLetterLogging() {}
+
+// Status asks the supervisor for a snapshot; the reply is a *StatusReport.
+type Status struct{}
+
+// ServerStatus describes one server in a StatusReport.
+type ServerStatus struct {
+	Addr          string
+	Group         string
+	State         string // "up", "connecting", "down", "idle", "dead"
+	DeadUntil     time.Time
+	SingleConnect bool
+	InFlight      int
+	Queued        int
+	LastError     string
+}
+
+// StatusReport answers Status.
+type StatusReport struct {
+	Servers []ServerStatus
+	Pending int // requests waiting for a first answer
+}
+
+// Drain asks the supervisor to stop accepting requests and to answer when every session has ended or the
+// deadline passed. The reply is a *Drained.
+type Drain struct{ Deadline time.Time }
+
+// Drained answers Drain; Abandoned counts the sessions still running at the deadline.
+type Drained struct{ Abandoned int }
+
+// SessionEnded is sent by a session to its connection just before it stops. Lost says the session ended
+// because of ConnectionLost: the connection uses it to tell a failure (someone lost work) from a normal
+// close (every session had its answer).
+type SessionEnded struct {
+	SessionID uint32
+	Lost      bool
+}
+
+// Connected tells the supervisor that a connection actor has a socket (a successful probe).
+type Connected struct {
+	Server string
+	Epoch  uint64
+}
+
+// Negotiated tells the supervisor whether the server agreed to single-connect on this connection
+// (RFC 8907 section 4.3).
+type Negotiated struct {
+	Server        string
+	Epoch         uint64
+	SingleConnect bool
+}
+
+// Returned hands requests back to the supervisor: the connection will not run them (the server refused
+// single-connect, or the connection is draining after a key mismatch). Err says why.
+type Returned struct {
+	Server string
+	Starts []*StartSession
+	Err    error
+}
+
+// ConnectionIdle tells the supervisor that a connection closed normally and holds no socket now.
+type ConnectionIdle struct {
+	Server string
+	Reason string
+}
