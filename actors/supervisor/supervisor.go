@@ -1,0 +1,522 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/tacagent/tacagent/actors/connection"
+	"github.com/tacagent/tacagent/internal/actorkit"
+	"github.com/tacagent/tacagent/messages"
+	"github.com/tacagent/tacagent/metrics"
+	"github.com/tacagent/tacagent/tacplus"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultTimeout        = 5 * time.Second
+	DefaultDeadTime       = 30 * time.Second
+	DefaultBackoffInitial = 50 * time.Millisecond
+	DefaultBackoffMax     = 5 * time.Second
+	// DefaultFailureWindow is how far back failures count towards the backoff.
+	DefaultFailureWindow = 5 * time.Minute
+)
+
+// Server configures one TACACS+ server.
+type Server struct {
+	Addr          string // "host:port"
+	Codec         *tacplus.Codec
+	Timeout       time.Duration // per reply; default DefaultTimeout
+	DialTimeout   time.Duration
+	IdleTimeout   time.Duration
+	MaxInFlight   int
+	SingleConnect bool
+	SourceAddr    string
+	// Dial replaces the TCP dialer (TLS, tests); nil means plain TCP.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// Group is an ordered list of server addresses.
+type Group struct {
+	Name    string
+	Servers []string
+}
+
+// Config configures the supervisor.
+type Config struct {
+	Servers        []Server
+	Groups         []Group // the first is the default group; when empty, one group of all servers in order
+	DeadTime       time.Duration
+	BackoffInitial time.Duration
+	BackoffMax     time.Duration
+	Metrics        *metrics.Metrics
+	Log            zerolog.Logger
+	// NewSession builds a session actor's props; the agent wires actors/session here.
+	NewSession func(start *messages.StartSession, info connection.SessionInfo) *actor.Props
+}
+
+// Validate checks the configuration and fills in defaults.
+func (c *Config) Validate() error {
+	if len(c.Servers) == 0 {
+		return &tacplus.Error{Class: tacplus.ErrConfig, Msg: "no servers configured"}
+	}
+	seen := map[string]bool{}
+	for i := range c.Servers {
+		s := &c.Servers[i]
+		if s.Addr == "" || s.Codec == nil {
+			return &tacplus.Error{Class: tacplus.ErrConfig, Msg: fmt.Sprintf("servers[%d]: address and codec are required", i)}
+		}
+		if seen[s.Addr] {
+			return &tacplus.Error{Class: tacplus.ErrConfig, Msg: fmt.Sprintf("servers[%d]: %s listed twice", i, s.Addr)}
+		}
+		seen[s.Addr] = true
+		if s.Timeout <= 0 {
+			s.Timeout = DefaultTimeout
+		}
+	}
+	if len(c.Groups) == 0 {
+		g := Group{Name: "default"}
+		for _, s := range c.Servers {
+			g.Servers = append(g.Servers, s.Addr)
+		}
+		c.Groups = []Group{g}
+	}
+	for _, g := range c.Groups {
+		if len(g.Servers) == 0 {
+			return &tacplus.Error{Class: tacplus.ErrConfig, Msg: fmt.Sprintf("group %q has no servers", g.Name)}
+		}
+		for _, a := range g.Servers {
+			if !seen[a] {
+				return &tacplus.Error{Class: tacplus.ErrConfig, Msg: fmt.Sprintf("group %q names unknown server %s", g.Name, a)}
+			}
+		}
+	}
+	if c.DeadTime <= 0 {
+		c.DeadTime = DefaultDeadTime
+	}
+	if c.BackoffInitial <= 0 {
+		c.BackoffInitial = DefaultBackoffInitial
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = DefaultBackoffMax
+	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.Nop()
+	}
+	if c.NewSession == nil {
+		return &tacplus.Error{Class: tacplus.ErrConfig, Msg: "supervisor: NewSession is required"}
+	}
+	return nil
+}
+
+type server struct {
+	cfg        Server
+	m          *metrics.Server
+	primary    *actor.PID
+	perSession bool      // the server refused single-connect: one connection per session
+	deadUntil  time.Time // skipped until then
+	connected  bool      // the primary connection actor has a socket or had one since it last failed
+	lastErr    string
+	restartGen uint64
+	rs         *actor.RestartStatistics
+	conns      map[string]*actor.PID // every live connection actor of this server, primary included
+}
+
+type pending struct {
+	req        *messages.Request
+	caller     *actor.PID
+	kind       messages.Kind
+	tried      map[string]bool
+	attempt    int
+	current    *server
+	sameServer bool // the one same-server retry after a lost connection was used
+	lastErr    error
+}
+
+type restartConn struct {
+	actorkit.QuietMessage
+	addr string
+	gen  uint64
+}
+
+type drainCheck struct{ actorkit.QuietMessage }
+
+// Actor is the supervisor actor.
+type Actor struct {
+	cfg      Config
+	log      zerolog.Logger
+	timer    actorkit.Timer
+	self     *actor.PID
+	sup      actor.Supervisor
+	epochs   atomic.Uint64
+	servers  map[string]*server
+	order    []*server // config order, for status
+	byPID    map[string]*server
+	groups   map[string][]*server
+	defGroup string
+	pending  map[uint64]*pending
+	draining *drainState
+	now      func() time.Time
+}
+
+type drainState struct {
+	caller   *actor.PID
+	deadline time.Time
+}
+
+// Props returns the supervisor's props. cfg must have passed Validate.
+func Props(cfg Config) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return New(cfg) })
+}
+
+// New returns a supervisor actor; exported for embedding in other props.
+func New(cfg Config) *Actor { return &Actor{cfg: cfg, now: time.Now} }
+
+// Receive implements actor.Actor.
+func (a *Actor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.start(ctx)
+	case *messages.Request:
+		a.request(ctx, m)
+	case *messages.Outcome:
+		a.outcome(ctx, m)
+	case *messages.Prompt:
+		if p, ok := a.pending[m.ReqID]; ok {
+			delete(a.pending, m.ReqID)
+			ctx.Send(p.caller, m)
+			a.checkDrain(ctx)
+		}
+	case *messages.Cancel:
+		a.cancel(ctx, m)
+	case *messages.Returned:
+		a.returned(ctx, m)
+	case *messages.Connected:
+		if s := a.servers[m.Server]; s != nil {
+			s.connected = true
+			if s.rs != nil {
+				s.rs.Reset()
+			}
+			a.updateDead(s)
+		}
+	case *messages.Negotiated:
+		if s := a.servers[m.Server]; s != nil {
+			perSession := !(s.cfg.SingleConnect && m.SingleConnect)
+			if perSession != s.perSession {
+				a.log.Info().Str("server", s.cfg.Addr).Bool("single_connect", !perSession).Msg("connection mode changed")
+			}
+			s.perSession = perSession
+		}
+	case *messages.ConnectionIdle:
+	case *restartConn:
+		if s := a.servers[m.addr]; s != nil && m.gen == s.restartGen && s.primary != nil {
+			s.m.Restarts.Inc()
+			a.sup.RestartChildren(s.primary)
+		}
+	case *actor.Terminated:
+		if s := a.byPID[m.Who.Id]; s != nil {
+			delete(a.byPID, m.Who.Id)
+			delete(s.conns, m.Who.Id)
+			if s.primary != nil && s.primary.Equal(m.Who) {
+				s.primary = nil
+			}
+		}
+	case *messages.Status:
+		ctx.Respond(a.status())
+	case *messages.Drain:
+		a.draining = &drainState{caller: ctx.Sender(), deadline: m.Deadline}
+		a.timer.After(time.Until(m.Deadline), a.self, &drainCheck{})
+		a.checkDrain(ctx)
+	case *drainCheck:
+		a.checkDrain(ctx)
+	}
+}
+
+func (a *Actor) start(ctx actor.Context) {
+	a.log = a.cfg.Log.With().Str("actor", "supervisor").Logger()
+	a.timer = actorkit.NewTimer(ctx.ActorSystem().Root)
+	a.self = ctx.Self()
+	a.sup, _ = ctx.(actor.Supervisor)
+	a.servers = make(map[string]*server)
+	a.byPID = make(map[string]*server)
+	a.groups = make(map[string][]*server)
+	a.pending = make(map[uint64]*pending)
+	for _, sc := range a.cfg.Servers {
+		s := &server{cfg: sc, m: a.cfg.Metrics.Server(sc.Addr), rs: actor.NewRestartStatistics(), conns: map[string]*actor.PID{}}
+		s.perSession = !sc.SingleConnect
+		a.servers[sc.Addr] = s
+		a.order = append(a.order, s)
+		s.primary = a.spawnConn(ctx, s, false)
+	}
+	for i, g := range a.cfg.Groups {
+		for _, addr := range g.Servers {
+			a.groups[g.Name] = append(a.groups[g.Name], a.servers[addr])
+		}
+		if i == 0 {
+			a.defGroup = g.Name
+		}
+	}
+}
+
+func (a *Actor) connConfig(s *server, transient bool) connection.Config {
+	return connection.Config{
+		Addr: s.cfg.Addr, Codec: s.cfg.Codec, DialTimeout: s.cfg.DialTimeout, SourceAddr: s.cfg.SourceAddr,
+		IdleTimeout: s.cfg.IdleTimeout, MaxInFlight: s.cfg.MaxInFlight, SingleConnect: s.cfg.SingleConnect,
+		Transient: transient, DialNow: !transient, Epochs: &a.epochs, Metrics: s.m, Log: a.cfg.Log,
+		NewSession: a.cfg.NewSession, Dial: s.cfg.Dial,
+	}
+}
+
+func (a *Actor) request(ctx actor.Context, m *messages.Request) {
+	caller := ctx.Sender()
+	if a.draining != nil {
+		ctx.Send(caller, a.failOutcome(m, &tacplus.Error{Class: tacplus.ErrAborted, Msg: "agent is shutting down"}))
+		return
+	}
+	group := m.Group
+	if group == "" {
+		group = a.defGroup
+	}
+	if _, ok := a.groups[group]; !ok {
+		ctx.Send(caller, a.failOutcome(m, &tacplus.Error{Class: tacplus.ErrConfig, Msg: fmt.Sprintf("unknown server group %q", group)}))
+		return
+	}
+	p := &pending{req: m, caller: caller, kind: m.Kind(), tried: make(map[string]bool, 2)}
+	m.Group = group
+	a.pending[m.ID] = p
+	a.dispatch(ctx, p)
+}
+
+// pick returns the first server of the group that has not been tried for this request and is alive.
+func (a *Actor) pick(p *pending) *server {
+	now := a.now()
+	for _, s := range a.groups[p.req.Group] {
+		if p.tried[s.cfg.Addr] {
+			continue
+		}
+		if !s.deadUntil.IsZero() {
+			if now.Before(s.deadUntil) || !s.connected {
+				continue // dead-timed, or dead-time passed but the background probe has not connected yet
+			}
+			a.updateDead(s)
+		}
+		return s
+	}
+	return nil
+}
+
+func (a *Actor) dispatch(ctx actor.Context, p *pending) {
+	s := a.pick(p)
+	if s == nil {
+		err := p.lastErr
+		if err == nil {
+			err = &tacplus.Error{Class: tacplus.ErrUnreachable, Msg: "every server of group " + p.req.Group + " is dead-timed"}
+		}
+		a.finish(ctx, p, a.failOutcome(p.req, err))
+		return
+	}
+	a.send(ctx, p, s)
+}
+
+func (a *Actor) send(ctx actor.Context, p *pending, s *server) {
+	p.tried[s.cfg.Addr] = true
+	p.current = s
+	start := &messages.StartSession{Req: p.req, ReplyTo: a.self, Timeout: s.cfg.Timeout, Attempt: p.attempt}
+	p.attempt++
+	if s.perSession || s.primary == nil {
+		ctx.Send(a.spawnConn(ctx, s, true), start)
+		return
+	}
+	ctx.Send(s.primary, start)
+}
+
+func (a *Actor) spawnConn(ctx actor.Context, s *server, transient bool) *actor.PID {
+	pid := ctx.Spawn(connection.Props(a.connConfig(s, transient)))
+	a.byPID[pid.Id] = s
+	s.conns[pid.Id] = pid
+	return pid
+}
+
+func (a *Actor) outcome(ctx actor.Context, o *messages.Outcome) {
+	p, ok := a.pending[o.ReqID]
+	if !ok {
+		return // the caller gave up, or the request was already answered
+	}
+	s := a.servers[o.Server]
+	if o.Err == nil || s == nil {
+		a.finish(ctx, p, o)
+		return
+	}
+	p.lastErr = o.Err
+	s.lastErr = o.Err.Error()
+	retry, markDead := a.classify(o)
+	if markDead {
+		a.markDead(s, o.Err)
+	}
+	if !retry {
+		a.finish(ctx, p, o)
+		return
+	}
+	if errors.Is(o.Err, tacplus.ErrConnectionLost) && !p.sameServer && !markDead {
+		// The server closed the connection as the request went out (idle close): once more, same server.
+		p.sameServer = true
+		delete(p.tried, s.cfg.Addr)
+	}
+	a.cfg.Metrics.Failovers.WithLabelValues(s.cfg.Addr, p.kind.String()).Inc()
+	a.log.Info().Str("server", s.cfg.Addr).Uint64("request", p.req.ID).Err(o.Err).Msg("trying next server")
+	a.dispatch(ctx, p)
+}
+
+// classify applies the retry rules to a failed outcome.
+func (a *Actor) classify(o *messages.Outcome) (retry, markDead bool) {
+	switch {
+	case errors.Is(o.Err, tacplus.ErrAuthenticationFailed), errors.Is(o.Err, tacplus.ErrDenied),
+		errors.Is(o.Err, tacplus.ErrAborted), errors.Is(o.Err, tacplus.ErrConfig):
+		return false, false
+	case errors.Is(o.Err, tacplus.ErrUnreachable), errors.Is(o.Err, tacplus.ErrTimeout):
+		return o.Retryable || errors.Is(o.Err, tacplus.ErrUnreachable), true
+	case errors.Is(o.Err, tacplus.ErrBadSecret):
+		return true, true
+	case errors.Is(o.Err, tacplus.ErrConnectionLost):
+		return o.Retryable, false
+	case errors.Is(o.Err, tacplus.ErrServerError):
+		return true, false
+	}
+	return false, false // protocol errors: the server misbehaved mid-session; the caller decides
+}
+
+func (a *Actor) markDead(s *server, err error) {
+	until := a.now().Add(a.cfg.DeadTime)
+	if until.After(s.deadUntil) {
+		if s.deadUntil.IsZero() || a.now().After(s.deadUntil) {
+			a.log.Warn().Str("server", s.cfg.Addr).Err(err).Dur("dead_time", a.cfg.DeadTime).Msg("server marked dead")
+		}
+		s.deadUntil = until
+	}
+	s.m.Dead.Set(1)
+}
+
+func (a *Actor) updateDead(s *server) {
+	if !s.deadUntil.IsZero() && !a.now().Before(s.deadUntil) && s.connected {
+		s.deadUntil = time.Time{}
+		s.m.Dead.Set(0)
+		a.log.Info().Str("server", s.cfg.Addr).Msg("server alive again")
+	}
+}
+
+func (a *Actor) returned(ctx actor.Context, m *messages.Returned) {
+	s := a.servers[m.Server]
+	for _, st := range m.Starts {
+		p, ok := a.pending[st.Req.ID]
+		if !ok {
+			continue
+		}
+		if errors.Is(m.Err, tacplus.ErrBadSecret) {
+			a.markDead(s, m.Err)
+			p.lastErr = &tacplus.Error{Class: tacplus.ErrBadSecret, Server: m.Server, Msg: "connection draining after a key mismatch", Err: m.Err}
+			a.dispatch(ctx, p)
+			continue
+		}
+		// Single-connect refused or a per-session connection already used: same server, own connection.
+		s.perSession = true
+		delete(p.tried, s.cfg.Addr)
+		p.attempt--
+		a.send(ctx, p, s)
+	}
+}
+
+func (a *Actor) cancel(ctx actor.Context, m *messages.Cancel) {
+	p, ok := a.pending[m.ID]
+	if !ok {
+		return
+	}
+	if p.current != nil {
+		// The connection routes it to the session (which sends an ABORT where the RFC allows) or drops the
+		// queued request; either way an Outcome with ErrAborted comes back here.
+		for _, pid := range p.current.conns {
+			ctx.Send(pid, &messages.Abort{ReqID: m.ID, Reason: "cancelled by caller"})
+		}
+		return
+	}
+	a.finish(ctx, p, a.failOutcome(p.req, &tacplus.Error{Class: tacplus.ErrAborted, Msg: "cancelled by caller"}))
+}
+
+func (a *Actor) finish(ctx actor.Context, p *pending, o *messages.Outcome) {
+	delete(a.pending, p.req.ID)
+	ctx.Send(p.caller, o)
+	a.checkDrain(ctx)
+}
+
+func (a *Actor) failOutcome(r *messages.Request, err error) *messages.Outcome {
+	now := a.now()
+	return &messages.Outcome{ReqID: r.ID, Kind: r.Kind(), Err: err, Started: now, Finished: now}
+}
+
+func (a *Actor) checkDrain(ctx actor.Context) {
+	if a.draining == nil || a.draining.caller == nil {
+		return
+	}
+	if len(a.pending) == 0 || !a.now().Before(a.draining.deadline) {
+		ctx.Send(a.draining.caller, &messages.Drained{Abandoned: len(a.pending)})
+		a.draining.caller = nil
+	}
+}
+
+func (a *Actor) status() *messages.StatusReport {
+	r := &messages.StatusReport{Pending: len(a.pending)}
+	now := a.now()
+	for _, s := range a.order {
+		st := messages.ServerStatus{Addr: s.cfg.Addr, SingleConnect: !s.perSession, LastError: s.lastErr, DeadUntil: s.deadUntil}
+		for name, g := range a.groups {
+			for _, gs := range g {
+				if gs == s {
+					st.Group = name
+				}
+			}
+		}
+		switch {
+		case now.Before(s.deadUntil):
+			st.State = "dead"
+		case s.connected:
+			st.State = "up"
+		default:
+			st.State = "down"
+		}
+		r.Servers = append(r.Servers, st)
+	}
+	return r
+}
+
+// HandleFailure implements actor.SupervisorStrategy for the connection actors: a failed transient
+// connection is stopped; a failed primary marks its server dead and is restarted after a capped
+// exponential backoff, reset by the next successful connect. It runs on the supervisor's goroutine.
+func (a *Actor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason interface{}, _ interface{}) {
+	a.sup = sup
+	s := a.byPID[child.Id]
+	if s == nil || s.primary == nil || !s.primary.Equal(child) {
+		sup.StopChildren(child)
+		return
+	}
+	err, _ := reason.(error)
+	if err == nil {
+		err = fmt.Errorf("%v", reason)
+	}
+	s.connected = false
+	s.lastErr = err.Error()
+	a.markDead(s, err)
+	s.rs.Fail()
+	n := s.rs.NumberOfFailures(DefaultFailureWindow)
+	d := a.cfg.BackoffInitial << min(n-1, 20)
+	if d > a.cfg.BackoffMax || d <= 0 {
+		d = a.cfg.BackoffMax
+	}
+	s.restartGen++
+	a.log.Debug().Str("server", s.cfg.Addr).Dur("backoff", d).Int("failures", n).Msg("connection restart scheduled")
+	a.timer.After(d, a.self, &restartConn{addr: s.cfg.Addr, gen: s.restartGen})
+}
