@@ -38,8 +38,8 @@ type conn struct {
 
 	// Owned by the reader goroutine.
 	sessions  map[uint32]*session
-	seen      bool              // the first packet was read
-	multi     bool              // the connection carries more than one session
+	seen      bool               // the first packet was read
+	multi     bool               // the connection carries more than one session
 	firstFlag tacplus.HeaderFlag // flags for the reply to the first packet (section 4.3)
 
 	pending atomic.Int32 // delayed replies not yet written; the connection is not idle while > 0

@@ -60,9 +60,9 @@ func (f *Faults) armed() bool {
 
 // FaultCounts says how many replies got each fault since the server started.
 type FaultCounts struct {
-	DropReplies, CloseMidSession, Truncate, Garbage                int64
+	DropReplies, CloseMidSession, Truncate, Garbage                   int64
 	ErrorReplies, WrongKey, WrongSeq, WrongSession, ToggleUnencrypted int64
-	Delayed, Restarts                                              int64
+	Delayed, Restarts                                                 int64
 }
 
 // fault is a set of faults chosen for one reply.
