@@ -9,5 +9,6 @@
 //	API --UserInput/Abort--> session (after a Prompt, the API talks to the session directly)
 //	connection --ConnectionLost--> every session, before the connection stops or restarts
 //
-// It may import tacplus and protoactor's actor package (for *actor.PID), nothing else of the project.
+// It may import tacplus, fsm (for the typed results) and protoactor's actor package (for *actor.PID),
+// nothing else of the project.
 package messages

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/tacagent/tacagent/fsm"
 	"github.com/tacagent/tacagent/tacplus"
 )
 
@@ -158,35 +160,10 @@ type Outcome struct {
 	Started    time.Time
 	Finished   time.Time
 
-	Authen *AuthenResult
-	Author *AuthorResult
-	Acct   *AcctResult
-}
-
-// AuthenResult is what the server answered to an authentication.
-type AuthenResult struct {
-	Status    tacplus.AuthenStatus
-	ServerMsg string
-	Data      string
-	Type      tacplus.AuthenType // the type finally used (RESTART may change it)
-	// RestartTypes is set when the server asked for a RESTART (section 5.4.2.8): the types it accepts.
-	RestartTypes []tacplus.AuthenType
-}
-
-// AuthorResult is what the server answered to an authorization request.
-type AuthorResult struct {
-	Status    tacplus.AuthorStatus
-	Args      []string // the pairs the server returned
-	Effective []string // the request's pairs with PASS_ADD / PASS_REPL applied
-	ServerMsg string
-	Data      string
-}
-
-// AcctResult is what the server answered to an accounting record.
-type AcctResult struct {
-	Status    tacplus.AcctStatus
-	ServerMsg string
-	Data      string
+	// The result of the session's kind, as its state machine recorded it (also set on failure).
+	Authen *fsm.AuthenResult
+	Author *fsm.AuthorResult
+	Acct   *fsm.AcctResult
 }
 
 // Outbound carries a packet from a session to its connection, which adds the single-connect flag when

@@ -1,0 +1,252 @@
+package session
+
+import (
+	"crypto/rand"
+	"errors"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/tacagent/tacagent/fsm"
+	"github.com/tacagent/tacagent/internal/actorkit"
+	"github.com/tacagent/tacagent/messages"
+	"github.com/tacagent/tacagent/metrics"
+	"github.com/tacagent/tacagent/tacplus"
+)
+
+// Config configures one session actor.
+type Config struct {
+	Start       *messages.StartSession
+	SessionID   uint32
+	Epoch       uint64 // the connection epoch the session runs on
+	Server      string
+	UserTimeout time.Duration // how long to wait for an answer to a prompt
+	Metrics     *metrics.Server
+	Log         zerolog.Logger
+}
+
+// Actor is the session actor.
+type Actor struct {
+	cfg       Config
+	m         fsm.Machine
+	kind      messages.Kind
+	requester *actor.PID
+	prompted  bool
+	done      bool
+	lost      bool
+	started   time.Time
+	timer     actorkit.Timer
+	timerGen  uint64
+	cancel    func()
+	self      *actor.PID
+	parent    *actor.PID
+}
+
+// Props returns the props of a session actor.
+func Props(cfg Config) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg} })
+}
+
+// Receive implements actor.Actor.
+func (a *Actor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		a.begin(ctx)
+	case *messages.Inbound:
+		if msg.Err != nil {
+			a.step(ctx, fsm.BadPacket(msg.Header, msg.Err))
+		} else {
+			a.step(ctx, fsm.Packet(msg.Header, msg.Body))
+		}
+	case *messages.UserInput:
+		if ctx.Sender() != nil {
+			a.requester = ctx.Sender()
+		}
+		a.step(ctx, fsm.Input(msg.Text))
+	case *messages.Abort:
+		if ctx.Sender() != nil && a.prompted {
+			a.requester = ctx.Sender()
+		}
+		a.step(ctx, fsm.Abort(msg.Reason))
+	case *messages.SessionTimeout:
+		if msg.Gen == a.timerGen {
+			a.step(ctx, fsm.Timeout())
+		}
+	case *messages.ConnectionLost:
+		if msg.Epoch == a.cfg.Epoch {
+			a.lost = true
+			a.step(ctx, fsm.ConnectionLost(msg.Err))
+		}
+	case *actor.Stopping:
+		if !a.done {
+			// Stopped before completing (the connection or the agent is going away): the caller still gets
+			// a typed answer.
+			a.lost = true
+			a.complete(ctx, nil, &tacplus.Error{Class: tacplus.ErrConnectionLost, Server: a.cfg.Server,
+				SessionID: a.cfg.SessionID, State: a.stateName(), Msg: "session stopped before it completed"})
+		}
+	}
+}
+
+func (a *Actor) begin(ctx actor.Context) {
+	a.started = time.Now()
+	a.self, a.parent = ctx.Self(), ctx.Parent()
+	a.requester = a.cfg.Start.ReplyTo
+	a.timer = actorkit.NewTimer(ctx.ActorSystem().Root)
+	a.kind = a.cfg.Start.Req.Kind()
+	a.cfg.Metrics.SessionStarted(a.kind.String())
+	m, err := newMachine(a.cfg.Start.Req, a.cfg.SessionID)
+	if err != nil {
+		a.complete(ctx, nil, withServer(err, a.cfg.Server))
+		return
+	}
+	a.m = m
+	a.step(ctx, fsm.Start())
+}
+
+// step feeds one event to the machine and carries out its effects.
+func (a *Actor) step(ctx actor.Context, ev fsm.Event) {
+	if a.done || a.m == nil {
+		return
+	}
+	effects, err := a.m.Step(ev)
+	if err != nil {
+		// The machine refused the event in this state (a late packet, input when none is due): nothing
+		// changes. Late packets are counted as bad packets by reason "session".
+		if ev.Kind == fsm.EventPacket {
+			a.cfg.Metrics.BadPacket(tacplus.ReasonSession.String())
+		}
+		a.cfg.Log.Debug().Err(err).Str("event", ev.Kind.String()).Uint32("session", a.cfg.SessionID).Msg("event refused")
+		return
+	}
+	for i := range effects {
+		e := &effects[i]
+		switch e.Kind {
+		case fsm.EffectSend:
+			ctx.Send(a.parent, &messages.Outbound{Epoch: a.cfg.Epoch, Header: e.Header, Body: e.Body})
+		case fsm.EffectPrompt:
+			a.prompted = true
+			ctx.Send(a.requester, &messages.Prompt{ReqID: a.cfg.Start.Req.ID, Session: a.self, Status: e.Prompt.Status,
+				Message: e.Prompt.Message, NoEcho: e.Prompt.NoEcho, Server: a.cfg.Server})
+		case fsm.EffectComplete:
+			a.complete(ctx, e, withServer(e.Err, a.cfg.Server))
+			return
+		}
+	}
+	a.arm()
+}
+
+// arm sets the timer for whoever's turn it is: the server's reply or the user's answer.
+func (a *Actor) arm() {
+	if a.cancel != nil {
+		a.cancel()
+		a.cancel = nil
+	}
+	var d time.Duration
+	switch a.m.Wait() {
+	case fsm.WaitServer:
+		d = a.cfg.Start.Timeout
+	case fsm.WaitUser:
+		d = a.cfg.UserTimeout
+	default:
+		return
+	}
+	if dl := a.cfg.Start.Req.Deadline; !dl.IsZero() {
+		d = min(d, time.Until(dl))
+	}
+	a.timerGen++
+	a.cancel = a.timer.After(max(d, 0), a.self, &messages.SessionTimeout{Gen: a.timerGen})
+}
+
+func (a *Actor) complete(ctx actor.Context, e *fsm.Effect, err error) {
+	a.done = true
+	if a.cancel != nil {
+		a.cancel()
+		a.cancel = nil
+	}
+	o := &messages.Outcome{
+		ReqID: a.cfg.Start.Req.ID, Kind: a.kind, Server: a.cfg.Server, SessionID: a.cfg.SessionID, Err: err,
+		Started: a.started, Finished: time.Now(),
+	}
+	if a.m != nil {
+		// Safe to send elsewhere only when the server never answered (DESIGN.md section 2).
+		o.Retryable = !a.m.Replied()
+		o.SecretSent = a.m.SecretSent()
+	}
+	if e != nil {
+		o.Authen, o.Author, o.Acct = e.Authen, e.Author, e.Acct
+	}
+	ctx.Send(a.requester, o)
+	outcome := "ok"
+	if err != nil {
+		outcome = tacplus.ClassName(err)
+	}
+	a.cfg.Metrics.SessionFinished(a.kind.String(), outcome, o.Finished.Sub(a.started).Seconds())
+	ctx.Send(a.parent, &messages.SessionEnded{SessionID: a.cfg.SessionID, Lost: a.lost})
+	ctx.Stop(a.self)
+}
+
+func (a *Actor) stateName() string {
+	if a.m == nil {
+		return "new"
+	}
+	return a.m.StateName()
+}
+
+// withServer fills in the server of a taxonomy error.
+func withServer(err error, server string) error {
+	var te *tacplus.Error
+	if errors.As(err, &te) && te.Server == "" {
+		te.Server = server
+	}
+	return err
+}
+
+// newMachine builds the state machine for a request. CHAP and MS-CHAP challenges come from crypto/rand
+// here, since the machines draw no randomness.
+func newMachine(req *messages.Request, sid uint32) (fsm.Machine, error) {
+	switch {
+	case req.Authen != nil:
+		r := req.Authen
+		cfg := fsm.AuthenConfig{SessionID: sid, Action: r.Action, Type: r.Type, Service: r.Service, PrivLvl: r.PrivLvl,
+			User: r.User, Port: r.Port, RemAddr: r.RemAddr, Password: r.Password}
+		if err := challenges(&cfg); err != nil {
+			return nil, err
+		}
+		return fsm.NewAuthen(cfg)
+	case req.Author != nil:
+		r := req.Author
+		return fsm.NewAuthor(fsm.AuthorConfig{SessionID: sid, Method: r.Method, PrivLvl: r.PrivLvl, Type: r.Type,
+			Service: r.Service, User: r.User, Port: r.Port, RemAddr: r.RemAddr, Args: r.Args})
+	case req.Acct != nil:
+		r := req.Acct
+		return fsm.NewAcct(fsm.AcctConfig{SessionID: sid, Flags: r.Flags, Method: r.Method, PrivLvl: r.PrivLvl,
+			Type: r.Type, Service: r.Service, User: r.User, Port: r.Port, RemAddr: r.RemAddr, Args: r.Args})
+	}
+	return nil, &tacplus.Error{Class: tacplus.ErrConfig, Msg: "empty request"}
+}
+
+// challenges fills the random inputs of CHAP (RFC 1994), MS-CHAP (RFC 2433) and MS-CHAP-V2 (RFC 2759).
+func challenges(cfg *fsm.AuthenConfig) error {
+	var n, peer int
+	switch cfg.Type {
+	case tacplus.AuthenTypeCHAP:
+		n = 16
+	case tacplus.AuthenTypeMSCHAP:
+		n = 8
+	case tacplus.AuthenTypeMSCHAPv2:
+		n, peer = 16, 16
+	default:
+		return nil
+	}
+	buf := make([]byte, 1+n+peer)
+	if _, err := rand.Read(buf); err != nil {
+		return &tacplus.Error{Class: tacplus.ErrConfig, Msg: "no randomness for the challenge", Err: err}
+	}
+	cfg.ChallengeID, cfg.Challenge = buf[0], buf[1:1+n]
+	if peer > 0 {
+		cfg.PeerChallenge = buf[1+n:]
+	}
+	return nil
+}

@@ -1,0 +1,388 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/tacagent/tacagent/actors/connection"
+	"github.com/tacagent/tacagent/actors/session"
+	"github.com/tacagent/tacagent/actors/supervisor"
+	"github.com/tacagent/tacagent/fsm"
+	"github.com/tacagent/tacagent/internal/actorkit"
+	"github.com/tacagent/tacagent/messages"
+	"github.com/tacagent/tacagent/metrics"
+	"github.com/tacagent/tacagent/tacplus"
+)
+
+// Defaults.
+const (
+	// DefaultUserTimeout bounds how long a session waits for the user to answer a prompt.
+	DefaultUserTimeout = 2 * time.Minute
+	// DefaultDrainTimeout bounds Close when the context has no deadline.
+	DefaultDrainTimeout = 10 * time.Second
+)
+
+// Server configures one TACACS+ server.
+type Server struct {
+	Addr string // "host:port" or "[v6]:port"
+	// Key is the shared secret. It is copied; it is never logged.
+	Key []byte
+	// Unencrypted sends bodies in the clear (RFC 8907 section 10.5.2 forbids it in production); it needs
+	// AllowUnencrypted as well.
+	Unencrypted      bool
+	AllowUnencrypted bool
+	Timeout          time.Duration // per server reply; default supervisor.DefaultTimeout (5 s)
+	DialTimeout      time.Duration // default connection.DefaultDialTimeout (2 s)
+	IdleTimeout      time.Duration // default connection.DefaultIdleTimeout (10 s); <0 keeps idle connections
+	// NoSingleConnect stops the agent from asking for single-connect mode (RFC 8907 section 4.3); by default
+	// it asks, and falls back to one connection per session when the server does not agree.
+	NoSingleConnect bool
+	MaxInFlight     int    // sessions at once on one connection; default connection.DefaultMaxInFlight
+	SourceAddr      string // local IP to connect from
+	MaxBodyLen      uint32 // largest body accepted; default 64 KiB
+	// Dial replaces the TCP dialer (TLS, tests).
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// Config configures an Agent.
+type Config struct {
+	Servers        []Server
+	Groups         []supervisor.Group // the first is the default; empty means one group of all servers
+	DeadTime       time.Duration      // default supervisor.DefaultDeadTime (30 s)
+	BackoffInitial time.Duration
+	BackoffMax     time.Duration
+	UserTimeout    time.Duration // default DefaultUserTimeout
+}
+
+type options struct {
+	log     zerolog.Logger
+	reg     prometheus.Registerer
+	metrics *metrics.Metrics
+}
+
+// Option configures New.
+type Option func(*options)
+
+// WithLogger sets the logger (default: none).
+func WithLogger(l zerolog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithRegisterer registers the agent's metrics on reg (default: a private registry).
+func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+
+// WithMetrics uses m instead of creating collectors (several agents sharing one set).
+func WithMetrics(m *metrics.Metrics) Option { return func(o *options) { o.metrics = m } }
+
+// Agent is a running TACACS+ client. It is safe for concurrent use.
+type Agent struct {
+	sys         *actor.ActorSystem
+	sup         *actor.PID
+	m           *metrics.Metrics
+	log         zerolog.Logger
+	ids         atomic.Uint64
+	maxWait     time.Duration
+	userTimeout time.Duration
+	unsubscribe func()
+	closeOnce   sync.Once
+	closed      atomic.Bool
+}
+
+// New validates cfg and starts an agent. Connections are opened in the background.
+func New(cfg Config, opts ...Option) (*Agent, error) {
+	o := options{log: zerolog.Nop()}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.metrics == nil {
+		reg := o.reg
+		if reg == nil {
+			reg = prometheus.NewRegistry()
+		}
+		m, err := metrics.New(reg)
+		if err != nil {
+			return nil, &tacplus.Error{Class: tacplus.ErrConfig, Msg: "registering metrics", Err: err}
+		}
+		o.metrics = m
+	}
+	if cfg.UserTimeout <= 0 {
+		cfg.UserTimeout = DefaultUserTimeout
+	}
+	scfg := supervisor.Config{
+		Groups: cfg.Groups, DeadTime: cfg.DeadTime, BackoffInitial: cfg.BackoffInitial, BackoffMax: cfg.BackoffMax,
+		Metrics: o.metrics, Log: o.log,
+	}
+	var maxWait time.Duration
+	for i, s := range cfg.Servers {
+		codec, err := tacplus.NewCodec(tacplus.Options{Key: s.Key, Unencrypted: s.Unencrypted,
+			AllowUnencrypted: s.AllowUnencrypted, MaxBodyLen: s.MaxBodyLen})
+		if err != nil {
+			return nil, fmt.Errorf("servers[%d] %s: %w", i, s.Addr, err)
+		}
+		ss := supervisor.Server{Addr: s.Addr, Codec: codec, Timeout: s.Timeout, DialTimeout: s.DialTimeout,
+			IdleTimeout: s.IdleTimeout, MaxInFlight: s.MaxInFlight, SingleConnect: !s.NoSingleConnect, SourceAddr: s.SourceAddr,
+			Dial: s.Dial}
+		scfg.Servers = append(scfg.Servers, ss)
+	}
+	userTimeout := cfg.UserTimeout
+	perServer := map[string]*metrics.Server{}
+	for _, s := range scfg.Servers {
+		perServer[s.Addr] = o.metrics.Server(s.Addr)
+	}
+	scfg.NewSession = func(start *messages.StartSession, info connection.SessionInfo) *actor.Props {
+		return session.Props(session.Config{Start: start, SessionID: info.SessionID, Epoch: info.Epoch, Server: info.Server,
+			UserTimeout: userTimeout, Metrics: perServer[info.Server], Log: o.log})
+	}
+	if err := scfg.Validate(); err != nil {
+		return nil, err
+	}
+	for _, s := range scfg.Servers {
+		t := s.Timeout
+		if s.DialTimeout > 0 {
+			t += s.DialTimeout
+		} else {
+			t += connection.DefaultDialTimeout
+		}
+		maxWait += t + time.Second
+	}
+	sys := actorkit.NewSystem(o.log)
+	a := &Agent{sys: sys, m: o.metrics, log: o.log, maxWait: maxWait, userTimeout: cfg.UserTimeout}
+	a.unsubscribe = actorkit.Subscribe(sys, actorkit.Hooks{
+		DeadLetter: func(*actor.DeadLetterEvent) { o.metrics.DeadLetters.Inc() },
+		Supervisor: func(ev *actor.SupervisorEvent) {
+			o.metrics.SupervisorEvents.WithLabelValues(ev.Directive.String()).Inc()
+		},
+	})
+	props := actor.PropsFromProducer(func() actor.Actor { return supervisor.New(scfg) },
+		actor.WithReceiverMiddleware(actorkit.PanicLogger(o.log, o.metrics.ActorPanics.Inc)))
+	pid, err := sys.Root.SpawnNamed(props, "supervisor")
+	if err != nil {
+		a.unsubscribe()
+		sys.Shutdown()
+		return nil, err
+	}
+	a.sup = pid
+	return a, nil
+}
+
+// Metrics returns the agent's collectors.
+func (a *Agent) Metrics() *metrics.Metrics { return a.m }
+
+// AuthenRequest asks for one authentication (RFC 8907 section 5).
+type AuthenRequest = messages.AuthenRequest
+
+// AuthorRequest asks for an authorization (section 6).
+type AuthorRequest = messages.AuthorRequest
+
+// AcctRequest is an accounting record (section 7).
+type AcctRequest = messages.AcctRequest
+
+// Prompt is a server's question during authentication.
+type Prompt struct {
+	Message string
+	NoEcho  bool                 // do not echo the answer
+	Status  tacplus.AuthenStatus // GETUSER, GETPASS or GETDATA
+	Server  string
+}
+
+// Conversation answers server prompts during authentication, like x/crypto/ssh's
+// KeyboardInteractiveChallenge. Returning an error aborts the session (ErrAborted).
+type Conversation func(ctx context.Context, p Prompt) (answer string, err error)
+
+// AuthenReply is a completed authentication.
+type AuthenReply struct {
+	Server    string
+	SessionID uint32
+	fsm.AuthenResult
+}
+
+// AuthorReply is a completed authorization.
+type AuthorReply struct {
+	Server    string
+	SessionID uint32
+	fsm.AuthorResult
+}
+
+// AcctReply is an acknowledged accounting record.
+type AcctReply struct {
+	Server    string
+	SessionID uint32
+	fsm.AcctResult
+}
+
+// RequestOption adjusts one request.
+type RequestOption func(*messages.Request)
+
+// InGroup sends the request to the named server group instead of the default one.
+func InGroup(name string) RequestOption { return func(r *messages.Request) { r.Group = name } }
+
+// Authenticate runs one authentication. PAP, CHAP and MS-CHAP use req.Password; ASCII login asks conv.
+// A nil conv makes any prompt fail the session with ErrAborted. The error is nil only on PASS.
+func (a *Agent) Authenticate(ctx context.Context, req AuthenRequest, conv Conversation, opts ...RequestOption) (*AuthenReply, error) {
+	if req.Action == 0 {
+		req.Action = tacplus.ActionLogin
+	}
+	if req.Type == 0 {
+		req.Type = tacplus.AuthenTypeASCII
+	}
+	if req.Service == 0 {
+		req.Service = tacplus.ServiceLogin
+	}
+	o, err := a.do(ctx, &messages.Request{Authen: &req}, conv, opts)
+	if o == nil {
+		return nil, err
+	}
+	r := &AuthenReply{Server: o.Server, SessionID: o.SessionID}
+	if o.Authen != nil {
+		r.AuthenResult = *o.Authen
+	}
+	return r, err
+}
+
+// Authorize asks whether a user may run a command or service. The error is nil only on PASS_ADD or
+// PASS_REPL; a FAIL is ErrDenied.
+func (a *Agent) Authorize(ctx context.Context, req AuthorRequest, opts ...RequestOption) (*AuthorReply, error) {
+	o, err := a.do(ctx, &messages.Request{Author: &req}, nil, opts)
+	if o == nil {
+		return nil, err
+	}
+	r := &AuthorReply{Server: o.Server, SessionID: o.SessionID}
+	if o.Author != nil {
+		r.AuthorResult = *o.Author
+	}
+	return r, err
+}
+
+// Account sends one accounting record; it is retried on the next server until one acknowledges it.
+func (a *Agent) Account(ctx context.Context, req AcctRequest, opts ...RequestOption) (*AcctReply, error) {
+	o, err := a.do(ctx, &messages.Request{Acct: &req}, nil, opts)
+	if o == nil {
+		return nil, err
+	}
+	r := &AcctReply{Server: o.Server, SessionID: o.SessionID}
+	if o.Acct != nil {
+		r.AcctResult = *o.Acct
+	}
+	return r, err
+}
+
+var errClosed = &tacplus.Error{Class: tacplus.ErrAborted, Msg: "agent is closed"}
+
+// do sends one request and runs its conversation. It blocks only the caller's goroutine.
+func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation, opts []RequestOption) (*messages.Outcome, error) {
+	if a.closed.Load() {
+		return nil, errClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, &tacplus.Error{Class: tacplus.ErrAborted, Msg: "context done before the request was sent", Err: err}
+	}
+	for _, f := range opts {
+		f(req)
+	}
+	req.ID = a.ids.Add(1)
+	wait := a.maxWait
+	if dl, ok := ctx.Deadline(); ok {
+		req.Deadline = dl
+		wait = time.Until(dl) + 100*time.Millisecond // the session's own timers answer first
+	}
+	root := a.sys.Root
+
+	// Cancellation: before the first prompt the supervisor knows the request; after it, the session does.
+	var sessionPID atomic.Pointer[actor.PID]
+	stop := context.AfterFunc(ctx, func() {
+		if pid := sessionPID.Load(); pid != nil {
+			root.Send(pid, &messages.Abort{ReqID: req.ID, Reason: "cancelled by caller"})
+			return
+		}
+		root.Send(a.sup, &messages.Cancel{ID: req.ID})
+	})
+	defer stop()
+
+	res, err := root.RequestFuture(a.sup, req, wait).Result()
+	for {
+		if err != nil {
+			return nil, futureError(err, req)
+		}
+		switch m := res.(type) {
+		case *messages.Outcome:
+			return m, m.Err
+		case *messages.Prompt:
+			sessionPID.Store(m.Session)
+			answer, cerr := a.converse(ctx, conv, m)
+			if cerr != nil {
+				res, err = root.RequestFuture(m.Session, &messages.Abort{ReqID: req.ID, Reason: "conversation ended"}, wait).Result()
+				continue
+			}
+			res, err = root.RequestFuture(m.Session, &messages.UserInput{Text: answer}, a.userTimeout+wait).Result()
+		default:
+			return nil, &tacplus.Error{Class: tacplus.ErrProtocol, Msg: fmt.Sprintf("unexpected reply %T", res)}
+		}
+	}
+}
+
+func (a *Agent) converse(ctx context.Context, conv Conversation, p *messages.Prompt) (string, error) {
+	if conv == nil {
+		return "", errors.New("the server asked for input and no conversation was given")
+	}
+	return conv(ctx, Prompt{Message: p.Message, NoEcho: p.NoEcho, Status: p.Status, Server: p.Server})
+}
+
+// futureError maps the actor library's future errors onto the taxonomy.
+func futureError(err error, req *messages.Request) error {
+	switch {
+	case errors.Is(err, actor.ErrTimeout):
+		return &tacplus.Error{Class: tacplus.ErrTimeout, Msg: "no answer from the agent in time", Err: err}
+	case errors.Is(err, actor.ErrDeadLetter):
+		return &tacplus.Error{Class: tacplus.ErrConnectionLost, Msg: "the session ended before it could answer", Err: err}
+	}
+	return &tacplus.Error{Class: tacplus.ErrProtocol, Msg: fmt.Sprintf("request %d", req.ID), Err: err}
+}
+
+// Status returns a snapshot of the servers and the requests in flight.
+func (a *Agent) Status(ctx context.Context) (*messages.StatusReport, error) {
+	wait := 2 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		wait = time.Until(dl)
+	}
+	res, err := a.sys.Root.RequestFuture(a.sup, &messages.Status{}, wait).Result()
+	if err != nil {
+		return nil, futureError(err, &messages.Request{})
+	}
+	return res.(*messages.StatusReport), nil
+}
+
+// Close drains the agent: new requests fail with ErrAborted, requests in flight may finish until ctx's
+// deadline (DefaultDrainTimeout without one), then every actor, connection and goroutine is stopped.
+// It returns the number of requests abandoned at the deadline.
+func (a *Agent) Close(ctx context.Context) (abandoned int, err error) {
+	a.closeOnce.Do(func() {
+		a.closed.Store(true)
+		deadline, ok := ctx.Deadline()
+		if !ok {
+			deadline = time.Now().Add(DefaultDrainTimeout)
+		}
+		res, ferr := a.sys.Root.RequestFuture(a.sup, &messages.Drain{Deadline: deadline}, time.Until(deadline)+time.Second).Result()
+		if ferr == nil {
+			if d, ok := res.(*messages.Drained); ok {
+				abandoned = d.Abandoned
+			}
+		} else {
+			err = futureError(ferr, &messages.Request{})
+		}
+		// Poison lets queued messages drain; stopping the supervisor stops the connections, which close
+		// their sockets and join their goroutines, and the sessions, which answer their callers.
+		if werr := a.sys.Root.PoisonFuture(a.sup).Wait(); werr != nil && err == nil {
+			err = werr
+		}
+		a.unsubscribe()
+		a.sys.Shutdown()
+	})
+	return abandoned, err
+}
