@@ -124,8 +124,8 @@ func NewAuthen(cfg AuthenConfig) (*Authen, error) {
 	return m, nil
 }
 
-// Reset makes m a new machine for cfg, in AuthenIdle, as NewAuthen does. Effects and results handed out
-// before stay valid, except the effect slice of the last Step.
+// Reset makes m a new machine for cfg, in AuthenIdle, as NewAuthen does. It reuses the result and the
+// effect buffer: copy a result before Reset to keep it.
 func (m *Authen) Reset(cfg AuthenConfig) error {
 	if cfg.Action == 0 {
 		cfg.Action = tacplus.ActionLogin
@@ -296,7 +296,7 @@ func (m *Authen) protocolError(class, cause error) {
 }
 
 func (m *Authen) onPacket(ev *Event) {
-	if m.state == AuthenAwaitUser {
+	if m.state == AuthenAwaitUser && ev.Err == nil {
 		// The client holds the turn (section 5.4): the server may not send now.
 		m.protocolError(tacplus.ErrProtocol, badPacket(tacplus.ReasonSeq, "seq_no",
 			"%d arrived while the client owes a CONTINUE", ev.Header.SeqNo))

@@ -42,8 +42,8 @@ type Prompt struct {
 }
 
 // Effect is one action for the caller. Only the fields of its Kind are set. The effects a Step returns
-// live in the machine and are valid until its next Step or Reset; the Body, Err and result pointers
-// themselves stay valid for as long as the caller keeps them.
+// live in the machine and are valid until its next Step or Reset; the Body and Err they carry stay valid
+// for as long as the caller keeps them, the result pointer until the machine's Reset.
 type Effect struct {
 	Kind EffectKind
 	// EffectSend.
@@ -53,8 +53,8 @@ type Effect struct {
 	Prompt Prompt
 	// EffectComplete: nil on PASS, PASS_ADD/PASS_REPL or SUCCESS, else a *tacplus.Error.
 	Err error
-	// EffectComplete: the result of the machine's kind; it points into the machine and is not changed
-	// again until Reset.
+	// EffectComplete: the result of the machine's kind. It points into the machine and is final; Reset
+	// reuses it, so a caller that reuses machines copies the result first.
 	Authen *AuthenResult
 	Author *AuthorResult
 	Acct   *AcctResult
