@@ -119,8 +119,10 @@ func (m *Acct) Reset(cfg AcctConfig) error {
 			return configError(sid, nil, "%s=%q is not a decimal number (RFC 8907 section 8.1)", k, v)
 		}
 	}
-	if err := checkService(sid, cfg.Args); err != nil {
-		return err
+	// A service pair is required (section 8.2), but not cmd: that rule is authorization's. The START and
+	// STOP records of a shell session carry service=shell and no cmd.
+	if n, _ := argCount(cfg.Args, "service"); n != 1 {
+		return configError(sid, nil, "%d service arguments, want exactly one (RFC 8907 section 8.2)", n)
 	}
 	req := &tacplus.AcctRequest{
 		Flags: cfg.Flags, Method: cfg.Method, PrivLvl: cfg.PrivLvl, Type: cfg.Type, Service: cfg.Service,
