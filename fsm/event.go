@@ -63,10 +63,14 @@ type Event struct {
 func Start() Event { return Event{Kind: EventStart} }
 
 // Packet returns an EventPacket for a decoded packet.
-func Packet(h tacplus.Header, b tacplus.Body) Event { return Event{Kind: EventPacket, Header: h, Body: b} }
+func Packet(h tacplus.Header, b tacplus.Body) Event {
+	return Event{Kind: EventPacket, Header: h, Body: b}
+}
 
 // BadPacket returns an EventPacket for a packet of this session whose body failed to decode with err.
-func BadPacket(h tacplus.Header, err error) Event { return Event{Kind: EventPacket, Header: h, Err: err} }
+func BadPacket(h tacplus.Header, err error) Event {
+	return Event{Kind: EventPacket, Header: h, Err: err}
+}
 
 // Input returns an EventInput carrying the user's answer.
 func Input(text string) Event { return Event{Kind: EventInput, Input: text} }

@@ -51,10 +51,10 @@ type row[S fmt.Stringer] struct {
 
 // harness drives one machine variant into any of its states and builds each kind of event.
 type harness[S comparable] struct {
-	states []S                                  // every state the variant can reach
-	events []string                             // every kind of event
-	reach  func(t *testing.T, s S) *driven      // a fresh machine in state s
-	state  func(m fsm.Machine) S                // the machine's state
+	states []S                                     // every state the variant can reach
+	events []string                                // every kind of event
+	reach  func(t *testing.T, s S) *driven         // a fresh machine in state s
+	state  func(m fsm.Machine) S                   // the machine's state
 	packet func(d *driven, event string) fsm.Event // a packet event of a kind, nil-Kind when not a packet
 }
 
