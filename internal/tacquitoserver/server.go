@@ -13,8 +13,8 @@ import (
 
 	tq "github.com/facebookincubator/tacquito"
 	"github.com/facebookincubator/tacquito/cmds/server/config"
-	tqbcrypt "github.com/facebookincubator/tacquito/cmds/server/config/authenticators/bcrypt"
 	"github.com/facebookincubator/tacquito/cmds/server/config/accounters/local"
+	tqbcrypt "github.com/facebookincubator/tacquito/cmds/server/config/authenticators/bcrypt"
 	"github.com/facebookincubator/tacquito/cmds/server/config/authorizers/stringy"
 	"github.com/facebookincubator/tacquito/cmds/server/handlers"
 	tqlog "github.com/facebookincubator/tacquito/cmds/server/log"
@@ -171,7 +171,9 @@ type staticSecret struct {
 	h   tq.Handler
 }
 
-func (p staticSecret) Get(context.Context, net.Addr) ([]byte, tq.Handler, error) { return p.key, p.h, nil }
+func (p staticSecret) Get(context.Context, net.Addr) ([]byte, tq.Handler, error) {
+	return p.key, p.h, nil
+}
 
 // trackListener remembers accepted connections so that Close can end them.
 type trackListener struct {
