@@ -60,7 +60,7 @@ type AcctResult struct {
 }
 
 func (r AcctResult) String() string {
-	return fmt.Sprintf("acct{status=%s server_msg=%q data=%q}", r.Status, r.ServerMsg, r.Data)
+	return fmt.Sprintf("acct{status=%s server_msg=%q data=%q}", statusName(r.Status, r.Status == 0), r.ServerMsg, r.Data)
 }
 
 // Acct is the client's accounting session machine: one REQUEST, one REPLY (section 7). It is not safe for
@@ -222,10 +222,10 @@ func (m *Acct) Step(ev Event) ([]Effect, error) {
 	case EventTimeout:
 		m.finish(0, tacplus.ErrTimeout, ev.Err, timeoutMsg(m.state == AcctIdle))
 	case EventConnectionLost:
-		m.finish(0, tacplus.ErrConnectionLost, ev.Err, "connection lost")
+		m.finish(0, tacplus.ErrConnectionLost, ev.Err, "")
 	case EventAbort:
 		// Accounting has no abort packet.
-		m.finish(0, tacplus.ErrAborted, nil, "aborted")
+		m.finish(0, tacplus.ErrAborted, nil, "")
 	default: // EventInput among others
 		return nil, m.refuse(ErrUnexpectedEvent, m.state.String(), ev)
 	}

@@ -99,7 +99,7 @@ type AuthenResult struct {
 // String shows the data's length only.
 func (r AuthenResult) String() string {
 	return fmt.Sprintf("authen{status=%s type=%s user=%q server_msg=%q data=<%d bytes>}",
-		r.Status, r.Type, r.User, r.ServerMsg, len(r.Data))
+		statusName(r.Status, r.Status == 0), r.Type, r.User, r.ServerMsg, len(r.Data))
 }
 
 // Authen is the client's authentication session machine (RFC 8907 section 5): ASCII login with
@@ -255,9 +255,9 @@ func (m *Authen) Step(ev Event) ([]Effect, error) {
 		}
 		m.finish(0, tacplus.ErrTimeout, ev.Err, what)
 	case EventConnectionLost:
-		m.finish(0, tacplus.ErrConnectionLost, ev.Err, "connection lost")
+		m.finish(0, tacplus.ErrConnectionLost, ev.Err, "")
 	case EventAbort:
-		msg := "aborted"
+		msg := ""
 		switch m.state {
 		case AuthenAwaitUser:
 			// Section 5.4.3: the client ends the session with a CONTINUE carrying the ABORT flag.
@@ -316,7 +316,10 @@ func (m *Authen) onPacket(ev *Event) {
 		return
 	}
 	m.replied = true
-	m.result.ServerMsg, m.result.Data = r.ServerMsg, r.Data
+	if r.Status != tacplus.AuthenStatusGetUser && r.Status != tacplus.AuthenStatusGetPass && r.Status != tacplus.AuthenStatusGetData {
+		// A final reply: a prompt's server_msg belongs to the prompt, not to the result.
+		m.result.ServerMsg, m.result.Data = r.ServerMsg, r.Data
+	}
 	switch r.Status {
 	case tacplus.AuthenStatusPass:
 		m.finish(r.Status, nil, nil, "")

@@ -64,7 +64,7 @@ type AuthorResult struct {
 
 func (r AuthorResult) String() string {
 	return fmt.Sprintf("author{status=%s returned=%s effective=%s server_msg=%q data=%q}",
-		r.Status, r.Returned, r.Effective, r.ServerMsg, r.Data)
+		statusName(r.Status, r.Status == 0), r.Returned, r.Effective, r.ServerMsg, r.Data)
 }
 
 // Author is the client's authorization session machine: one REQUEST, one RESPONSE (section 6). It is not
@@ -169,10 +169,10 @@ func (m *Author) Step(ev Event) ([]Effect, error) {
 	case EventTimeout:
 		m.finish(0, tacplus.ErrTimeout, ev.Err, timeoutMsg(m.state == AuthorIdle))
 	case EventConnectionLost:
-		m.finish(0, tacplus.ErrConnectionLost, ev.Err, "connection lost")
+		m.finish(0, tacplus.ErrConnectionLost, ev.Err, "")
 	case EventAbort:
 		// Authorization has no abort packet: the session just ends here.
-		m.finish(0, tacplus.ErrAborted, nil, "aborted")
+		m.finish(0, tacplus.ErrAborted, nil, "")
 	default: // EventInput among others: authorization never prompts
 		return nil, m.refuse(ErrUnexpectedEvent, m.state.String(), ev)
 	}

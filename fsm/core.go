@@ -117,7 +117,7 @@ func (c *core) checkPacket(ev *Event) (class error, cause error) {
 	case h.SessionID != c.sessionID:
 		return tacplus.ErrProtocol, badPacket(tacplus.ReasonSession, "session_id", "0x%08x, want 0x%08x", h.SessionID, c.sessionID)
 	case h.Type != c.ptype:
-		return tacplus.ErrProtocol, badPacket(tacplus.ReasonType, "type", "%s in a %s session", h.Type, c.ptype)
+		return tacplus.ErrProtocol, badPacket(tacplus.ReasonType, "type", "%s packet, the session is %s", h.Type, c.ptype)
 	case h.SeqNo != c.seq+1:
 		return tacplus.ErrProtocol, badPacket(tacplus.ReasonSeq, "seq_no", "%d, want %d (RFC 8907 section 4.1)", h.SeqNo, c.seq+1)
 	case ev.Body == nil:
@@ -133,7 +133,7 @@ func (c *core) checkVersion(h tacplus.Header, errorStatus bool) error {
 	if h.Version == c.version || errorStatus {
 		return nil
 	}
-	return badPacket(tacplus.ReasonVersion, "version", "0x%02x, the session uses 0x%02x (RFC 8907 section 5.4.1)", h.Version, c.version)
+	return badPacket(tacplus.ReasonVersion, "minor_version", "0x%02x, the session uses 0x%02x (RFC 8907 section 5.4.1)", h.Version, c.version)
 }
 
 // badPacket is the cause of a protocol error, a codec error value so that tacplus.ReasonOf gives the
@@ -153,6 +153,14 @@ func serverSaid(serverMsg, fallback string) string {
 		return fallback + ": " + serverMsg
 	}
 	return fallback
+}
+
+// statusName prints a reply status, or "none" when the session ended without a final reply.
+func statusName(s fmt.Stringer, zero bool) string {
+	if zero {
+		return "none"
+	}
+	return s.String()
 }
 
 // printable reports whether s is printable US-ASCII (section 3.7), for text the client sends.
