@@ -1,0 +1,304 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/tacagent/tacagent/agent"
+	"github.com/tacagent/tacagent/metrics"
+	"github.com/tacagent/tacagent/policy"
+	"github.com/tacagent/tacagent/tacplus"
+)
+
+// DefaultDrainTimeout bounds a drain (SIGTERM, or the old agent after a reload).
+const DefaultDrainTimeout = 10 * time.Second
+
+// Settings is everything the daemon runs with; the config package produces it from the YAML file.
+type Settings struct {
+	Agent agent.Config
+	// Stack is the authentication stack; empty means the network-gear rule over every group.
+	Stack policy.Config
+	// Groups are the server group names in config order (the default stack's order).
+	Groups []string
+	// AuthorGroup and AcctGroup are the server groups for authorization and accounting ("" = default).
+	AuthorGroup string
+	AcctGroup   string
+	// ServersChanged tells Reload whether the agent must be replaced (computed by the config package's
+	// Diff); the first Settings ignores it.
+	ServersChanged bool
+	// MetricsAddr is the HTTP listener for /metrics, /healthz and /readyz; "" disables it.
+	MetricsAddr  string
+	DrainTimeout time.Duration
+}
+
+// runtime is one immutable generation of the daemon's moving parts.
+type runtime struct {
+	settings Settings
+	agent    *agent.Agent
+	stack    *policy.Stack
+}
+
+// Daemon is a running agent with its endpoints.
+type Daemon struct {
+	log     zerolog.Logger
+	reg     *prometheus.Registry
+	m       *metrics.Metrics
+	cur     atomic.Pointer[runtime]
+	mu      sync.Mutex // serializes Reload and Shutdown
+	http    *http.Server
+	httpLn  net.Listener
+	bg      sync.WaitGroup // the HTTP server and background drains of replaced agents
+	closing atomic.Bool
+}
+
+// New builds the first runtime and starts the HTTP endpoints. The local API is attached with ServeAPI.
+func New(s Settings, log zerolog.Logger) (*Daemon, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := metrics.New(reg)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{log: log, reg: reg, m: m}
+	rt, err := d.build(s, nil)
+	if err != nil {
+		return nil, err
+	}
+	d.cur.Store(rt)
+	if s.MetricsAddr != "" {
+		if err := d.serveHTTP(s.MetricsAddr); err != nil {
+			d.closeRuntime(rt)
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// Metrics returns the daemon's collectors (the local API counts its requests there).
+func (d *Daemon) Metrics() *metrics.Metrics { return d.m }
+
+// Registry returns the registry /metrics serves.
+func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
+
+// HTTPAddr returns the bound address of the HTTP endpoints, or "".
+func (d *Daemon) HTTPAddr() string {
+	if d.httpLn == nil {
+		return ""
+	}
+	return d.httpLn.Addr().String()
+}
+
+// build makes a runtime for s, reusing prev's agent when no server changed.
+func (d *Daemon) build(s Settings, prev *runtime) (*runtime, error) {
+	rt := &runtime{settings: s}
+	if prev != nil && !s.ServersChanged {
+		rt.agent = prev.agent
+	} else {
+		a, err := agent.New(s.Agent, agent.WithLogger(d.log), agent.WithMetrics(d.m))
+		if err != nil {
+			return nil, err
+		}
+		rt.agent = a
+	}
+	reg := policy.Registry{Tacacs: tacacsAuth{rt: rt}, Groups: s.Groups, Now: time.Now}
+	stack, err := s.Stack.Build(reg)
+	if err != nil {
+		if rt.agent != prevAgent(prev) {
+			d.closeAgent(rt.agent)
+		}
+		return nil, err
+	}
+	rt.stack = stack
+	return rt, nil
+}
+
+func prevAgent(rt *runtime) *agent.Agent {
+	if rt == nil {
+		return nil
+	}
+	return rt.agent
+}
+
+// Reload validates and applies new settings. On error the old runtime keeps running, and the error is
+// logged and counted. Requests in flight finish on the runtime they started on.
+func (d *Daemon) Reload(s Settings) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closing.Load() {
+		return &tacplus.Error{Class: tacplus.ErrAborted, Msg: "daemon is shutting down"}
+	}
+	old := d.cur.Load()
+	rt, err := d.build(s, old)
+	if err != nil {
+		d.m.ConfigReloads.WithLabelValues("error").Inc()
+		d.log.Error().Err(err).Msg("reload refused: keeping the running configuration")
+		return err
+	}
+	d.cur.Store(rt)
+	d.m.ConfigReloads.WithLabelValues("ok").Inc()
+	if rt.agent != old.agent {
+		d.log.Info().Msg("reloaded: servers changed, old connections drain in the background")
+		d.bg.Add(1)
+		go func() {
+			defer d.bg.Done()
+			d.closeAgent(old.agent)
+		}()
+	} else {
+		d.log.Info().Msg("reloaded: servers unchanged, connections kept")
+	}
+	return nil
+}
+
+func (d *Daemon) drainTimeout() time.Duration {
+	if t := d.cur.Load().settings.DrainTimeout; t > 0 {
+		return t
+	}
+	return DefaultDrainTimeout
+}
+
+func (d *Daemon) closeAgent(a *agent.Agent) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.drainTimeout())
+	defer cancel()
+	n, err := a.Close(ctx)
+	if err != nil || n > 0 {
+		d.log.Warn().Err(err).Int("abandoned", n).Msg("agent drained with sessions still running")
+	}
+}
+
+func (d *Daemon) closeRuntime(rt *runtime) { d.closeAgent(rt.agent) }
+
+// Shutdown drains the current agent until ctx's deadline, stops the HTTP endpoints and waits for the
+// background drains of earlier reloads.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	var errs []error
+	if rt := d.cur.Load(); rt != nil {
+		n, err := rt.agent.Close(ctx)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if n > 0 {
+			d.log.Warn().Int("abandoned", n).Msg("shutdown deadline passed with sessions in flight")
+		}
+	}
+	if d.http != nil {
+		if err := d.http.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	d.bg.Wait()
+	return errors.Join(errs...)
+}
+
+// serveHTTP starts /metrics, /healthz and /readyz on addr.
+func (d *Daemon) serveHTTP(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return &tacplus.Error{Class: tacplus.ErrConfig, Msg: "metrics listener " + addr, Err: err}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if d.closing.Load() {
+			http.Error(w, "shutting down\n", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", d.readyz)
+	d.httpLn = ln
+	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error().Err(err).Msg("metrics listener stopped")
+		}
+	}()
+	return nil
+}
+
+// readyz is ready when at least one server is reachable (up, or idle but not dead).
+func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
+	if d.closing.Load() {
+		http.Error(w, "shutting down\n", http.StatusServiceUnavailable)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	st, err := d.cur.Load().agent.Status(ctx)
+	if err != nil {
+		http.Error(w, "status unavailable: "+err.Error()+"\n", http.StatusServiceUnavailable)
+		return
+	}
+	for _, s := range st.Servers {
+		if s.State == "up" {
+			fmt.Fprintf(w, "ready: %s up\n", s.Addr)
+			return
+		}
+	}
+	http.Error(w, "not ready: no server reachable\n", http.StatusServiceUnavailable)
+}
+
+// tacacsAuth serves the stack's tacacs handlers from one runtime's agent.
+type tacacsAuth struct{ rt *runtime }
+
+// Authenticate implements policy.Authenticator.
+func (t tacacsAuth) Authenticate(ctx context.Context, group string, req policy.Request, conv policy.Conversation) (policy.Reply, error) {
+	areq := agent.AuthenRequest{
+		Type: authenType(req.Type), Service: tacplus.ServiceLogin, PrivLvl: req.PrivLvl, User: req.User,
+		Password: string(req.Password), Port: req.Port, RemAddr: req.RemAddr,
+	}
+	if req.Service == policy.Enable {
+		areq.Service = tacplus.ServiceEnable
+	}
+	var aconv agent.Conversation
+	if conv != nil {
+		aconv = func(ctx context.Context, p agent.Prompt) (string, error) {
+			answers, err := conv(ctx, "", []policy.Prompt{{Text: p.Message, Echo: !p.NoEcho}})
+			if err != nil {
+				return "", err
+			}
+			if len(answers) != 1 {
+				return "", fmt.Errorf("conversation gave %d answers to one prompt", len(answers))
+			}
+			return answers[0], nil
+		}
+	}
+	res, err := t.rt.agent.Authenticate(ctx, areq, aconv, agent.InGroup(group))
+	rep := policy.Reply{}
+	if res != nil {
+		rep.Server, rep.User, rep.Message = res.Server, res.User, res.ServerMsg
+	}
+	return rep, err
+}
+
+func authenType(t policy.AuthenType) tacplus.AuthenType {
+	switch t {
+	case policy.PAP:
+		return tacplus.AuthenTypePAP
+	case policy.CHAP:
+		return tacplus.AuthenTypeCHAP
+	case policy.MSCHAPv1:
+		return tacplus.AuthenTypeMSCHAP
+	case policy.MSCHAPv2:
+		return tacplus.AuthenTypeMSCHAPv2
+	}
+	return tacplus.AuthenTypeASCII
+}
