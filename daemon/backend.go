@@ -1,0 +1,162 @@
+package daemon
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/tacagent/tacagent/agent"
+	"github.com/tacagent/tacagent/localapi"
+	"github.com/tacagent/tacagent/policy"
+	"github.com/tacagent/tacagent/tacplus"
+)
+
+// Backend returns the local API's view of the daemon. Each call runs on the runtime current when it
+// starts, so a reload never changes a request half-way.
+func (d *Daemon) Backend() localapi.Backend { return backend{d} }
+
+type backend struct{ d *Daemon }
+
+func (b backend) Authenticate(ctx context.Context, caller localapi.Caller, req localapi.AuthenRequest, conv localapi.Conversation) (localapi.AuthenResult, error) {
+	rt := b.d.cur.Load()
+	preq := policy.Request{User: req.User, Password: policy.Password(req.Password), PrivLvl: uint8(req.PrivLvl),
+		Port: req.Port, RemAddr: req.RemAddr, Renew: req.Renew, Service: policy.Login, Type: policy.ASCII}
+	if req.Service == localapi.ServiceEnable {
+		preq.Service = policy.Enable
+	}
+	if req.Type != "" {
+		t, err := policy.ParseAuthenType(req.Type)
+		if err != nil {
+			return localapi.AuthenResult{}, &tacplus.Error{Class: tacplus.ErrProtocol, Msg: err.Error()}
+		}
+		preq.Type = t
+	}
+	if req.Action == localapi.ActionChpass {
+		return localapi.AuthenResult{}, &tacplus.Error{Class: tacplus.ErrProtocol, Msg: "chpass through the local API is not supported yet"}
+	}
+	var pconv policy.Conversation
+	if conv != nil {
+		pconv = func(ctx context.Context, instruction string, prompts []policy.Prompt) ([]string, error) {
+			if len(prompts) == 0 {
+				if instruction != "" {
+					_, err := conv(ctx, localapi.Prompt{Message: instruction, Echo: true, Kind: localapi.PromptInfo})
+					return nil, err
+				}
+				return nil, nil
+			}
+			answers := make([]string, 0, len(prompts))
+			for _, p := range prompts {
+				kind := localapi.PromptData
+				if !p.Echo {
+					kind = localapi.PromptPassword
+				}
+				a, err := conv(ctx, localapi.Prompt{Message: p.Text, Echo: p.Echo, Kind: kind})
+				if err != nil {
+					return nil, err
+				}
+				answers = append(answers, a)
+			}
+			return answers, nil
+		}
+	}
+	b.d.log.Info().Str("user", req.User).Str("type", preq.Type.String()).Str("caller", caller.String()).Msg("authenticate")
+	auth, rc, err := rt.stack.Authenticate(ctx, preq, pconv, nil)
+	res := localapi.AuthenResult{User: req.User}
+	if auth != nil {
+		for _, e := range auth.Entries {
+			le := localapi.Entry{Kind: e.Kind.String(), Value: e.Value, User: e.User, Handler: e.Handler,
+				Server: e.Server, AuthenType: e.AuthenType.String(), Time: e.Time}
+			for _, a := range e.Attrs {
+				le.Attributes = append(le.Attributes, a.String())
+			}
+			res.Entries = append(res.Entries, le)
+			if e.User != "" {
+				res.User = e.User
+			}
+			if e.Server != "" {
+				res.Server = e.Server
+			}
+		}
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = tacplus.ClassName(err)
+		res.Error = &localapi.ErrorBody{Code: tacplus.ClassName(err), Message: err.Error()}
+		if rc != nil {
+			res.Error.Explanation = rc.Explain()
+		}
+	}
+	b.d.m.PolicyDecisions.WithLabelValues(outcome).Inc()
+	ev := b.d.log.Info()
+	if err != nil {
+		ev = b.d.log.Warn().Err(err)
+	}
+	ev.Str("user", res.User).Str("caller", caller.String()).Msg("authentication result")
+	return res, err
+}
+
+func (b backend) Authorize(ctx context.Context, caller localapi.Caller, req localapi.AuthorRequest) (localapi.AuthorResult, error) {
+	rt := b.d.cur.Load()
+	areq := agent.AuthorRequest{Method: tacplus.MethodTACACSPlus, PrivLvl: uint8(req.PrivLvl), Type: tacplus.AuthenTypeASCII,
+		Service: tacplus.ServiceLogin, User: req.User, Port: req.Port, RemAddr: req.RemAddr, Args: req.Pairs()}
+	r, err := rt.agent.Authorize(ctx, areq, agent.InGroup(rt.settings.AuthorGroup))
+	res := localapi.AuthorResult{}
+	if r != nil {
+		res.Server, res.SessionID, res.ServerMsg = r.Server, r.SessionID, r.ServerMsg
+		res.Args, res.Effective = r.Returned.Strings(), r.Effective.Strings()
+	}
+	b.d.log.Info().Str("user", req.User).Strs("av", areq.Args).Str("caller", caller.String()).AnErr("error", err).Msg("authorize")
+	return res, err
+}
+
+func (b backend) Account(ctx context.Context, caller localapi.Caller, req localapi.AcctRequest) (localapi.AcctResult, error) {
+	rt := b.d.cur.Load()
+	flags, ok := map[string]tacplus.AcctFlag{
+		localapi.FlagStart: tacplus.AcctFlagStart, localapi.FlagStop: tacplus.AcctFlagStop,
+		localapi.FlagWatchdog: tacplus.AcctFlagWatchdog, localapi.FlagUpdate: tacplus.AcctFlagWatchdog | tacplus.AcctFlagStart,
+	}[req.Flags]
+	if !ok {
+		return localapi.AcctResult{}, &tacplus.Error{Class: tacplus.ErrProtocol, Msg: "flags must be start, stop, watchdog or update, not " + strconv.Quote(req.Flags)}
+	}
+	args := make([]string, 0, len(req.AV)+3)
+	if req.TaskID != "" {
+		args = append(args, tacplus.Arg("task_id", req.TaskID))
+	}
+	args = append(args, req.AV...)
+	if !hasService(args) {
+		args = append(args, "service=shell")
+	}
+	// Who asked, as optional pairs (section 6.1: a server may ignore them): the caller's uid and pid.
+	args = append(args, tacplus.OptionalArg("caller_uid", strconv.FormatUint(uint64(caller.UID), 10)),
+		tacplus.OptionalArg("caller_pid", strconv.Itoa(caller.PID)))
+	areq := agent.AcctRequest{Flags: flags, Method: tacplus.MethodTACACSPlus, PrivLvl: uint8(req.PrivLvl),
+		Type: tacplus.AuthenTypeASCII, Service: tacplus.ServiceLogin, User: req.User, Port: req.Port, RemAddr: req.RemAddr, Args: args}
+	r, err := rt.agent.Account(ctx, areq, agent.InGroup(rt.settings.AcctGroup))
+	res := localapi.AcctResult{}
+	if r != nil {
+		res.Server, res.SessionID, res.ServerMsg = r.Server, r.SessionID, r.ServerMsg
+	}
+	b.d.log.Info().Str("user", req.User).Str("flags", req.Flags).Str("task_id", req.TaskID).Str("caller", caller.String()).AnErr("error", err).Msg("account")
+	return res, err
+}
+
+func hasService(args []string) bool {
+	for _, a := range args {
+		if n, _, _, ok := tacplus.SplitArg(a); ok && n == "service" {
+			return true
+		}
+	}
+	return false
+}
+
+func (b backend) Status(ctx context.Context) (localapi.Status, error) {
+	st, err := b.d.cur.Load().agent.Status(ctx)
+	if err != nil {
+		return localapi.Status{}, err
+	}
+	out := localapi.Status{Pending: st.Pending}
+	for _, s := range st.Servers {
+		out.Servers = append(out.Servers, localapi.ServerStatus{Addr: s.Addr, Group: s.Group, State: s.State,
+			DeadUntil: s.DeadUntil, SingleConnect: s.SingleConnect, InFlight: s.InFlight, Queued: s.Queued, LastError: s.LastError})
+	}
+	return out, nil
+}
