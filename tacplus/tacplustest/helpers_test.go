@@ -3,7 +3,6 @@ package tacplustest
 import (
 	"errors"
 	"io"
-	"net"
 	"os"
 	"syscall"
 	"testing"
@@ -46,12 +45,10 @@ func startServer(t testing.TB, cfg Config) *Server {
 	return s
 }
 
-// client is a minimal raw TACACS+ client built on the codec.
+// client is the exported Client with test-failing helpers.
 type client struct {
-	t     testing.TB
-	nc    net.Conn
-	codec *tacplus.Codec
-	rd    *tacplus.Reader
+	*Client
+	t testing.TB
 }
 
 func dial(t testing.TB, addr string) *client {
@@ -61,43 +58,24 @@ func dial(t testing.TB, addr string) *client {
 
 func dialKey(t testing.TB, addr string, key []byte) *client {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, testTimeout)
+	c, err := Dial(addr, key)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	codec, err := tacplus.NewCodec(tacplus.Options{Role: tacplus.RoleClient, Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	return &client{t: t, nc: nc, codec: codec, rd: codec.NewReader(nc)}
+	c.Timeout = testTimeout
+	t.Cleanup(func() { c.Close() })
+	return &client{Client: c, t: t}
 }
 
 // send writes one packet; a zero Version takes the codec's default for the body.
 func (c *client) send(h tacplus.Header, b tacplus.Body) {
 	c.t.Helper()
-	pkt, err := c.codec.Marshal(h, b)
-	if err != nil {
-		c.t.Fatalf("marshal: %v", err)
-	}
-	if _, err := c.nc.Write(pkt); err != nil {
-		c.t.Fatalf("write: %v", err)
+	if err := c.Send(h, b); err != nil {
+		c.t.Fatalf("send: %v", err)
 	}
 }
 
-// recv reads one reply and decodes it, within testTimeout.
-func (c *client) recv() (tacplus.Header, tacplus.Body, error) {
-	c.nc.SetReadDeadline(time.Now().Add(testTimeout))
-	h, raw, err := c.rd.Next()
-	if err != nil {
-		return h, nil, err
-	}
-	b, err := c.codec.NewBody(h)
-	if err != nil {
-		return h, nil, err
-	}
-	return h, b, c.codec.DecodeBody(h, raw, b)
-}
+func (c *client) recv() (tacplus.Header, tacplus.Body, error) { return c.Recv() }
 
 // mustRecv is recv that fails the test on error.
 func (c *client) mustRecv() (tacplus.Header, tacplus.Body) {

@@ -405,12 +405,12 @@ func runMixed(c *client, ci, n int) error {
 			flags = tacplus.FlagSingleConnect
 		}
 		var err error
-		if buf, err = c.codec.AppendPacket(buf, hdr(id, 1, flags), b); err != nil {
+		if buf, err = c.Codec().AppendPacket(buf, hdr(id, 1, flags), b); err != nil {
 			return err
 		}
 		want[id] = b.PacketType()
 		if i == 0 { // section 4.3: wait for the negotiation before pipelining
-			if _, err := c.nc.Write(buf); err != nil {
+			if _, err := c.Conn().Write(buf); err != nil {
 				return err
 			}
 			buf = buf[:0]
@@ -419,7 +419,7 @@ func runMixed(c *client, ci, n int) error {
 			}
 		}
 	}
-	if _, err := c.nc.Write(buf); err != nil {
+	if _, err := c.Conn().Write(buf); err != nil {
 		return err
 	}
 	for len(want) > 0 {

@@ -1,0 +1,30 @@
+// Command tacplus-testserver runs the project's TACACS+ test server (package tacplustest) as its own
+// process, so that a test can kill a real server (SIGKILL) and check what survived.
+//
+// It listens on a loopback address, prints the bound address ("127.0.0.1:port") as the first line on
+// stdout once it accepts connections (the readiness signal), writes each accounting record as one JSON
+// line to -acct-log before acknowledging it, and exits 0 on SIGTERM or SIGINT after closing every
+// connection. The shared key comes from -key-file or from the environment variable named by -key-env; it is
+// never printed.
+//
+// Usage:
+//
+//	TACPLUS_TESTSERVER_KEY=secret tacplus-testserver -config users.yaml -acct-log acct.jsonl -single-connect
+//
+// The -config file is YAML (JSON works too):
+//
+//	users:
+//	  alice: {password: alice-pw, enable_password: en, delay: 20ms, groups: [ops],
+//	          prompts: [{message: "OTP code: ", answer: "123456"}]}
+//	author_rules:
+//	  - {user: alice, service: shell, command: "show .*", permit: true, args: [priv-lvl=15]}
+//	  - {group: ops, command: ".*", permit: false, server_msg: denied}
+//	single_connect: true
+//	keep_open: false
+//	idle_timeout: 15s
+//	faults: {delay: 5ms, drop_replies: 0, error_replies: 0}
+//
+// Flags given on the command line override the file.
+//
+// It imports only tacplustest, yaml.v3 and the standard library: it is a test peer, never part of the agent.
+package main
