@@ -1,0 +1,256 @@
+package policy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/tacagent/tacagent/tacplus"
+)
+
+// Result is what one handler's attempt came to. The zero value is not a result: a handler outcome that is
+// somehow left unset is treated as a failure, never as a success.
+type Result uint8
+
+// The results (DESIGN.md section 5). ResultOf maps a handler's error to one of them.
+const (
+	Success     Result = iota + 1 // the handler authenticated the request (TACACS+ PASS, local hash match)
+	Fail                          // the handler refused it (TACACS+ FAIL, wrong local password, locked account)
+	Unavailable                   // no usable answer: unreachable, timeout, connection lost, ERROR, bad secret, garbled reply
+	Error                         // the handler could not run: aborted by the user, misconfigured, or an unclassified error
+)
+
+// Results lists every result, in the order they are written in a bracket control.
+var Results = [...]Result{Success, Fail, Unavailable, Error}
+
+var resultNames = [...]string{Success: "success", Fail: "fail", Unavailable: "unavailable", Error: "error"}
+
+func (r Result) valid() bool { return r >= Success && r <= Error }
+
+func (r Result) String() string {
+	if r.valid() {
+		return resultNames[r]
+	}
+	return "result(" + strconv.Itoa(int(r)) + ")"
+}
+
+// Action is what a control does with one result (pam.conf(5), "actionN"). The zero value is not an
+// action; the stack treats it as Bad.
+type Action uint8
+
+// The actions, with the meaning pam.conf(5) gives them.
+const (
+	// Ignore: the result does not contribute to the stack's outcome.
+	Ignore Action = iota + 1
+	// OK: if the stack has not already failed, this result becomes its outcome ("if the former state of
+	// the stack would lead to a return of PAM_SUCCESS, the module's return code will override this value").
+	OK
+	// Done: as OK, and if the stack's outcome is now positive, return at once.
+	Done
+	// Bad: the stack fails; if this is the first failure, this result is the stack's outcome.
+	Bad
+	// Die: as Bad, and return at once.
+	Die
+	// Reset: forget the stack's state so far and carry on with the next handler.
+	Reset
+)
+
+var actionNames = [...]string{Ignore: "ignore", OK: "ok", Done: "done", Bad: "bad", Die: "die", Reset: "reset"}
+
+func (a Action) valid() bool { return a >= Ignore && a <= Reset }
+
+func (a Action) String() string {
+	if a.valid() {
+		return actionNames[a]
+	}
+	return "action(" + strconv.Itoa(int(a)) + ")"
+}
+
+// Control maps each Result to the Action the stack takes for it: the control flag of one stack element.
+// The zero Control maps every result to an invalid action, which the stack treats as Bad.
+type Control struct {
+	actions [Error + 1]Action // indexed by Result; [0] unused
+}
+
+// The four control flags, each equal to the bracket form pam.conf(5) gives for it, restricted to this
+// package's results (success, fail, unavailable, error):
+//
+//	required   = [success=ok new_authtok_reqd=ok ignore=ignore default=bad]
+//	requisite  = [success=ok new_authtok_reqd=ok ignore=ignore default=die]
+//	sufficient = [success=done new_authtok_reqd=done default=ignore]
+//	optional   = [success=ok new_authtok_reqd=ok default=ignore]
+//
+// MethodList is the network-gear rule of AAA method lists (DESIGN.md section 2): a PASS ends the stack, a
+// FAIL ends it with a failure, no usable answer moves on to the next handler, and a local error (the
+// user aborted, a misconfiguration) ends it with that error.
+var (
+	Required   = mustBracket("[success=ok default=bad]")
+	Requisite  = mustBracket("[success=ok default=die]")
+	Sufficient = mustBracket("[success=done default=ignore]")
+	Optional   = mustBracket("[success=ok default=ignore]")
+	MethodList = mustBracket("[success=done fail=die unavailable=ignore default=die]")
+)
+
+// flagWord returns the control a flag word stands for.
+func flagWord(s string) (Control, bool) {
+	switch s {
+	case "required":
+		return Required, true
+	case "requisite":
+		return Requisite, true
+	case "sufficient":
+		return Sufficient, true
+	case "optional":
+		return Optional, true
+	}
+	return Control{}, false
+}
+
+func mustBracket(s string) Control {
+	c, err := parseBracket(s)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// NewControl builds a control from explicit actions. Results missing from the map take def, as a
+// bracket's "default=" does.
+func NewControl(actions map[Result]Action, def Action) Control {
+	var c Control
+	for _, r := range Results {
+		a, ok := actions[r]
+		if !ok {
+			a = def
+		}
+		c.actions[r] = a
+	}
+	return c
+}
+
+// Action returns the action c takes for r; Bad for a result or action that is not valid, as Linux-PAM
+// does for an out-of-range return code.
+func (c Control) Action(r Result) Action {
+	if !r.valid() || !c.actions[r].valid() {
+		return Bad
+	}
+	return c.actions[r]
+}
+
+// Valid reports whether c names a valid action for every result.
+func (c Control) Valid() bool {
+	for _, r := range Results {
+		if !c.actions[r].valid() {
+			return false
+		}
+	}
+	return true
+}
+
+// String renders c as its flag word when it is one, else in the canonical bracket form listing every
+// result, such as "[success=done fail=die unavailable=ignore error=die]".
+func (c Control) String() string {
+	switch c {
+	case Required:
+		return "required"
+	case Requisite:
+		return "requisite"
+	case Sufficient:
+		return "sufficient"
+	case Optional:
+		return "optional"
+	}
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, r := range Results {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(r.String())
+		b.WriteByte('=')
+		b.WriteString(c.actions[r].String())
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// ParseControl parses a control flag word (required, requisite, sufficient, optional) or the bracket form
+// "[value=action ...]" of pam.conf(5). The values are success, fail, unavailable, error and default; the
+// actions are ok, done, die, bad, ignore and reset. As in Linux-PAM, a result that is neither named nor
+// covered by "default=" takes bad. Unlike Linux-PAM, a value named twice, an unknown value (such as PAM's
+// user_unknown) and a jump count are errors, so that a copied pam.d line cannot silently mean something
+// else here. Errors belong to tacplus.ErrConfig.
+func ParseControl(s string) (Control, error) {
+	s = strings.TrimSpace(s)
+	if c, ok := flagWord(s); ok {
+		return c, nil
+	}
+	return parseBracket(s)
+}
+
+func parseBracket(s string) (Control, error) {
+	inner, ok := strings.CutPrefix(s, "[")
+	if ok {
+		inner, ok = strings.CutSuffix(inner, "]")
+	}
+	if !ok {
+		return Control{}, configErr("control %q: want required, requisite, sufficient, optional or [value=action ...]", s)
+	}
+	var (
+		set  = map[Result]Action{}
+		def  = Bad
+		seen = map[string]bool{}
+	)
+	for _, kv := range strings.Fields(inner) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return Control{}, configErr("control %q: %q is not value=action", s, kv)
+		}
+		if seen[k] {
+			return Control{}, configErr("control %q: %q given twice", s, k)
+		}
+		seen[k] = true
+		a, err := parseAction(v)
+		if err != nil {
+			return Control{}, configErr("control %q: %s: %v", s, k, err)
+		}
+		if k == "default" {
+			def = a
+			continue
+		}
+		r, ok := parseResult(k)
+		if !ok {
+			return Control{}, configErr("control %q: unknown value %q (want success, fail, unavailable, error or default)", s, k)
+		}
+		set[r] = a
+	}
+	if len(seen) == 0 {
+		return Control{}, configErr("control %q: empty brackets", s)
+	}
+	return NewControl(set, def), nil
+}
+
+func parseResult(s string) (Result, bool) {
+	for _, r := range Results {
+		if resultNames[r] == s {
+			return r, true
+		}
+	}
+	return 0, false
+}
+
+func parseAction(s string) (Action, error) {
+	for a := Ignore; a <= Reset; a++ {
+		if actionNames[a] == s {
+			return a, nil
+		}
+	}
+	if _, err := strconv.ParseUint(s, 10, 8); err == nil {
+		return 0, fmt.Errorf("jump action %q is not supported", s)
+	}
+	return 0, fmt.Errorf("unknown action %q (want ok, done, die, bad, ignore or reset)", s)
+}
+
+func configErr(format string, args ...any) error {
+	return &tacplus.Error{Class: tacplus.ErrConfig, Msg: fmt.Sprintf(format, args...)}
+}
