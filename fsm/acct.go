@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/tacagent/tacagent/tacplus"
 )
@@ -12,19 +11,12 @@ type AcctState uint8
 
 // The accounting states. The zero value is not a state.
 const (
-	AcctIdle       AcctState = iota + 1 // made, REQUEST not sent
-	AcctAwaitReply                      // REQUEST sent (seq_no 1), waiting for the REPLY (seq_no 2)
-	AcctDone                            // completed
+	AcctIdle       AcctState = oneShotIdle  // made, REQUEST not sent
+	AcctAwaitReply AcctState = oneShotAwait // REQUEST sent (seq_no 1), waiting for the REPLY (seq_no 2)
+	AcctDone       AcctState = oneShotDone  // completed
 )
 
-var acctStateNames = [...]string{AcctIdle: "Idle", AcctAwaitReply: "AwaitReply", AcctDone: "Done"}
-
-func (s AcctState) String() string {
-	if int(s) < len(acctStateNames) && acctStateNames[s] != "" {
-		return acctStateNames[s]
-	}
-	return "AcctState(" + strconv.Itoa(int(s)) + ")"
-}
+func (s AcctState) String() string { return oneShotName("AcctState", uint8(s)) }
 
 // AcctStates lists every accounting state.
 func AcctStates() []AcctState { return []AcctState{AcctIdle, AcctAwaitReply, AcctDone} }
@@ -66,8 +58,7 @@ func (r AcctResult) String() string {
 // Acct is the client's accounting session machine: one REQUEST, one REPLY (section 7). It is not safe for
 // concurrent use.
 type Acct struct {
-	core
-	state  AcctState
+	oneShotMachine[AcctState]
 	req    *tacplus.AcctRequest
 	result AcctResult
 }
@@ -178,59 +169,15 @@ func decimal(s string) bool {
 // Request returns the REQUEST the machine sends (its Args in the order they are sent).
 func (m *Acct) Request() *tacplus.AcctRequest { return m.req }
 
-// State returns the current state.
-func (m *Acct) State() AcctState { return m.state }
-
-// StateName implements Machine.
-func (m *Acct) StateName() string { return m.state.String() }
-
-// Done implements Machine.
-func (m *Acct) Done() bool { return m.state == AcctDone }
-
-// Wait implements Machine.
-func (m *Acct) Wait() Wait {
-	if m.state == AcctAwaitReply {
-		return WaitServer
-	}
-	return WaitNone
-}
-
 // Result returns the result; it is final once the machine is Done.
 func (m *Acct) Result() *AcctResult { return &m.result }
 
 // Step implements Machine. See the transition table in acct_test.go.
 func (m *Acct) Step(ev Event) ([]Effect, error) {
-	m.begin()
-	switch m.state {
-	case AcctDone:
-		return nil, m.refuse(ErrFinished, m.state.String(), ev)
-	case 0:
-		return nil, m.refuse(ErrUnexpectedEvent, m.state.String(), ev)
-	}
-	switch ev.Kind {
-	case EventStart:
-		if m.state != AcctIdle {
-			return nil, m.refuse(ErrUnexpectedEvent, m.state.String(), ev)
-		}
-		m.send(m.req)
-		m.state = AcctAwaitReply
-	case EventPacket:
-		if m.state == AcctIdle {
-			return nil, m.refuse(ErrUnexpectedEvent, m.state.String(), ev)
-		}
-		m.onPacket(&ev)
-	case EventTimeout:
-		m.finish(0, tacplus.ErrTimeout, ev.Err, timeoutMsg(m.state == AcctIdle))
-	case EventConnectionLost:
-		m.finish(0, tacplus.ErrConnectionLost, ev.Err, "")
-	case EventAbort:
-		// Accounting has no abort packet.
-		m.finish(0, tacplus.ErrAborted, nil, "")
-	default: // EventInput among others
-		return nil, m.refuse(ErrUnexpectedEvent, m.state.String(), ev)
-	}
-	return m.effects(), nil
+	return m.step(ev, m.req, m)
 }
+
+func (m *Acct) fail(class, cause error, msg string) { m.finish(0, class, cause, msg) }
 
 func (m *Acct) finish(status tacplus.AcctStatus, class, cause error, msg string) {
 	m.result.Status = status
@@ -241,18 +188,11 @@ func (m *Acct) finish(status tacplus.AcctStatus, class, cause error, msg string)
 	m.complete(Effect{Err: m.result.Err, Acct: &m.result})
 }
 
-func (m *Acct) onPacket(ev *Event) {
-	if class, cause := m.checkPacket(ev); class != nil {
+func (m *Acct) onPacket(ev Event) {
+	r, class, cause := acceptReply(&m.core, &ev, "an accounting REPLY",
+		func(r *tacplus.AcctReply) bool { return r.Status == tacplus.AcctStatusError })
+	if class != nil {
 		m.finish(0, class, cause, "bad reply")
-		return
-	}
-	r, ok := ev.Body.(*tacplus.AcctReply)
-	if !ok {
-		m.finish(0, tacplus.ErrProtocol, wrongBody(ev.Body, "an accounting REPLY"), "bad reply")
-		return
-	}
-	if err := m.checkVersion(ev.Header, r.Status == tacplus.AcctStatusError); err != nil {
-		m.finish(0, tacplus.ErrProtocol, err, "bad reply")
 		return
 	}
 	m.replied = true

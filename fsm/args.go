@@ -31,15 +31,19 @@ func ParseArgs(raw []string) (Args, error) {
 	if len(raw) == 0 {
 		return nil, nil
 	}
-	out := make(Args, len(raw))
+	return appendParsed(make(Args, 0, len(raw)), raw)
+}
+
+// appendParsed appends the parsed raw pairs to dst.
+func appendParsed(dst Args, raw []string) (Args, error) {
 	for i, s := range raw {
 		name, value, mandatory, ok := tacplus.SplitArg(s)
 		if !ok {
 			return nil, badPacket(tacplus.ReasonAVPair, "arg", "argument %d has no name or no '=' / '*' separator", i)
 		}
-		out[i] = Arg{Name: name, Value: value, Optional: !mandatory}
+		dst = append(dst, Arg{Name: name, Value: value, Optional: !mandatory})
 	}
-	return out, nil
+	return dst, nil
 }
 
 // Get returns the last pair called name: when a server's PASS_ADD pairs follow the request's, the server's

@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/tacagent/tacagent/tacplus"
 )
@@ -19,16 +18,20 @@ const (
 	AuthenDone                                // completed; the result is final
 )
 
-var authenStateNames = [...]string{
-	AuthenIdle: "Idle", AuthenStartSent: "StartSent", AuthenAwaitUser: "AwaitUser",
-	AuthenContinueSent: "ContinueSent", AuthenDone: "Done",
-}
-
 func (s AuthenState) String() string {
-	if int(s) < len(authenStateNames) && authenStateNames[s] != "" {
-		return authenStateNames[s]
+	switch s {
+	case AuthenIdle:
+		return "Idle"
+	case AuthenStartSent:
+		return "StartSent"
+	case AuthenAwaitUser:
+		return "AwaitUser"
+	case AuthenContinueSent:
+		return "ContinueSent"
+	case AuthenDone:
+		return "Done"
 	}
-	return "AuthenState(" + strconv.Itoa(int(s)) + ")"
+	return unknownEnum("AuthenState", uint8(s))
 }
 
 // AuthenStates lists every authentication state, for tables that must cover them all.
@@ -107,7 +110,7 @@ func (r AuthenResult) String() string {
 // It is not safe for concurrent use; one goroutine (the session actor) owns it.
 type Authen struct {
 	core
-	cfg    AuthenConfig
+	typ    tacplus.AuthenType
 	state  AuthenState
 	start  *tacplus.AuthenStart
 	prompt tacplus.AuthenStatus // the prompt being answered, in AuthenAwaitUser
@@ -177,8 +180,7 @@ func (m *Authen) Reset(cfg AuthenConfig) error {
 		return configError(sid, err, "invalid START")
 	}
 	m.core.reset(sid, tacplus.VersionByte(minor), tacplus.TypeAuthen)
-	m.cfg = cfg
-	m.cfg.Password = "" // kept only inside the START's data, which the START needs anyway
+	m.typ = cfg.Type
 	m.state = AuthenIdle
 	m.start = start
 	m.prompt = 0
@@ -224,7 +226,7 @@ func (m *Authen) Step(ev Event) ([]Effect, error) {
 			return nil, m.refuse(ErrUnexpectedEvent, m.state.String(), ev)
 		}
 		m.send(m.start)
-		m.secretSent = m.cfg.Type != tacplus.AuthenTypeASCII
+		m.secretSent = m.typ != tacplus.AuthenTypeASCII
 		m.state = AuthenStartSent
 	case EventPacket:
 		if m.state == AuthenIdle {
@@ -302,17 +304,10 @@ func (m *Authen) onPacket(ev *Event) {
 			"%d arrived while the client owes a CONTINUE", ev.Header.SeqNo))
 		return
 	}
-	if class, cause := m.checkPacket(ev); class != nil {
+	r, class, cause := acceptReply(&m.core, ev, "an authentication REPLY",
+		func(r *tacplus.AuthenReply) bool { return r.Status == tacplus.AuthenStatusError })
+	if class != nil {
 		m.protocolError(class, cause)
-		return
-	}
-	r, ok := ev.Body.(*tacplus.AuthenReply)
-	if !ok {
-		m.protocolError(tacplus.ErrProtocol, wrongBody(ev.Body, "an authentication REPLY"))
-		return
-	}
-	if err := m.checkVersion(ev.Header, r.Status == tacplus.AuthenStatusError); err != nil {
-		m.protocolError(tacplus.ErrProtocol, err)
 		return
 	}
 	m.replied = true
@@ -333,7 +328,7 @@ func (m *Authen) onPacket(ev *Event) {
 			serverSaid(r.ServerMsg, "FOLLOW is not supported and counts as FAIL (RFC 8907 section 5.4.3)"))
 	case tacplus.AuthenStatusRestart:
 		m.finish(r.Status, tacplus.ErrAuthenticationFailed, nil,
-			"the server refused authen_type "+m.cfg.Type.String()+" and asked for a RESTART (RFC 8907 section 5.4.3)")
+			"the server refused authen_type "+m.typ.String()+" and asked for a RESTART (RFC 8907 section 5.4.3)")
 	case tacplus.AuthenStatusGetUser, tacplus.AuthenStatusGetPass, tacplus.AuthenStatusGetData:
 		m.onPrompt(ev.Header, r)
 	default:
@@ -342,10 +337,10 @@ func (m *Authen) onPacket(ev *Event) {
 }
 
 func (m *Authen) onPrompt(h tacplus.Header, r *tacplus.AuthenReply) {
-	if m.cfg.Type != tacplus.AuthenTypeASCII {
+	if m.typ != tacplus.AuthenTypeASCII {
 		// Sections 5.4.2.2-5.4.2.5: PAP, CHAP and MS-CHAP are one START and one REPLY.
 		m.protocolError(tacplus.ErrProtocol, badPacket(tacplus.ReasonEnum, "status",
-			"%s in a %s session, which takes a single START and a single REPLY (RFC 8907 section 5.4.2)", r.Status, m.cfg.Type))
+			"%s in a %s session, which takes a single START and a single REPLY (RFC 8907 section 5.4.2)", r.Status, m.typ))
 		return
 	}
 	if h.SeqNo+1 > lastClientSeq {

@@ -492,3 +492,27 @@ func TestAuthenWaitAndReset(t *testing.T) {
 		t.Errorf("START after Reset: %s", effs[0])
 	}
 }
+
+// Every enum names unknown values with their number instead of panicking or printing nothing.
+func TestEnumStrings(t *testing.T) {
+	for _, tt := range []struct{ got, want string }{
+		{fsm.AuthenState(0).String(), "AuthenState(0)"},
+		{fsm.AuthenState(99).String(), "AuthenState(99)"},
+		{fsm.AuthorState(0).String(), "AuthorState(0)"},
+		{fsm.AcctState(7).String(), "AcctState(7)"},
+		{fsm.AcctAwaitReply.String(), "AwaitReply"},
+		{fsm.EventKind(0).String(), "event(0)"},
+		{fsm.EffectKind(9).String(), "effect(9)"},
+		{fsm.Wait(5).String(), "wait(5)"},
+		{fsm.EventConnectionLost.String(), "connection_lost"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("String() = %q, want %q", tt.got, tt.want)
+		}
+	}
+	// A zero machine (not made by a constructor) refuses every event instead of sending garbage.
+	var m fsm.Authen
+	if effs, err := m.Step(fsm.Start()); effs != nil || !errors.Is(err, fsm.ErrUnexpectedEvent) {
+		t.Errorf("zero machine: %v, %v", effs, err)
+	}
+}

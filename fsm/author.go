@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/tacagent/tacagent/tacplus"
 )
@@ -17,14 +16,7 @@ const (
 	AuthorDone                              // completed
 )
 
-var authorStateNames = [...]string{AuthorIdle: "Idle", AuthorAwaitReply: "AwaitReply", AuthorDone: "Done"}
-
-func (s AuthorState) String() string {
-	if int(s) < len(authorStateNames) && authorStateNames[s] != "" {
-		return authorStateNames[s]
-	}
-	return "AuthorState(" + strconv.Itoa(int(s)) + ")"
-}
+func (s AuthorState) String() string { return oneShotName("AuthorState", uint8(s)) }
 
 // AuthorStates lists every authorization state.
 func AuthorStates() []AuthorState { return []AuthorState{AuthorIdle, AuthorAwaitReply, AuthorDone} }
@@ -70,8 +62,7 @@ func (r AuthorResult) String() string {
 // Author is the client's authorization session machine: one REQUEST, one RESPONSE (section 6). It is not
 // safe for concurrent use.
 type Author struct {
-	core
-	state  AuthorState
+	oneShotMachine[AuthorState]
 	req    *tacplus.AuthorRequest
 	result AuthorResult
 }
@@ -125,59 +116,15 @@ func checkService(sid uint32, args []string) error {
 	return nil
 }
 
-// State returns the current state.
-func (m *Author) State() AuthorState { return m.state }
-
-// StateName implements Machine.
-func (m *Author) StateName() string { return m.state.String() }
-
-// Done implements Machine.
-func (m *Author) Done() bool { return m.state == AuthorDone }
-
-// Wait implements Machine.
-func (m *Author) Wait() Wait {
-	if m.state == AuthorAwaitReply {
-		return WaitServer
-	}
-	return WaitNone
-}
-
 // Result returns the result; it is final once the machine is Done.
 func (m *Author) Result() *AuthorResult { return &m.result }
 
 // Step implements Machine. See the transition table in author_test.go.
 func (m *Author) Step(ev Event) ([]Effect, error) {
-	m.begin()
-	switch m.state {
-	case AuthorDone:
-		return nil, m.refuse(ErrFinished, m.state.String(), ev)
-	case 0:
-		return nil, m.refuse(ErrUnexpectedEvent, m.state.String(), ev)
-	}
-	switch ev.Kind {
-	case EventStart:
-		if m.state != AuthorIdle {
-			return nil, m.refuse(ErrUnexpectedEvent, m.state.String(), ev)
-		}
-		m.send(m.req)
-		m.state = AuthorAwaitReply
-	case EventPacket:
-		if m.state == AuthorIdle {
-			return nil, m.refuse(ErrUnexpectedEvent, m.state.String(), ev)
-		}
-		m.onPacket(&ev)
-	case EventTimeout:
-		m.finish(0, tacplus.ErrTimeout, ev.Err, timeoutMsg(m.state == AuthorIdle))
-	case EventConnectionLost:
-		m.finish(0, tacplus.ErrConnectionLost, ev.Err, "")
-	case EventAbort:
-		// Authorization has no abort packet: the session just ends here.
-		m.finish(0, tacplus.ErrAborted, nil, "")
-	default: // EventInput among others: authorization never prompts
-		return nil, m.refuse(ErrUnexpectedEvent, m.state.String(), ev)
-	}
-	return m.effects(), nil
+	return m.step(ev, m.req, m)
 }
+
+func (m *Author) fail(class, cause error, msg string) { m.finish(0, class, cause, msg) }
 
 func (m *Author) finish(status tacplus.AuthorStatus, class, cause error, msg string) {
 	m.result.Status = status
@@ -188,18 +135,11 @@ func (m *Author) finish(status tacplus.AuthorStatus, class, cause error, msg str
 	m.complete(Effect{Err: m.result.Err, Author: &m.result})
 }
 
-func (m *Author) onPacket(ev *Event) {
-	if class, cause := m.checkPacket(ev); class != nil {
+func (m *Author) onPacket(ev Event) {
+	r, class, cause := acceptReply(&m.core, &ev, "an authorization RESPONSE",
+		func(r *tacplus.AuthorResponse) bool { return r.Status == tacplus.AuthorStatusError })
+	if class != nil {
 		m.finish(0, class, cause, "bad reply")
-		return
-	}
-	r, ok := ev.Body.(*tacplus.AuthorResponse)
-	if !ok {
-		m.finish(0, tacplus.ErrProtocol, wrongBody(ev.Body, "an authorization RESPONSE"), "bad reply")
-		return
-	}
-	if err := m.checkVersion(ev.Header, r.Status == tacplus.AuthorStatusError); err != nil {
-		m.finish(0, tacplus.ErrProtocol, err, "bad reply")
 		return
 	}
 	returned, err := ParseArgs(r.Args)
@@ -212,8 +152,8 @@ func (m *Author) onPacket(ev *Event) {
 	switch r.Status {
 	case tacplus.AuthorStatusPassAdd:
 		// Section 6.2: the request's pairs are authorized, and the returned ones apply as well.
-		req, _ := ParseArgs(m.req.Args) // validated by Reset
-		m.result.Effective = append(append(make(Args, 0, len(req)+len(returned)), req...), returned...)
+		eff, _ := appendParsed(make(Args, 0, len(m.req.Args)+len(returned)), m.req.Args) // validated by Reset
+		m.result.Effective = append(eff, returned...)
 		m.finish(r.Status, nil, nil, "")
 	case tacplus.AuthorStatusPassRepl:
 		// Section 6.2: the returned pairs (if any) replace the request's.
@@ -229,12 +169,4 @@ func (m *Author) onPacket(ev *Event) {
 	default:
 		m.finish(0, tacplus.ErrProtocol, badPacket(tacplus.ReasonEnum, "status", "%s", r.Status), "bad reply")
 	}
-}
-
-// timeoutMsg words a timeout for single-exchange sessions.
-func timeoutMsg(idle bool) string {
-	if idle {
-		return "timed out before the request was sent"
-	}
-	return "no reply from the server"
 }

@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/tacagent/tacagent/tacplus"
 )
@@ -37,8 +38,12 @@ type core struct {
 	n          int
 }
 
+// reset starts a new session. It sets the fields one by one: copying a whole core would copy the
+// effect buffer, pointers and all, which costs write barriers on every session.
 func (c *core) reset(sessionID uint32, version uint8, t tacplus.PacketType) {
-	*c = core{sessionID: sessionID, version: version, ptype: t}
+	c.begin()
+	c.sessionID, c.version, c.ptype = sessionID, version, t
+	c.seq, c.replied, c.secretSent = 0, false, false
 }
 
 // begin clears the effects of the previous step.
@@ -154,6 +159,9 @@ func serverSaid(serverMsg, fallback string) string {
 	}
 	return fallback
 }
+
+// unknownEnum names a value no constant has, so that String never panics and never hides the number.
+func unknownEnum(kind string, v uint8) string { return kind + "(" + strconv.Itoa(int(v)) + ")" }
 
 // statusName prints a reply status, or "none" when the session ended without a final reply.
 func statusName(s fmt.Stringer, zero bool) string {

@@ -23,13 +23,16 @@ const (
 	EffectComplete
 )
 
-var effectKindNames = [...]string{EffectSend: "send", EffectPrompt: "prompt", EffectComplete: "complete"}
-
 func (k EffectKind) String() string {
-	if int(k) < len(effectKindNames) && effectKindNames[k] != "" {
-		return effectKindNames[k]
+	switch k {
+	case EffectSend:
+		return "send"
+	case EffectPrompt:
+		return "prompt"
+	case EffectComplete:
+		return "complete"
 	}
-	return "effect(" + strconv.Itoa(int(k)) + ")"
+	return unknownEnum("effect", uint8(k))
 }
 
 // Prompt is a server's request for user input during authentication (RFC 8907 section 5.4).
@@ -111,7 +114,7 @@ func (w Wait) String() string {
 	case WaitUser:
 		return "user"
 	}
-	return "wait(" + strconv.Itoa(int(w)) + ")"
+	return unknownEnum("wait", uint8(w))
 }
 
 // Machine is what the three session machines have in common, for a driver that runs any of them.

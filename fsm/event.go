@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/tacagent/tacagent/tacplus"
 )
@@ -30,16 +29,22 @@ const (
 	EventAbort
 )
 
-var eventKindNames = [...]string{
-	EventStart: "start", EventPacket: "packet", EventInput: "input", EventTimeout: "timeout",
-	EventConnectionLost: "connection_lost", EventAbort: "abort",
-}
-
 func (k EventKind) String() string {
-	if int(k) < len(eventKindNames) && eventKindNames[k] != "" {
-		return eventKindNames[k]
+	switch k {
+	case EventStart:
+		return "start"
+	case EventPacket:
+		return "packet"
+	case EventInput:
+		return "input"
+	case EventTimeout:
+		return "timeout"
+	case EventConnectionLost:
+		return "connection_lost"
+	case EventAbort:
+		return "abort"
 	}
-	return "event(" + strconv.Itoa(int(k)) + ")"
+	return unknownEnum("event", uint8(k))
 }
 
 // Event is one input to a machine. Only the fields of its Kind are read.
