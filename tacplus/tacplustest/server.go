@@ -136,17 +136,26 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	close(s.done)
+	s.mu.Unlock()
+	err := s.ln.Close()
+	s.CloseConnections() // the accept loop adds no connection once closed is set
+	s.wg.Wait()
+	return err
+}
+
+// CloseConnections closes every open connection but keeps listening, as a server restart or a cut would
+// look to clients. Pending delayed replies are abandoned. It returns how many connections it closed.
+func (s *Server) CloseConnections() int {
+	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
-	err := s.ln.Close()
 	for _, c := range conns {
 		c.close()
 	}
-	s.wg.Wait()
-	return err
+	return len(conns)
 }
 
 // SetFaults replaces the fault set; it applies to the next reply. Counts already injected stay in Stats.

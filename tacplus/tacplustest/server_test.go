@@ -222,8 +222,8 @@ func TestSingleConnect(t *testing.T) {
 // user's reply comes back first.
 func TestOutOfOrder(t *testing.T) {
 	us := users()
-	us["slow"] = User{Password: "s", Delay: 300 * time.Millisecond}
-	us["fast"] = User{Password: "f", Delay: 10 * time.Millisecond}
+	us["slow"] = User{Password: "s", Delay: 600 * time.Millisecond}
+	us["fast"] = User{Password: "f", Delay: 100 * time.Millisecond}
 	us["inline"] = User{Password: "i"}
 	srv := startServer(t, Config{Users: us, SingleConnect: true})
 	c := dial(t, srv.Addr())
@@ -452,4 +452,28 @@ func checkMixed(c *client, want map[uint32]tacplus.PacketType) error {
 		return fmt.Errorf("session 0x%x: %v", h.SessionID, b)
 	}
 	return nil
+}
+
+// TestCloseConnections cuts every connection, sessions in flight included, and keeps serving new ones.
+func TestCloseConnections(t *testing.T) {
+	us := users()
+	us["slow"] = User{Password: "s", Delay: time.Hour}
+	srv := startServer(t, Config{Users: us, SingleConnect: true})
+	a, b := dial(t, srv.Addr()), dial(t, srv.Addr())
+	h := hdr(1, 1, tacplus.FlagSingleConnect)
+	h.Version = ver(tacplus.AuthenTypePAP)
+	a.send(h, papStart("slow", "s"))
+	waitFor(t, "2 connections and the session", func() bool {
+		st := srv.Stats()
+		return st.OpenConnections == 2 && st.Sessions == 1
+	})
+	if n := srv.CloseConnections(); n != 2 {
+		t.Errorf("closed %d connections, want 2", n)
+	}
+	a.expectClosed()
+	b.expectClosed()
+	c := dial(t, srv.Addr())
+	if _, r := c.authen(h, papStart("alice", "alice-pw")); r.Status != tacplus.AuthenStatusPass {
+		t.Fatalf("after the cut: %v", r.Status)
+	}
 }
