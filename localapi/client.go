@@ -1,0 +1,195 @@
+package localapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tacagent/tacagent/tacplus"
+)
+
+// Defaults of the Client.
+const (
+	// DefaultSocket is where the daemon listens unless configured otherwise (DESIGN.md section 4).
+	DefaultSocket = "/run/tacagent/tacagent.sock"
+	// DefaultAbortTimeout bounds the abort the Client sends when its context ends mid-conversation.
+	DefaultAbortTimeout = 2 * time.Second
+	// maxResponseBytes bounds what the Client reads from the agent.
+	maxResponseBytes = 1 << 20
+)
+
+// Client speaks the local API over the agent's unix socket. It is safe for concurrent use.
+type Client struct {
+	socket string
+	hc     *http.Client
+}
+
+// NewClient returns a client of the agent listening on socketPath ("" means DefaultSocket).
+func NewClient(socketPath string) *Client {
+	if socketPath == "" {
+		socketPath = DefaultSocket
+	}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socketPath)
+		},
+		MaxIdleConns:       4,
+		IdleConnTimeout:    DefaultIdleTimeout / 2, // before the server's, so a reused connection is never one it closed
+		DisableCompression: true,
+	}
+	return &Client{socket: socketPath, hc: &http.Client{Transport: tr}}
+}
+
+// Close releases the Client's idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// Authenticate runs one authentication, answering the agent's prompts through conv (nil: a prompt aborts
+// the authentication). It returns the final result, and an error that is nil only when the result is
+// ResultPass. The error is an *Error: errors.Is matches its taxonomy class (tacplus.ErrAuthenticationFailed
+// for a FAIL, tacplus.ErrUnreachable when no server answered, ...) or API sentinel (ErrRateLimited, ...).
+// When conv fails or ctx ends mid-conversation the Client aborts the conversation; the error is then of
+// class tacplus.ErrAborted.
+func (c *Client) Authenticate(ctx context.Context, req AuthenRequest, conv Conversation) (*AuthenResult, error) {
+	var res AuthenResult
+	if err := c.do(ctx, http.MethodPost, "/authenticate", req, &res); err != nil {
+		return nil, err
+	}
+	for res.Result == ResultPrompt {
+		if res.Prompt == nil || res.Conversation == "" {
+			return nil, &Error{Code: CodeInternal, Message: "the agent sent a prompt without a question or a conversation id"}
+		}
+		id := res.Conversation
+		var (
+			answer string
+			cerr   error
+		)
+		if conv == nil {
+			cerr = errNoConversationPrompt
+		} else {
+			answer, cerr = conv(ctx, *res.Prompt)
+		}
+		if cerr == nil {
+			cerr = ctx.Err()
+		}
+		if cerr != nil {
+			c.abort(ctx, id)
+			return nil, &tacplus.Error{Class: tacplus.ErrAborted, Msg: "authentication abandoned by the caller", Err: cerr}
+		}
+		res = AuthenResult{}
+		if err := c.do(ctx, http.MethodPost, "/conversations/"+id, ConversationRequest{Answer: Secret(answer)}, &res); err != nil {
+			if ctx.Err() != nil {
+				c.abort(ctx, id)
+			}
+			return nil, err
+		}
+	}
+	return &res, resultError(res.Error, res.Server, res.SessionID, res.Result == ResultPass)
+}
+
+// abort ends a conversation the caller gives up on, so that the agent does not wait for it.
+func (c *Client) abort(ctx context.Context, id string) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultAbortTimeout)
+	defer cancel()
+	var res AuthenResult
+	_ = c.do(actx, http.MethodPost, "/conversations/"+id, ConversationRequest{Abort: true}, &res)
+}
+
+// Authorize asks whether a command or service is permitted. The error is nil only for ResultPermit; a
+// denial matches tacplus.ErrDenied.
+func (c *Client) Authorize(ctx context.Context, req AuthorRequest) (*AuthorResult, error) {
+	var res AuthorResult
+	if err := c.do(ctx, http.MethodPost, "/authorize", req, &res); err != nil {
+		return nil, err
+	}
+	return &res, resultError(res.Error, res.Server, res.SessionID, res.Result == ResultPermit)
+}
+
+// Account sends one accounting record. The error is nil only for ResultOK.
+func (c *Client) Account(ctx context.Context, req AcctRequest) (*AcctResult, error) {
+	var res AcctResult
+	if err := c.do(ctx, http.MethodPost, "/account", req, &res); err != nil {
+		return nil, err
+	}
+	return &res, resultError(res.Error, res.Server, res.SessionID, res.Result == ResultOK)
+}
+
+// Status returns the agent's servers, their connection states and the requests in flight.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var st Status
+	if err := c.do(ctx, http.MethodGet, "/status", nil, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// resultError is the error of a 200 answer: nil on success, else the body's error as an *Error.
+func resultError(eb *ErrorBody, server string, session uint32, success bool) error {
+	if success {
+		return nil
+	}
+	if eb == nil {
+		return &Error{Status: http.StatusOK, Code: CodeInternal, Message: "the agent reported no success and no error",
+			Server: server, SessionID: session}
+	}
+	return &Error{Status: http.StatusOK, Code: eb.Code, Message: eb.Message, Explanation: eb.Explanation,
+		Server: server, SessionID: session}
+}
+
+// do sends one request and decodes a 200 answer into out; any other status becomes an *Error.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("localapi: encoding the request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://tacagent/"+Version+path, body)
+	if err != nil {
+		return fmt.Errorf("localapi: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return &tacplus.Error{Class: tacplus.ErrAborted, Msg: "request to the agent cancelled", Err: ctx.Err()}
+		}
+		return &Error{Code: CodeNoAgent, Message: "no agent answers at " + c.socket + ": " + err.Error()}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return &tacplus.Error{Class: tacplus.ErrConnectionLost, Msg: "reading the agent's answer", Err: err}
+	}
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(data, out); err != nil {
+			return &Error{Status: resp.StatusCode, Code: CodeInternal, Message: "the agent's answer is not valid JSON: " + err.Error()}
+		}
+		return nil
+	}
+	var eb struct {
+		Error *ErrorBody `json:"error"`
+	}
+	e := &Error{Status: resp.StatusCode}
+	if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
+		e.Code, e.Message, e.Explanation = eb.Error.Code, eb.Error.Message, eb.Error.Explanation
+	} else {
+		e.Code, e.Message = "http_"+strconv.Itoa(resp.StatusCode), "unexpected answer from the agent: "+resp.Status
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != "" {
+		if secs, err := strconv.Atoi(ra); err == nil && secs >= 0 {
+			e.RetryAfter = time.Duration(secs) * time.Second
+		}
+	}
+	return e
+}

@@ -1,0 +1,401 @@
+package localapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tacagent/tacagent/tacplus"
+)
+
+// An authentication through the API is a conversation: the Backend's Authenticate runs in a goroutine the
+// Server owns, and each prompt it asks travels to the caller in one HTTP response; the answer comes back
+// in the next request, POST /v1/conversations/{id}. Between the two, no request is open and the
+// conversation waits, at most ConversationTimeout. Every conversation ends when its Backend call returns,
+// which the Server forces by cancelling its context on abort, expiry, a caller gone, or Shutdown.
+
+type convState uint8
+
+const (
+	convRunning convState = iota + 1 // the backend is working; exactly one request waits for its next step
+	convWaiting                      // a prompt is out; no request is open; an answer may come
+	convDone                         // the backend returned
+)
+
+type conversation struct {
+	id     string
+	caller Caller
+	ctx    context.Context // the backend's; cancelled to end the conversation
+	cancel context.CancelFunc
+
+	prompts chan Prompt              // backend -> the request waiting for the next step (unbuffered)
+	answers chan ConversationRequest // the request carrying an answer -> backend (unbuffered)
+	done    chan struct{}            // closed once res and err are set
+	res     AuthenResult
+	err     error
+	expired atomic.Bool // the prompt went unanswered for ConversationTimeout
+
+	mu     sync.Mutex // guards the fields below
+	state  convState
+	prompt Prompt // the prompt that is out, in convWaiting
+	user   string // the request's user, or the answer to a "user" prompt: the rate limiter's key
+}
+
+func (c *conversation) setState(st convState) {
+	c.mu.Lock()
+	c.state = st
+	c.mu.Unlock()
+}
+
+func (c *conversation) currentUser() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.user
+}
+
+// tombstone remembers an expired conversation for a while, so that a late answer gets 410 rather than a
+// puzzling 404.
+type tombstone struct {
+	owner uint32
+	at    time.Time
+}
+
+// conversations is the table of live conversations, bounded, plus recent tombstones.
+type conversations struct {
+	max int
+	ttl time.Duration
+	now func() time.Time
+
+	mu        sync.Mutex
+	closed    bool // Shutdown began: no new conversation
+	byID      map[string]*conversation
+	gone      map[string]tombstone
+	goneOrder []string // tombstone ids, oldest first
+}
+
+func newConversations(max int, ttl time.Duration, now func() time.Time) *conversations {
+	return &conversations{max: max, ttl: ttl, now: now, byID: map[string]*conversation{}, gone: map[string]tombstone{}}
+}
+
+// add registers c and counts its goroutine in wg, atomically with respect to close, so that Shutdown's
+// wait never races an Add. It refuses when the table is full or closed.
+func (t *conversations) add(c *conversation, wg *sync.WaitGroup) *apiError {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.closed:
+		return &apiError{status: http.StatusServiceUnavailable, code: CodeShuttingDown, msg: "the agent is shutting down", reason: "draining"}
+	case len(t.byID) >= t.max:
+		return &apiError{status: http.StatusServiceUnavailable, code: CodeTooManyConversations, reason: "conversations_full",
+			msg: fmt.Sprintf("%d authentications already in progress; try again later", t.max)}
+	}
+	t.byID[c.id] = c
+	wg.Add(1)
+	return nil
+}
+
+func (t *conversations) close() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+}
+
+// remove drops c; an expired conversation leaves a tombstone.
+func (t *conversations) remove(c *conversation) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.byID, c.id)
+	if !c.expired.Load() {
+		return
+	}
+	now := t.now()
+	t.gone[c.id] = tombstone{owner: c.caller.UID, at: now}
+	t.goneOrder = append(t.goneOrder, c.id)
+	// Tombstones are kept for one ttl and at most max of them, oldest dropped first.
+	for len(t.goneOrder) > 0 {
+		id := t.goneOrder[0]
+		if len(t.goneOrder) <= t.max && now.Sub(t.gone[id].at) < t.ttl {
+			break
+		}
+		delete(t.gone, id)
+		t.goneOrder = t.goneOrder[1:]
+	}
+}
+
+func (t *conversations) get(id string) (*conversation, *tombstone) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c, ok := t.byID[id]; ok {
+		return c, nil
+	}
+	if ts, ok := t.gone[id]; ok && t.now().Sub(ts.at) < t.ttl {
+		return nil, &ts
+	}
+	return nil, nil
+}
+
+func (t *conversations) live() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.byID)
+}
+
+func (t *conversations) all() []*conversation {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*conversation, 0, len(t.byID))
+	for _, c := range t.byID {
+		out = append(out, c)
+	}
+	return out
+}
+
+func newConversationID() (string, error) {
+	b := make([]byte, conversationIDBytes)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+func validConversationID(id string) bool {
+	if len(id) != 2*conversationIDBytes {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil && strings.ToLower(id) == id
+}
+
+func (s *Server) rateLimited(user string, after time.Duration) response {
+	if m := s.cfg.Metrics; m != nil {
+		m.AuthRateLimited.Inc()
+	}
+	res := fail(&apiError{status: http.StatusTooManyRequests, code: CodeRateLimited, reason: "rate_limited", retryAfter: after,
+		msg: fmt.Sprintf("too many failed authentications for this user; retry in %s", after.Round(time.Second))})
+	res.user = user
+	return res
+}
+
+// authenticate starts a conversation and answers with its first step.
+func (s *Server) authenticate(r *http.Request, caller Caller) response {
+	var req AuthenRequest
+	if e := decode(r, &req); e != nil {
+		return fail(e)
+	}
+	if e := req.normalize(); e != nil {
+		return fail(e)
+	}
+	if req.User != "" {
+		if limited, after := s.limiter.check(req.User); limited {
+			return s.rateLimited(req.User, after)
+		}
+	}
+	id, err := newConversationID()
+	if err != nil {
+		return fail(&apiError{status: http.StatusInternalServerError, code: CodeInternal, msg: "no randomness for a conversation id"})
+	}
+	ctx, cancel := context.WithCancel(s.base)
+	c := &conversation{id: id, caller: caller, ctx: ctx, cancel: cancel, state: convRunning, user: req.User,
+		prompts: make(chan Prompt), answers: make(chan ConversationRequest), done: make(chan struct{})}
+	if e := s.convs.add(c, &s.wg); e != nil {
+		cancel()
+		return fail(e)
+	}
+	go s.run(c, req)
+	res := s.step(r, c)
+	res.user = req.User
+	return res
+}
+
+// run is the goroutine of one conversation: it calls the Backend and records how it ended.
+func (s *Server) run(c *conversation, req AuthenRequest) {
+	defer s.wg.Done()
+	defer c.cancel()
+	res, err := s.callAuthenticate(c, req)
+	c.mu.Lock()
+	c.res, c.err, c.state = res, err, convDone
+	c.mu.Unlock()
+	close(c.done)
+	s.convs.remove(c)
+
+	user := res.User
+	if user == "" {
+		user = c.currentUser()
+	}
+	if user == "" {
+		return
+	}
+	switch authenResultOf(err) {
+	case ResultPass:
+		s.limiter.pass(user)
+	case ResultFail:
+		s.limiter.fail(user)
+	}
+}
+
+// callAuthenticate calls the Backend; a panic there ends this conversation, not the daemon.
+func (s *Server) callAuthenticate(c *conversation, req AuthenRequest) (res AuthenResult, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error().Str("panic", fmt.Sprint(v)).Msg("local API backend panicked in Authenticate")
+			res, err = AuthenResult{}, fmt.Errorf("backend panic")
+		}
+	}()
+	return s.cfg.Backend.Authenticate(c.ctx, c.caller, req, s.converse(c))
+}
+
+// converse is the Conversation the Backend gets: it hands each prompt to the request waiting for the next
+// step, then waits for the answer, at most ConversationTimeout.
+func (s *Server) converse(c *conversation) Conversation {
+	return func(ctx context.Context, p Prompt) (string, error) {
+		aborted := func(msg string, cause error) error {
+			return &tacplus.Error{Class: tacplus.ErrAborted, Msg: msg, Err: cause}
+		}
+		switch p.Kind {
+		case PromptUser, PromptPassword, PromptData, PromptInfo:
+		default:
+			p.Kind = PromptData
+		}
+		select {
+		case c.prompts <- p:
+		case <-ctx.Done():
+			return "", aborted("conversation ended", ctx.Err())
+		case <-c.ctx.Done():
+			return "", aborted("conversation ended", c.ctx.Err())
+		}
+		t := time.NewTimer(s.cfg.ConversationTimeout)
+		defer t.Stop()
+		select {
+		case a := <-c.answers:
+			if a.Abort {
+				return "", aborted("the caller aborted the conversation", nil)
+			}
+			return string(a.Answer), nil
+		case <-t.C:
+			c.expired.Store(true)
+			return "", &tacplus.Error{Class: tacplus.ErrAborted, Msg: "the prompt was not answered in time",
+				Err: tacplus.ErrTimeout}
+		case <-ctx.Done():
+			return "", aborted("conversation ended", ctx.Err())
+		case <-c.ctx.Done():
+			return "", aborted("conversation ended", c.ctx.Err())
+		}
+	}
+}
+
+// step waits for the conversation's next step: a prompt to pass on, or the end.
+func (s *Server) step(r *http.Request, c *conversation) response {
+	t := time.NewTimer(s.cfg.RequestTimeout)
+	defer t.Stop()
+	select {
+	case p := <-c.prompts:
+		c.mu.Lock()
+		c.state, c.prompt = convWaiting, p
+		user := c.user
+		c.mu.Unlock()
+		return ok(AuthenResult{Result: ResultPrompt, Conversation: c.id, Prompt: &p, User: user}, ResultPrompt)
+	case <-c.done:
+		return s.finished(c)
+	case <-r.Context().Done():
+		c.cancel() // nobody is left to answer
+		return fail(&apiError{status: http.StatusServiceUnavailable, code: tacplus.ClassName(tacplus.ErrAborted),
+			msg: "the caller went away"})
+	case <-t.C:
+		c.cancel()
+		return fail(&apiError{status: http.StatusGatewayTimeout, code: CodeStepTimeout,
+			msg: fmt.Sprintf("no answer from the backend within %s", s.cfg.RequestTimeout)})
+	}
+}
+
+// finished is the answer for a conversation whose backend returned.
+func (s *Server) finished(c *conversation) response {
+	if c.expired.Load() {
+		return fail(expiredError())
+	}
+	res := c.res
+	res.Conversation, res.Prompt = "", nil
+	if res.Result == "" {
+		res.Result = authenResultOf(c.err)
+	}
+	switch {
+	case c.err == nil:
+		res.Error = nil
+	case res.Error == nil:
+		res.Error = backendError(c.err)
+	}
+	return ok(res, res.Result)
+}
+
+func expiredError() *apiError {
+	return &apiError{status: http.StatusGone, code: CodeConversationExpired, reason: "expired",
+		msg: "the conversation expired: its prompt was not answered in time; start a new authentication"}
+}
+
+// answer carries one answer (or an abort) to a waiting conversation and answers with the next step.
+func (s *Server) answer(r *http.Request, caller Caller) response {
+	id := strings.TrimPrefix(r.URL.Path, "/"+Version+"/conversations/")
+	var req ConversationRequest
+	if e := decode(r, &req); e != nil {
+		return fail(e)
+	}
+	notFound := fail(&apiError{status: http.StatusNotFound, code: CodeConversationNotFound, reason: "not_found",
+		msg: "no such conversation (it ended, or never existed)"})
+	if !validConversationID(id) {
+		return notFound
+	}
+	c, tomb := s.convs.get(id)
+	if c == nil {
+		if tomb != nil && tomb.owner == caller.UID {
+			return fail(expiredError())
+		}
+		return notFound
+	}
+	if c.caller.UID != caller.UID {
+		// The id is a capability only in the hands of the uid that started it.
+		return fail(&apiError{status: http.StatusForbidden, code: CodeForbidden, reason: "not_owner",
+			msg: "this conversation belongs to another user"})
+	}
+	c.mu.Lock()
+	st, p := c.state, c.prompt
+	if st == convWaiting {
+		c.state = convRunning
+	}
+	c.mu.Unlock()
+	switch st {
+	case convRunning:
+		return fail(&apiError{status: http.StatusConflict, code: CodeConversationBusy, reason: "busy",
+			msg: "the previous answer is still being handled"})
+	case convDone:
+		return s.finished(c)
+	}
+	user := c.currentUser()
+	if p.Kind == PromptUser && !req.Abort {
+		// The user is known only now: the rate limit applies before the server hears of them.
+		name := string(req.Answer)
+		if e := checkText("answer", name, false); e != nil {
+			c.setState(convWaiting)
+			return fail(e)
+		}
+		if limited, after := s.limiter.check(name); limited {
+			c.cancel()
+			return s.rateLimited(name, after)
+		}
+		c.mu.Lock()
+		c.user = name
+		c.mu.Unlock()
+		user = name
+	}
+	select {
+	case c.answers <- req:
+	case <-c.done:
+	}
+	res := s.step(r, c)
+	res.user = user
+	return res
+}
