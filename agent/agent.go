@@ -29,6 +29,9 @@ const (
 	DefaultUserTimeout = 2 * time.Minute
 	// DefaultDrainTimeout bounds Close when the context has no deadline.
 	DefaultDrainTimeout = 10 * time.Second
+	// deadlineGrace is how long after the caller's deadline the agent still waits for the session's own
+	// timer to answer with a typed error, before it gives up on its own.
+	deadlineGrace = 100 * time.Millisecond
 )
 
 // Server configures one TACACS+ server.
@@ -89,7 +92,7 @@ type Agent struct {
 	log         zerolog.Logger
 	ids         atomic.Uint64
 	maxWait     time.Duration
-	userTimeout time.Duration
+	grace       time.Duration
 	unsubscribe func()
 	closeOnce   sync.Once
 	closed      atomic.Bool
@@ -136,9 +139,12 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	for _, s := range scfg.Servers {
 		perServer[s.Addr] = o.metrics.Server(s.Addr)
 	}
+	// Every actor logs a panic with its stack and counts it (the library logs no stack).
+	withPanicLog := actor.WithReceiverMiddleware(actorkit.PanicLogger(o.log, o.metrics.ActorPanics.Inc))
+	scfg.ConnProps = []actor.PropsOption{withPanicLog}
 	scfg.NewSession = func(start *messages.StartSession, info connection.SessionInfo) *actor.Props {
 		return session.Props(session.Config{Start: start, SessionID: info.SessionID, Epoch: info.Epoch, Server: info.Server,
-			UserTimeout: userTimeout, Metrics: perServer[info.Server], Log: o.log})
+			UserTimeout: userTimeout, Metrics: perServer[info.Server], Log: o.log}, withPanicLog)
 	}
 	if err := scfg.Validate(); err != nil {
 		return nil, err
@@ -153,15 +159,14 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		maxWait += t + time.Second
 	}
 	sys := actorkit.NewSystem(o.log)
-	a := &Agent{sys: sys, m: o.metrics, log: o.log, maxWait: maxWait, userTimeout: cfg.UserTimeout}
+	a := &Agent{sys: sys, m: o.metrics, log: o.log, maxWait: maxWait, grace: deadlineGrace}
 	a.unsubscribe = actorkit.Subscribe(sys, actorkit.Hooks{
 		DeadLetter: func(*actor.DeadLetterEvent) { o.metrics.DeadLetters.Inc() },
 		Supervisor: func(ev *actor.SupervisorEvent) {
 			o.metrics.SupervisorEvents.WithLabelValues(ev.Directive.String()).Inc()
 		},
 	})
-	props := actor.PropsFromProducer(func() actor.Actor { return supervisor.New(scfg) },
-		actor.WithReceiverMiddleware(actorkit.PanicLogger(o.log, o.metrics.ActorPanics.Inc)))
+	props := actor.PropsFromProducer(func() actor.Actor { return supervisor.New(scfg) }, withPanicLog)
 	pid, err := sys.Root.SpawnNamed(props, "supervisor")
 	if err != nil {
 		a.unsubscribe()
@@ -275,7 +280,17 @@ func (a *Agent) Account(ctx context.Context, req AcctRequest, opts ...RequestOpt
 
 var errClosed = &tacplus.Error{Class: tacplus.ErrAborted, Msg: "agent is closed"}
 
-// do sends one request and runs its conversation. It blocks only the caller's goroutine.
+// inboxSize bounds the messages in flight to one caller: at most one Prompt is outstanding (the session
+// waits for its answer) and one Outcome ends the request; the rest is headroom.
+const inboxSize = 4
+
+// abortGrace bounds how long a cancelled request waits for its session to confirm the abort; past it the
+// caller gets ErrAborted without the confirmation.
+const abortGrace = time.Second
+
+// do sends one request and runs its conversation. It blocks only the caller's goroutine. Every answer
+// (prompts, then one outcome) comes from the supervisor to an inbox, so that cancellation and the session's
+// own timeouts reach the caller whatever step the conversation is at.
 func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation, opts []RequestOption) (*messages.Outcome, error) {
 	if a.closed.Load() {
 		return nil, errClosed
@@ -290,37 +305,51 @@ func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation
 	wait := a.maxWait
 	if dl, ok := ctx.Deadline(); ok {
 		req.Deadline = dl
-		wait = time.Until(dl) + 100*time.Millisecond // the session's own timers answer first
+		wait = time.Until(dl) + a.grace // the session's own timers answer first
 	}
 	root := a.sys.Root
+	in := actorkit.NewInbox(a.sys, inboxSize)
+	defer in.Close()
 
-	// Cancellation: before the first prompt the supervisor knows the request; after it, the session does.
-	var sessionPID atomic.Pointer[actor.PID]
-	stop := context.AfterFunc(ctx, func() {
-		if pid := sessionPID.Load(); pid != nil {
-			root.Send(pid, &messages.Abort{ReqID: req.ID, Reason: "cancelled by caller"})
-			return
-		}
-		root.Send(a.sup, &messages.Cancel{ID: req.ID})
-	})
+	// Cancellation goes to the supervisor, which knows where the request is: queued, on a session waiting
+	// for the server (it ends without a packet), or in a conversation (the session sends an ABORT).
+	stop := context.AfterFunc(ctx, func() { root.Send(a.sup, &messages.Cancel{ID: req.ID, Reason: "cancelled by caller"}) })
 	defer stop()
 
-	res, err := root.RequestFuture(a.sup, req, wait).Result()
+	root.RequestWithCustomSender(a.sup, req, in.PID())
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	cancelled := false
 	for {
-		if err != nil {
-			return nil, futureError(err, req)
+		var res interface{}
+		select {
+		case res = <-in.C():
+		case <-timer.C:
+			return nil, &tacplus.Error{Class: tacplus.ErrTimeout, Msg: "no answer from the agent in time"}
+		case <-ctx.Done():
+			if !cancelled {
+				// Keep waiting for the session to confirm, but not for long.
+				cancelled = true
+				timer.Reset(abortGrace)
+			}
+			continue
 		}
 		switch m := res.(type) {
 		case *messages.Outcome:
 			return m, m.Err
 		case *messages.Prompt:
-			sessionPID.Store(m.Session)
 			answer, cerr := a.converse(ctx, conv, m)
 			if cerr != nil {
-				res, err = root.RequestFuture(m.Session, &messages.Abort{ReqID: req.ID, Reason: "conversation ended"}, wait).Result()
-				continue
+				root.Send(a.sup, &messages.Cancel{ID: req.ID, Reason: "conversation ended"})
+			} else {
+				root.Send(m.Session, &messages.UserInput{Text: answer})
 			}
-			res, err = root.RequestFuture(m.Session, &messages.UserInput{Text: answer}, a.userTimeout+wait).Result()
+			// The session times the user out on its own (UserTimeout); the wait restarts from the answer.
+			if !cancelled {
+				timer.Reset(wait)
+			}
+		case *actor.DeadLetterResponse:
+			return nil, errClosed // the supervisor is gone: Close ran
 		default:
 			return nil, &tacplus.Error{Class: tacplus.ErrProtocol, Msg: fmt.Sprintf("unexpected reply %T", res)}
 		}

@@ -6,7 +6,8 @@
 //	API --Authenticate/Authorize/Account--> supervisor --StartSession--> connection --spawns--> session
 //	session --Outbound--> connection --socket--> server --socket--> reader --Inbound--> session
 //	session --Outcome or Prompt--> supervisor --(retry on the next server, or relay)--> API
-//	API --UserInput/Abort--> session (after a Prompt, the API talks to the session directly)
+//	API --UserInput--> session (the answer to a Prompt; what follows comes back through the supervisor)
+//	API --Cancel--> supervisor --Abort--> connection --> session (ABORT where the RFC allows)
 //	connection --ConnectionLost--> every session, before the connection stops or restarts
 //
 // It may import tacplus, fsm (for the typed results) and protoactor's actor package (for *actor.PID),

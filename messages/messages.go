@@ -80,8 +80,9 @@ type AcctRequest struct {
 	Args    []string
 }
 
-// Request is sent by the Go API to the supervisor with RequestFuture; exactly one of Authen, Author and
-// Acct is set. The reply is an *Outcome or, for authentication, possibly a *Prompt first.
+// Request is sent by the Go API to the supervisor; exactly one of Authen, Author and Acct is set. The
+// sender gets zero or more *Prompt (authentication only) and then exactly one *Outcome, all from the
+// supervisor, so the sender must accept several messages (actorkit.Inbox, not a Future).
 type Request struct {
 	ID       uint64 // unique per agent, chosen by the API
 	Group    string // server group; "" means the default group
@@ -102,12 +103,16 @@ func (r *Request) Kind() Kind {
 	return KindAcct
 }
 
-// Cancel asks the supervisor to abort request ID (the caller's context ended).
-type Cancel struct{ ID uint64 }
+// Cancel asks the supervisor to abort request ID: the caller's context ended, or its conversation gave up.
+// The supervisor answers the request with an Outcome (ErrAborted unless the session completed first).
+// Reason goes to the server in an ABORT where the RFC allows one, so it must not hold secrets.
+type Cancel struct {
+	ID     uint64
+	Reason string
+}
 
-// StartSession is sent by the supervisor to a connection actor, which spawns a session for it. Outcomes and
-// prompts go to ReplyTo until the first Prompt; after that the session answers whoever sent the last
-// UserInput.
+// StartSession is sent by the supervisor to a connection actor, which spawns a session for it. The session
+// sends every Prompt and its Outcome to ReplyTo (the supervisor), which relays them to the caller.
 type StartSession struct {
 	Req     *Request
 	ReplyTo *actor.PID
@@ -116,7 +121,7 @@ type StartSession struct {
 }
 
 // Prompt is a server's request for user input during authentication (GETUSER, GETPASS, GETDATA). The
-// answer goes to Session as a *UserInput.
+// answer goes to Session as a *UserInput; the next Prompt or the Outcome comes back through the supervisor.
 type Prompt struct {
 	ReqID   uint64
 	Session *actor.PID
@@ -126,7 +131,8 @@ type Prompt struct {
 	Server  string
 }
 
-// UserInput answers a Prompt. Send it with RequestFuture: the reply is the next *Prompt or the *Outcome.
+// UserInput answers a Prompt. Send it to Prompt.Session; the next *Prompt or the *Outcome reaches the
+// caller through the supervisor.
 type UserInput struct {
 	Text string
 }
@@ -247,11 +253,26 @@ type Negotiated struct {
 	SingleConnect bool
 }
 
-// Returned hands requests back to the supervisor: the connection will not run them (the server refused
-// single-connect, or the connection is draining after a key mismatch). Err says why.
+// ReturnReason says why a connection handed requests back, and so what the supervisor does with them.
+type ReturnReason uint8
+
+// The reasons.
+const (
+	// ReturnRefused: the server refused single-connect (RFC 8907 section 4.3), or a per-session connection
+	// already carried its session. Same server, one connection per session.
+	ReturnRefused ReturnReason = iota + 1
+	// ReturnBadSecret: the connection is draining after a key mismatch (section 4.4). Next server.
+	ReturnBadSecret
+	// ReturnRestart: the connection failed before it sent them and is about to be restarted. Same server,
+	// same connection actor (the requests wait in its mailbox for the restart); no retry is used up.
+	ReturnRestart
+)
+
+// Returned hands requests back to the supervisor: the connection will not run them. Err is the cause.
 type Returned struct {
 	Server string
 	Starts []*StartSession
+	Reason ReturnReason
 	Err    error
 }
 

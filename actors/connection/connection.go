@@ -55,6 +55,11 @@ type Config struct {
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
+var (
+	errRefused = errors.New("server did not agree to single-connect (RFC 8907 section 4.3)")
+	errRestart = errors.New("connection restarting")
+)
+
 // Failure is the panic value a connection actor fails with; the supervisor's HandleFailure reads it.
 type Failure struct {
 	Server string
@@ -70,6 +75,10 @@ func (f *Failure) Error() string {
 }
 
 func (f *Failure) Unwrap() error { return f.Err }
+
+// ExpectedFailure marks the panic as deliberate (actorkit.Expected): it is how the actor hands a dead
+// socket to its supervisor, not a bug, so it is not logged with a stack.
+func (f *Failure) ExpectedFailure() {}
 
 type state uint8
 
@@ -168,8 +177,13 @@ func Props(cfg Config, opts ...actor.PropsOption) *actor.Props {
 		}
 		cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
+	// A session that panics is stopped, never restarted: a restart would replay its START under the same
+	// session_id. Stopping makes it answer its caller (session.Actor's Stopping case).
+	opts = append([]actor.PropsOption{actor.WithSupervisor(stopSessions)}, opts...)
 	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg} }, opts...)
 }
+
+var stopSessions = actor.NewOneForOneStrategy(0, 0, func(interface{}) actor.Directive { return actor.StopDirective })
 
 // Receive implements actor.Actor.
 func (a *Actor) Receive(ctx actor.Context) {
@@ -210,7 +224,10 @@ func (a *Actor) Receive(ctx actor.Context) {
 			a.closeSocket("idle")
 			a.becomeIdle(ctx, "idle")
 		}
-	case *actor.Restarting, *actor.Stopping:
+	case *actor.Restarting:
+		a.closeSocket("restarted")
+		a.returnQueued(ctx, messages.ReturnRestart, errRestart)
+	case *actor.Stopping:
 		a.closeSocket("stopped")
 		a.answerQueued(ctx, tacplus.ErrConnectionLost, "connection stopped")
 	}
@@ -229,13 +246,16 @@ func (a *Actor) init(ctx actor.Context) {
 // start runs a request now, or queues it behind the dial, the negotiation or the in-flight limit.
 func (a *Actor) start(ctx actor.Context, m *messages.StartSession) {
 	switch a.state {
-	case stDraining, stFailing:
-		ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: []*messages.StartSession{m}, Err: a.closeErr})
+	case stDraining:
+		ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: []*messages.StartSession{m},
+			Reason: messages.ReturnBadSecret, Err: a.closeErr})
 		return
+	case stFailing:
+		// Queued: settle hands the queue back for the restart, or dials again when nobody lost work.
 	case stOpen:
 		if !a.multiplex && a.served > 0 {
 			ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: []*messages.StartSession{m},
-				Err: errors.New("server refused single-connect")})
+				Reason: messages.ReturnRefused, Err: errRefused})
 			return
 		}
 		if len(a.routes) < a.cfg.MaxInFlight && len(a.queue) == 0 {
@@ -411,7 +431,7 @@ func (a *Actor) inbound(ctx actor.Context, m *inbound) {
 			a.log.Error().Err(m.err).Msg("key mismatch: draining connection")
 			a.closeErr = m.err
 			a.state = stDraining
-			a.returnQueued(ctx, m.err)
+			a.returnQueued(ctx, messages.ReturnBadSecret, m.err)
 		}
 	}
 	r, ok := a.routes[m.h.SessionID]
@@ -434,7 +454,7 @@ func (a *Actor) negotiated(ctx actor.Context, agreed bool) {
 	}
 	ctx.Send(ctx.Parent(), &messages.Negotiated{Server: a.cfg.Addr, Epoch: a.epoch, SingleConnect: a.multiplex})
 	if !a.multiplex {
-		a.returnQueued(ctx, errors.New("server did not agree to single-connect"))
+		a.returnQueued(ctx, messages.ReturnRefused, errRefused)
 		return
 	}
 	a.pump(ctx)
@@ -454,6 +474,7 @@ func (a *Actor) pump(ctx actor.Context) {
 func (a *Actor) sessionEnded(ctx actor.Context, m *messages.SessionEnded) {
 	if m.Lost {
 		a.lost++
+		a.cfg.Metrics.ConnectionLost.Inc()
 	}
 	a.forget(m.SessionID)
 	a.settle(ctx)
@@ -486,15 +507,22 @@ func (a *Actor) settle(ctx actor.Context) {
 		a.closeSocket("lost")
 		a.state = stIdle
 		if lost > 0 {
+			// Some session lost its work: a failure, so the supervisor restarts this actor with backoff.
+			// Requests that arrived meanwhile were never sent; they go back to wait for the restart.
+			a.log.Warn().Err(err).Int("sessions_lost", lost).Msg("connection lost")
+			a.returnQueued(ctx, messages.ReturnRestart, errRestart)
 			panic(&Failure{Server: a.cfg.Addr, Err: err})
 		}
+		// Every session had its answer before the socket closed (a server that replies and closes, as
+		// classic one-session servers do): a normal close.
 		a.becomeIdle(ctx, "closed")
 	case stDraining:
 		a.closeSocket("drained")
 		a.becomeIdle(ctx, "drained")
 	case stOpen:
-		if !a.multiplex && a.served > 0 {
-			// One connection per session: this socket is done.
+		if (!a.multiplex && a.served > 0) || (a.cfg.Transient && len(a.queue) == 0) {
+			// One connection per session, or a transient connection with nothing left to do (even one
+			// whose server agreed to single-connect): this socket is done.
 			a.closeSocket("session_done")
 			a.becomeIdle(ctx, "session_done")
 			return
@@ -520,7 +548,10 @@ func (a *Actor) socketClosed(ctx actor.Context, err error) {
 		a.becomeIdle(ctx, reason)
 		return
 	}
-	a.log.Warn().Err(err).Int("sessions", len(a.routes)).Msg("connection lost")
+	// Sessions still have routes. Some may already hold their final reply (it was read before the EOF) and
+	// are about to report SessionEnded; those ignore the notice. Whether this was a failure is known only
+	// when all have ended: settle counts those that ended Lost. Queued requests stay queued until then.
+	a.log.Debug().Err(err).Int("sessions", len(a.routes)).Msg("socket closed with sessions in flight")
 	a.closeErr = err
 	a.state = stFailing
 	a.closeSocket(reason)
@@ -528,9 +559,7 @@ func (a *Actor) socketClosed(ctx actor.Context, err error) {
 	lost := &messages.ConnectionLost{Server: a.cfg.Addr, Epoch: a.epoch, Err: err}
 	for _, r := range a.routes {
 		ctx.Send(r.pid, lost)
-		a.cfg.Metrics.ConnectionLost.Inc()
 	}
-	a.answerQueued(ctx, tacplus.ErrConnectionLost, "connection lost before the request was sent")
 	a.settle(ctx)
 }
 
@@ -589,11 +618,11 @@ func (a *Actor) answerQueued(ctx actor.Context, class error, msg string) {
 	a.queue = nil
 }
 
-func (a *Actor) returnQueued(ctx actor.Context, err error) {
+func (a *Actor) returnQueued(ctx actor.Context, why messages.ReturnReason, err error) {
 	if len(a.queue) == 0 {
 		return
 	}
-	ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: a.queue, Err: err})
+	ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: a.queue, Reason: why, Err: err})
 	a.cfg.Metrics.Queued.Sub(float64(len(a.queue)))
 	a.queue = nil
 }

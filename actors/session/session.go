@@ -28,24 +28,22 @@ type Config struct {
 
 // Actor is the session actor.
 type Actor struct {
-	cfg       Config
-	m         fsm.Machine
-	kind      messages.Kind
-	requester *actor.PID
-	prompted  bool
-	done      bool
-	lost      bool
-	started   time.Time
-	timer     actorkit.Timer
-	timerGen  uint64
-	cancel    func()
-	self      *actor.PID
-	parent    *actor.PID
+	cfg      Config
+	m        fsm.Machine
+	kind     messages.Kind
+	done     bool
+	lost     bool // ended by ConnectionLost: the connection counts it as lost work
+	started  time.Time
+	timer    actorkit.Timer
+	timerGen uint64
+	cancel   func()
+	self     *actor.PID
+	parent   *actor.PID
 }
 
-// Props returns the props of a session actor.
-func Props(cfg Config) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg} })
+// Props returns the props of a session actor; opts add middleware (the agent's panic logger).
+func Props(cfg Config, opts ...actor.PropsOption) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg} }, opts...)
 }
 
 // Receive implements actor.Actor.
@@ -60,14 +58,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 			a.step(ctx, fsm.Packet(msg.Header, msg.Body))
 		}
 	case *messages.UserInput:
-		if ctx.Sender() != nil {
-			a.requester = ctx.Sender()
-		}
 		a.step(ctx, fsm.Input(msg.Text))
 	case *messages.Abort:
-		if ctx.Sender() != nil && a.prompted {
-			a.requester = ctx.Sender()
-		}
 		a.step(ctx, fsm.Abort(msg.Reason))
 	case *messages.SessionTimeout:
 		if msg.Gen == a.timerGen {
@@ -80,9 +72,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 		}
 	case *actor.Stopping:
 		if !a.done {
-			// Stopped before completing (the connection or the agent is going away): the caller still gets
-			// a typed answer.
-			a.lost = true
+			// Stopped before completing (the connection or the agent is going away, or this actor
+			// panicked): the caller still gets a typed answer.
 			a.complete(ctx, nil, &tacplus.Error{Class: tacplus.ErrConnectionLost, Server: a.cfg.Server,
 				SessionID: a.cfg.SessionID, State: a.stateName(), Msg: "session stopped before it completed"})
 		}
@@ -92,7 +83,6 @@ func (a *Actor) Receive(ctx actor.Context) {
 func (a *Actor) begin(ctx actor.Context) {
 	a.started = time.Now()
 	a.self, a.parent = ctx.Self(), ctx.Parent()
-	a.requester = a.cfg.Start.ReplyTo
 	a.timer = actorkit.NewTimer(ctx.ActorSystem().Root)
 	a.kind = a.cfg.Start.Req.Kind()
 	a.cfg.Metrics.SessionStarted(a.kind.String())
@@ -126,8 +116,7 @@ func (a *Actor) step(ctx actor.Context, ev fsm.Event) {
 		case fsm.EffectSend:
 			ctx.Send(a.parent, &messages.Outbound{Epoch: a.cfg.Epoch, Header: e.Header, Body: e.Body})
 		case fsm.EffectPrompt:
-			a.prompted = true
-			ctx.Send(a.requester, &messages.Prompt{ReqID: a.cfg.Start.Req.ID, Session: a.self, Status: e.Prompt.Status,
+			ctx.Send(a.cfg.Start.ReplyTo, &messages.Prompt{ReqID: a.cfg.Start.Req.ID, Session: a.self, Status: e.Prompt.Status,
 				Message: e.Prompt.Message, NoEcho: e.Prompt.NoEcho, Server: a.cfg.Server})
 		case fsm.EffectComplete:
 			a.complete(ctx, e, withServer(e.Err, a.cfg.Server))
@@ -177,7 +166,7 @@ func (a *Actor) complete(ctx actor.Context, e *fsm.Effect, err error) {
 	if e != nil {
 		o.Authen, o.Author, o.Acct = e.Authen, e.Author, e.Acct
 	}
-	ctx.Send(a.requester, o)
+	ctx.Send(a.cfg.Start.ReplyTo, o)
 	outcome := "ok"
 	if err != nil {
 		outcome = tacplus.ClassName(err)

@@ -59,6 +59,8 @@ type Config struct {
 	Log            zerolog.Logger
 	// NewSession builds a session actor's props; the agent wires actors/session here.
 	NewSession func(start *messages.StartSession, info connection.SessionInfo) *actor.Props
+	// ConnProps are added to every connection actor's props (the agent's panic logger).
+	ConnProps []actor.PropsOption
 }
 
 // Validate checks the configuration and fills in defaults.
@@ -132,11 +134,31 @@ type pending struct {
 	req        *messages.Request
 	caller     *actor.PID
 	kind       messages.Kind
-	tried      map[string]bool
+	tried      []*server // servers this request was sent to (a group has a handful)
 	attempt    int
 	current    *server
-	sameServer bool // the one same-server retry after a lost connection was used
+	sameServer bool       // the one same-server retry after a lost connection was used
+	session    *actor.PID // set by the first Prompt: from then on the request is never retried
+	cancelled  string     // the reason of a Cancel; the request ends with ErrAborted at the next chance
 	lastErr    error
+}
+
+func (p *pending) triedOn(s *server) bool {
+	for _, t := range p.tried {
+		if t == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *pending) untry(s *server) {
+	for i, t := range p.tried {
+		if t == s {
+			p.tried = append(p.tried[:i], p.tried[i+1:]...)
+			return
+		}
+	}
 }
 
 type restartConn struct {
@@ -188,10 +210,11 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.Outcome:
 		a.outcome(ctx, m)
 	case *messages.Prompt:
+		// The request stays pending, so that its Outcome comes back here (the caller always hears from
+		// the supervisor) and Cancel and Drain still see it; a prompted request is never retried.
 		if p, ok := a.pending[m.ReqID]; ok {
-			delete(a.pending, m.ReqID)
+			p.session = m.Session
 			ctx.Send(p.caller, m)
-			a.checkDrain(ctx)
 		}
 	case *messages.Cancel:
 		a.cancel(ctx, m)
@@ -236,6 +259,11 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *drainCheck:
 		a.checkDrain(ctx)
 	}
+}
+
+// errCancelled is the Outcome of a request cancelled before any session ran it.
+func cancelledError(reason string) error {
+	return &tacplus.Error{Class: tacplus.ErrAborted, Msg: reason}
 }
 
 func (a *Actor) start(ctx actor.Context) {
@@ -287,7 +315,7 @@ func (a *Actor) request(ctx actor.Context, m *messages.Request) {
 		ctx.Send(caller, a.failOutcome(m, &tacplus.Error{Class: tacplus.ErrConfig, Msg: fmt.Sprintf("unknown server group %q", group)}))
 		return
 	}
-	p := &pending{req: m, caller: caller, kind: m.Kind(), tried: make(map[string]bool, 2)}
+	p := &pending{req: m, caller: caller, kind: m.Kind()}
 	m.Group = group
 	a.pending[m.ID] = p
 	a.dispatch(ctx, p)
@@ -297,7 +325,7 @@ func (a *Actor) request(ctx actor.Context, m *messages.Request) {
 func (a *Actor) pick(p *pending) *server {
 	now := a.now()
 	for _, s := range a.groups[p.req.Group] {
-		if p.tried[s.cfg.Addr] {
+		if p.triedOn(s) {
 			continue
 		}
 		if !s.deadUntil.IsZero() {
@@ -312,11 +340,15 @@ func (a *Actor) pick(p *pending) *server {
 }
 
 func (a *Actor) dispatch(ctx actor.Context, p *pending) {
+	if p.cancelled != "" {
+		a.finish(ctx, p, a.failOutcome(p.req, cancelledError(p.cancelled)))
+		return
+	}
 	s := a.pick(p)
 	if s == nil {
 		err := p.lastErr
 		if err == nil {
-			err = &tacplus.Error{Class: tacplus.ErrUnreachable, Msg: "every server of group " + p.req.Group + " is dead-timed"}
+			err = a.allDeadError(p.req.Group)
 		}
 		a.finish(ctx, p, a.failOutcome(p.req, err))
 		return
@@ -324,8 +356,20 @@ func (a *Actor) dispatch(ctx actor.Context, p *pending) {
 	a.send(ctx, p, s)
 }
 
+// allDeadError says that no server of the group could be tried, with the last error each one had, so that
+// a login refused during dead-time still tells why (a wrong key, say).
+func (a *Actor) allDeadError(group string) error {
+	msg := "every server of group " + group + " is dead-timed"
+	for _, s := range a.groups[group] {
+		if s.lastErr != "" {
+			msg += "; " + s.cfg.Addr + ": " + s.lastErr
+		}
+	}
+	return &tacplus.Error{Class: tacplus.ErrUnreachable, Msg: msg}
+}
+
 func (a *Actor) send(ctx actor.Context, p *pending, s *server) {
-	p.tried[s.cfg.Addr] = true
+	p.tried = append(p.tried, s)
 	p.current = s
 	start := &messages.StartSession{Req: p.req, ReplyTo: a.self, Timeout: s.cfg.Timeout, Attempt: p.attempt}
 	p.attempt++
@@ -337,7 +381,7 @@ func (a *Actor) send(ctx actor.Context, p *pending, s *server) {
 }
 
 func (a *Actor) spawnConn(ctx actor.Context, s *server, transient bool) *actor.PID {
-	pid := ctx.Spawn(connection.Props(a.connConfig(s, transient)))
+	pid := ctx.Spawn(connection.Props(a.connConfig(s, transient), a.cfg.ConnProps...))
 	a.byPID[pid.Id] = s
 	s.conns[pid.Id] = pid
 	return pid
@@ -354,22 +398,29 @@ func (a *Actor) outcome(ctx actor.Context, o *messages.Outcome) {
 		return
 	}
 	p.lastErr = o.Err
-	s.lastErr = o.Err.Error()
 	retry, markDead := a.classify(o)
+	if retry || markDead || errors.Is(o.Err, tacplus.ErrProtocol) {
+		s.lastErr = o.Err.Error() // the server's health; a FAIL or the caller's mistakes say nothing of it
+	}
 	if markDead {
 		a.markDead(s, o.Err)
 	}
-	if !retry {
+	if !retry || p.session != nil || p.cancelled != "" {
+		// A request that showed the user a prompt is never retried: the conversation cannot be replayed.
 		a.finish(ctx, p, o)
 		return
 	}
 	if errors.Is(o.Err, tacplus.ErrConnectionLost) && !p.sameServer && !markDead {
-		// The server closed the connection as the request went out (idle close): once more, same server.
+		// The connection closed before any reply: most often a server closing an idle connection just as
+		// the request went out. That must never fail a login: once more on the same server, whose
+		// connection actor reconnects (and whose failed redial would then mark it dead).
 		p.sameServer = true
-		delete(p.tried, s.cfg.Addr)
+		p.untry(s)
+		a.log.Debug().Str("server", s.cfg.Addr).Uint64("request", p.req.ID).Err(o.Err).Msg("retrying on the same server")
+	} else {
+		a.cfg.Metrics.Failovers.WithLabelValues(s.cfg.Addr, p.kind.String()).Inc()
+		a.log.Info().Str("server", s.cfg.Addr).Uint64("request", p.req.ID).Err(o.Err).Msg("trying next server")
 	}
-	a.cfg.Metrics.Failovers.WithLabelValues(s.cfg.Addr, p.kind.String()).Inc()
-	a.log.Info().Str("server", s.cfg.Addr).Uint64("request", p.req.ID).Err(o.Err).Msg("trying next server")
 	a.dispatch(ctx, p)
 }
 
@@ -414,18 +465,27 @@ func (a *Actor) returned(ctx actor.Context, m *messages.Returned) {
 	s := a.servers[m.Server]
 	for _, st := range m.Starts {
 		p, ok := a.pending[st.Req.ID]
-		if !ok {
+		if !ok || s == nil {
 			continue
 		}
-		if errors.Is(m.Err, tacplus.ErrBadSecret) {
+		if p.cancelled != "" {
+			a.finish(ctx, p, a.failOutcome(p.req, cancelledError(p.cancelled)))
+			continue
+		}
+		switch m.Reason {
+		case messages.ReturnBadSecret:
+			// Section 4.4: nothing new on that connection; the server is misconfigured for us.
 			a.markDead(s, m.Err)
+			s.lastErr = "key mismatch"
 			p.lastErr = &tacplus.Error{Class: tacplus.ErrBadSecret, Server: m.Server, Msg: "connection draining after a key mismatch", Err: m.Err}
 			a.dispatch(ctx, p)
 			continue
+		case messages.ReturnRefused:
+			// Single-connect refused, or a per-session connection already used: same server, own connection.
+			s.perSession = true
 		}
-		// Single-connect refused or a per-session connection already used: same server, own connection.
-		s.perSession = true
-		delete(p.tried, s.cfg.Addr)
+		// ReturnRefused and ReturnRestart: the request was never sent; same server, nothing used up.
+		p.untry(s)
 		p.attempt--
 		a.send(ctx, p, s)
 	}
@@ -436,21 +496,34 @@ func (a *Actor) cancel(ctx actor.Context, m *messages.Cancel) {
 	if !ok {
 		return
 	}
-	if p.current != nil {
-		// The connection routes it to the session (which sends an ABORT where the RFC allows) or drops the
-		// queued request; either way an Outcome with ErrAborted comes back here.
-		for _, pid := range p.current.conns {
-			ctx.Send(pid, &messages.Abort{ReqID: m.ID, Reason: "cancelled by caller"})
-		}
-		return
+	reason := m.Reason
+	if reason == "" {
+		reason = "cancelled by caller"
 	}
-	a.finish(ctx, p, a.failOutcome(p.req, &tacplus.Error{Class: tacplus.ErrAborted, Msg: "cancelled by caller"}))
+	p.cancelled = reason
+	abort := &messages.Abort{ReqID: m.ID, Reason: reason}
+	switch {
+	case p.session != nil:
+		// In a conversation: the session sends a CONTINUE with ABORT (RFC 8907 section 5.4.3).
+		ctx.Send(p.session, abort)
+	case p.current != nil:
+		// The connection routes it to the session (which ends without a packet while the server holds the
+		// turn) or drops the queued request; either way an Outcome with ErrAborted comes back here. A
+		// request on its way back to this actor (Returned) is ended when it arrives.
+		for _, pid := range p.current.conns {
+			ctx.Send(pid, abort)
+		}
+	default:
+		a.finish(ctx, p, a.failOutcome(p.req, cancelledError(reason)))
+	}
 }
 
 func (a *Actor) finish(ctx actor.Context, p *pending, o *messages.Outcome) {
 	delete(a.pending, p.req.ID)
 	ctx.Send(p.caller, o)
-	a.checkDrain(ctx)
+	if a.draining != nil && a.draining.caller != nil && len(a.pending) == 0 {
+		a.checkDrain(ctx)
+	}
 }
 
 func (a *Actor) failOutcome(r *messages.Request, err error) *messages.Outcome {
@@ -462,10 +535,20 @@ func (a *Actor) checkDrain(ctx actor.Context) {
 	if a.draining == nil || a.draining.caller == nil {
 		return
 	}
-	if len(a.pending) == 0 || !a.now().Before(a.draining.deadline) {
-		ctx.Send(a.draining.caller, &messages.Drained{Abandoned: len(a.pending)})
-		a.draining.caller = nil
+	if len(a.pending) > 0 && a.now().Before(a.draining.deadline) {
+		return
 	}
+	// At the deadline every request still running gets a typed answer now, before the actors stop.
+	abandoned := len(a.pending)
+	for _, p := range a.pending {
+		err := &tacplus.Error{Class: tacplus.ErrAborted, Msg: "agent closed before the request completed"}
+		if p.current != nil {
+			err.Server = p.current.cfg.Addr
+		}
+		a.finish(ctx, p, a.failOutcome(p.req, err))
+	}
+	ctx.Send(a.draining.caller, &messages.Drained{Abandoned: abandoned})
+	a.draining.caller = nil
 }
 
 func (a *Actor) status() *messages.StatusReport {
@@ -509,14 +592,29 @@ func (a *Actor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child 
 	}
 	s.connected = false
 	s.lastErr = err.Error()
-	a.markDead(s, err)
+	// Only a failed connect proves the server dead. A socket that died with sessions in flight may be a
+	// server closing an idle connection as a request went out: those sessions are retried on this server,
+	// and the restart's own connect (the probe) marks the server dead if it really is gone.
+	if f, ok := reason.(*connection.Failure); ok && f.Dial {
+		a.markDead(s, err)
+	}
 	s.rs.Fail()
 	n := s.rs.NumberOfFailures(DefaultFailureWindow)
-	d := a.cfg.BackoffInitial << min(n-1, 20)
-	if d > a.cfg.BackoffMax || d <= 0 {
-		d = a.cfg.BackoffMax
-	}
+	d := Backoff(n, a.cfg.BackoffInitial, a.cfg.BackoffMax)
 	s.restartGen++
 	a.log.Debug().Str("server", s.cfg.Addr).Dur("backoff", d).Int("failures", n).Msg("connection restart scheduled")
 	a.timer.After(d, a.self, &restartConn{addr: s.cfg.Addr, gen: s.restartGen})
+}
+
+// Backoff is the delay before restart number n (from 1) of a connection actor: initial doubled per failure
+// since the last good connect, capped at max.
+func Backoff(n int, initial, max time.Duration) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	d := initial << min(n-1, 30)
+	if d > max || d <= 0 {
+		d = max
+	}
+	return d
 }

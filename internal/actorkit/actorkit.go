@@ -49,13 +49,21 @@ func Subscribe(sys *actor.ActorSystem, h Hooks) (unsubscribe func()) {
 	return func() { sys.EventStream.Unsubscribe(sub) }
 }
 
+// Expected marks a panic value that is an actor's deliberate way of failing (a connection actor whose socket
+// died hands the decision to its supervisor by panicking): PanicLogger neither logs nor counts it.
+type Expected interface{ ExpectedFailure() }
+
 // PanicLogger is a receiver middleware that logs a panic's value and stack, calls onPanic (for a metric),
-// then re-panics so that the actor's supervisor decides what happens next.
+// then re-panics so that the actor's supervisor decides what happens next. Values implementing Expected
+// pass through silently.
 func PanicLogger(log zerolog.Logger, onPanic func()) actor.ReceiverMiddleware {
 	return func(next actor.ReceiverFunc) actor.ReceiverFunc {
 		return func(c actor.ReceiverContext, env *actor.MessageEnvelope) {
 			defer func() {
 				if r := recover(); r != nil {
+					if _, ok := r.(Expected); ok {
+						panic(r)
+					}
 					if onPanic != nil {
 						onPanic()
 					}
@@ -88,3 +96,43 @@ type QuietMessage struct{}
 
 // IgnoreDeadLetterLogging implements the library's marker interface.
 func (QuietMessage) IgnoreDeadLetterLogging() {}
+
+// Inbox is a mailbox without an actor: a registered process whose messages land in a buffered channel. A
+// plain goroutine uses it as the sender of its requests when it needs more than one answer (a Future takes
+// exactly one): a login conversation gets prompts and then an outcome. It owns no goroutine.
+type Inbox struct {
+	sys  *actor.ActorSystem
+	pid  *actor.PID
+	proc *inboxProcess
+}
+
+type inboxProcess struct{ c chan interface{} }
+
+// NewInbox registers an inbox that holds up to size undelivered messages. The protocol that uses it must
+// bound the messages in flight to size: a message that finds the channel full is dropped, because an
+// actor must never block on a caller.
+func NewInbox(sys *actor.ActorSystem, size int) *Inbox {
+	p := &inboxProcess{c: make(chan interface{}, size)}
+	pid, _ := sys.ProcessRegistry.Add(p, "inbox"+sys.ProcessRegistry.NextId())
+	return &Inbox{sys: sys, pid: pid, proc: p}
+}
+
+// PID is the inbox's address, to pass as the sender of requests.
+func (i *Inbox) PID() *actor.PID { return i.pid }
+
+// C delivers the messages, envelopes removed.
+func (i *Inbox) C() <-chan interface{} { return i.proc.c }
+
+// Close deregisters the inbox. Messages sent to it later are dropped.
+func (i *Inbox) Close() { i.sys.ProcessRegistry.Remove(i.pid) }
+
+func (p *inboxProcess) SendUserMessage(_ *actor.PID, m interface{}) {
+	select {
+	case p.c <- actor.UnwrapEnvelopeMessage(m):
+	default:
+	}
+}
+
+func (p *inboxProcess) SendSystemMessage(*actor.PID, interface{}) {}
+
+func (p *inboxProcess) Stop(*actor.PID) {}
