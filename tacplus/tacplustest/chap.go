@@ -28,9 +28,9 @@ const (
 )
 
 // RFC 2759 section 8.7 constants.
-var (
-	magic1 = []byte("Magic server to client signing constant")
-	magic2 = []byte("Pad to make it do more than one iteration")
+const (
+	magic1 = "Magic server to client signing constant"
+	magic2 = "Pad to make it do more than one iteration"
 )
 
 // chapVerdict is the result of checking one challenge/response.
@@ -164,12 +164,12 @@ func mschapv2AuthenticatorResponse(password string, ntResponse, peer, auth []byt
 	d := sha1.New()
 	d.Write(hashHash)
 	d.Write(ntResponse)
-	d.Write(magic1)
+	d.Write([]byte(magic1))
 	digest := d.Sum(nil)
 	d = sha1.New()
 	d.Write(digest)
 	d.Write(challengeHash(peer, auth, user))
-	d.Write(magic2)
+	d.Write([]byte(magic2))
 	return authenticatorPrefix + strings.ToUpper(hex.EncodeToString(d.Sum(nil)))
 }
 
