@@ -3,7 +3,6 @@ package tacplustest
 import (
 	"errors"
 	"io"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -21,7 +20,6 @@ const testTimeout = 5 * time.Second
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-	os.Exit(0)
 }
 
 // startServer starts a server for one test and closes it when the test ends.
