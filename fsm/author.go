@@ -11,9 +11,9 @@ type AuthorState uint8
 
 // The authorization states. The zero value is not a state.
 const (
-	AuthorIdle       AuthorState = iota + 1 // made, REQUEST not sent
-	AuthorAwaitReply                        // REQUEST sent (seq_no 1), waiting for the RESPONSE (seq_no 2)
-	AuthorDone                              // completed
+	AuthorIdle       AuthorState = oneShotIdle  // made, REQUEST not sent
+	AuthorAwaitReply AuthorState = oneShotAwait // REQUEST sent (seq_no 1), waiting for the RESPONSE (seq_no 2)
+	AuthorDone       AuthorState = oneShotDone  // completed
 )
 
 func (s AuthorState) String() string { return oneShotName("AuthorState", uint8(s)) }
