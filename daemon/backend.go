@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"strconv"
 
 	"github.com/tacagent/tacagent/agent"
@@ -81,8 +82,10 @@ func (b backend) Authenticate(ctx context.Context, caller localapi.Caller, req l
 	if err != nil {
 		outcome = tacplus.ClassName(err)
 		res.Error = &localapi.ErrorBody{Code: tacplus.ClassName(err), Message: err.Error()}
-		if rc != nil {
-			res.Error.Explanation = rc.Explain()
+		var denial *policy.Denial
+		if rc != nil && errors.As(err, &denial) && denial.Class != nil {
+			// The denial's own message is its class plus the explanation: send them apart, once each.
+			res.Error.Message, res.Error.Explanation = denial.Class.Error(), rc.Explain()
 		}
 	}
 	b.d.m.PolicyDecisions.WithLabelValues(outcome).Inc()

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tacagent/tacagent/agent"
+	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/metrics"
 	"github.com/tacagent/tacagent/policy"
 	"github.com/tacagent/tacagent/tacplus"
@@ -58,6 +59,7 @@ type Daemon struct {
 	mu      sync.Mutex // serializes Reload and Shutdown
 	http    *http.Server
 	httpLn  net.Listener
+	api     *localapi.Server
 	bg      sync.WaitGroup // the HTTP server and background drains of replaced agents
 	closing atomic.Bool
 }
@@ -178,8 +180,9 @@ func (d *Daemon) closeAgent(a *agent.Agent) {
 
 func (d *Daemon) closeRuntime(rt *runtime) { d.closeAgent(rt.agent) }
 
-// Shutdown drains the current agent until ctx's deadline, stops the HTTP endpoints and waits for the
-// background drains of earlier reloads.
+// Shutdown stops the local API (conversations end, requests in flight may finish), drains the current
+// agent until ctx's deadline, stops the HTTP endpoints and waits for the background drains of earlier
+// reloads.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -187,6 +190,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	var errs []error
+	if err := d.shutdownAPI(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if rt := d.cur.Load(); rt != nil {
 		n, err := rt.agent.Close(ctx)
 		if err != nil {

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/tacagent/tacagent/localapi"
+)
+
+// requestTimeout bounds one CLI request; a login's prompts have the agent's own user timeout.
+const requestTimeout = 5 * time.Minute
+
+// cmdLogin runs an interactive login through the agent. The server drives the prompts; answers are read
+// from the terminal without echo when the server says NOECHO, or from stdin, one line per prompt, when
+// stdin is not a terminal.
+func cmdLogin(g *globals, args []string) int {
+	fs := newFlags(g, "login", "[--user U] [--type ascii|pap|chap|mschapv1|mschapv2]")
+	user := fs.String("user", "", "user name (ASCII: the server asks when empty)")
+	typ := fs.String("type", localapi.TypeASCII, "authentication type: ascii, pap, chap, mschapv1, mschapv2")
+	service := fs.String("service", localapi.ServiceLogin, "login or enable")
+	priv := fs.Int("priv-lvl", 0, "privilege level (0-15); the level asked for with --service enable")
+	port := fs.String("port", "tacagent-cli", "port (tty) to report")
+	remAddr := fs.String("rem-addr", "", "remote address to report")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	in := newAnswerReader(g)
+	req := localapi.AuthenRequest{User: *user, Type: *typ, Service: *service, PrivLvl: *priv, Port: *port, RemAddr: *remAddr}
+	if req.Type != localapi.TypeASCII {
+		if req.User == "" {
+			u, err := in.ask(localapi.Prompt{Message: "Username: ", Echo: true})
+			if err != nil {
+				return exitFor(g, "login", err)
+			}
+			req.User = u
+		}
+		pw, err := in.ask(localapi.Prompt{Message: "Password: ", Echo: false})
+		if err != nil {
+			return exitFor(g, "login", err)
+		}
+		req.Password = localapi.Secret(pw)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	c := localapi.NewClient(g.socket)
+	defer c.Close()
+	res, err := c.Authenticate(ctx, req, func(_ context.Context, p localapi.Prompt) (string, error) {
+		return in.ask(p)
+	})
+	if err != nil {
+		if res != nil && res.Error != nil && res.Error.Explanation != "" {
+			fmt.Fprintf(g.stderr, "tacagent: %s\n", res.Error.Explanation)
+		}
+		return exitFor(g, "login", err)
+	}
+	fmt.Fprintf(g.stdout, "login ok: user %s (server %s)\n", res.User, res.Server)
+	return exitOK
+}
+
+// answerReader reads prompt answers from the terminal, or from stdin lines when it is not a terminal.
+type answerReader struct {
+	g     *globals
+	tty   bool
+	lines *bufio.Scanner
+}
+
+func newAnswerReader(g *globals) *answerReader {
+	return &answerReader{g: g, tty: g.stdin != nil && term.IsTerminal(int(g.stdin.Fd())), lines: bufio.NewScanner(g.stdin)}
+}
+
+func (r *answerReader) ask(p localapi.Prompt) (string, error) {
+	if p.Kind == localapi.PromptInfo {
+		fmt.Fprintln(r.g.stderr, p.Message)
+		return "", nil
+	}
+	if r.tty {
+		fmt.Fprint(r.g.stderr, p.Message)
+		if !p.Echo {
+			b, err := term.ReadPassword(int(r.g.stdin.Fd()))
+			fmt.Fprintln(r.g.stderr)
+			return string(b), err
+		}
+	}
+	if !r.lines.Scan() {
+		if err := r.lines.Err(); err != nil {
+			return "", err
+		}
+		return "", fmt.Errorf("no answer on stdin for the prompt %q", strings.TrimSpace(p.Message))
+	}
+	return strings.TrimRight(r.lines.Text(), "\r"), nil
+}
+
+// cmdAuthorize asks whether a command may run: exit 0 permit, 1 deny, 2 error.
+func cmdAuthorize(g *globals, args []string) int {
+	fs := newFlags(g, "authorize", "--user U [--service shell] [--priv-lvl N] [-v] -- CMD ARG...")
+	user := fs.String("user", "", "user name (required)")
+	service := fs.String("service", "shell", "service= value")
+	priv := fs.Int("priv-lvl", 1, "privilege level (0-15)")
+	port := fs.String("port", "tacagent-cli", "port (tty) to report")
+	verbose := fs.Bool("v", false, "print the AV pairs the server returned")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if *user == "" {
+		fmt.Fprintln(g.stderr, "tacagent authorize: --user is required")
+		return exitUsage
+	}
+	req := localapi.AuthorRequest{User: *user, Service: *service, PrivLvl: *priv, Port: *port}
+	if rest := fs.Args(); len(rest) > 0 {
+		req.Cmd, req.Args = rest[0], rest[1:]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	c := localapi.NewClient(g.socket)
+	defer c.Close()
+	res, err := c.Authorize(ctx, req)
+	if res == nil {
+		res = &localapi.AuthorResult{}
+	}
+	if *verbose {
+		for _, a := range res.Args {
+			fmt.Fprintln(g.stdout, a)
+		}
+	}
+	if err != nil {
+		return exitFor(g, "authorize", err)
+	}
+	fmt.Fprintf(g.stdout, "permit (server %s)\n", res.Server)
+	return exitOK
+}
+
+// cmdAccount sends one accounting record.
+func cmdAccount(g *globals, args []string) int {
+	const use = "start|stop|watchdog|update --user U --task-id ID [--attr k=v]... [-- CMD ARG...]"
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(g.stderr, "Usage: tacagent account %s\n", use)
+		return exitUsage
+	}
+	flags := args[0]
+	fs := newFlags(g, "account", use)
+	user := fs.String("user", "", "user name (required)")
+	task := fs.String("task-id", "", "task id tying START, WATCHDOG and STOP together (required)")
+	port := fs.String("port", "tacagent-cli", "port (tty) to report")
+	var attrs multiFlag
+	fs.Var(&attrs, "attr", "extra attribute k=v (repeatable)")
+	if code, ok := parse(fs, args[1:]); !ok {
+		return code
+	}
+	if *user == "" || *task == "" {
+		fmt.Fprintln(g.stderr, "tacagent account: --user and --task-id are required")
+		return exitUsage
+	}
+	req := localapi.AcctRequest{Flags: flags, User: *user, TaskID: *task, Port: *port}
+	for _, a := range attrs {
+		if _, _, ok := splitKV(a); !ok {
+			fmt.Fprintf(g.stderr, "tacagent account: --attr %q is not k=v\n", a)
+			return exitUsage
+		}
+		req.AV = append(req.AV, a)
+	}
+	if rest := fs.Args(); len(rest) > 0 {
+		req.AV = append(req.AV, "cmd="+strings.Join(rest, " "))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	c := localapi.NewClient(g.socket)
+	defer c.Close()
+	res, err := c.Account(ctx, req)
+	if err != nil {
+		return exitFor(g, "account", err)
+	}
+	fmt.Fprintf(g.stdout, "%s recorded (server %s)\n", flags, res.Server)
+	return exitOK
+}
+
+// cmdStatus prints the servers, their connections and the sessions in flight.
+func cmdStatus(g *globals, args []string) int {
+	fs := newFlags(g, "status", "[--json]")
+	asJSON := fs.Bool("json", false, "print the raw JSON status")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := localapi.NewClient(g.socket)
+	defer c.Close()
+	st, err := c.Status(ctx)
+	if err != nil {
+		return exitFor(g, "status", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(st)
+		return exitOK
+	}
+	fmt.Fprintf(g.stdout, "tacagent %s (API %s): %d requests pending, %d conversations, spool depth %d\n\n",
+		st.Version, st.APIVersion, st.Pending, st.Conversations, st.SpoolDepth)
+	tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVER\tGROUP\tSTATE\tSINGLE-CONNECT\tIN-FLIGHT\tQUEUED\tLAST ERROR")
+	for _, s := range st.Servers {
+		state := s.State
+		if !s.DeadUntil.IsZero() && s.DeadUntil.After(time.Now()) {
+			state += " until " + s.DeadUntil.Format(time.TimeOnly)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%d\t%d\t%s\n", s.Addr, s.Group, state, s.SingleConnect, s.InFlight, s.Queued, s.LastError)
+	}
+	tw.Flush()
+	return exitOK
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
