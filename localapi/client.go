@@ -40,8 +40,9 @@ func NewClient(socketPath string) *Client {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", socketPath)
 		},
-		MaxIdleConns:       4,
-		IdleConnTimeout:    DefaultIdleTimeout / 2, // before the server's, so a reused connection is never one it closed
+		// One request per connection: a unix connect costs microseconds, and a pooled connection that the
+		// server closed meanwhile (its header timeout) would fail a POST that cannot be retried safely.
+		DisableKeepAlives:  true,
 		DisableCompression: true,
 	}
 	return &Client{socket: socketPath, hc: &http.Client{Transport: tr}}

@@ -28,9 +28,7 @@ const (
 //
 // It creates the parent directory (DefaultSocketDirMode) when missing. An existing socket is removed only
 // when nothing answers on it (a stale socket from a crash); when another process listens there, or path
-// is not a socket, Listen refuses with an error of class tacplus.ErrConfig. The socket is bound under a
-// temporary name and renamed into place once its mode and group are set, so it is never reachable with
-// the wrong permissions.
+// is not a socket, Listen refuses with an error of class tacplus.ErrConfig.
 func Listen(path string, mode fs.FileMode, group string) (net.Listener, error) {
 	cfgErr := func(format string, args ...any) error {
 		return &tacplus.Error{Class: tacplus.ErrConfig, Msg: "local API socket " + path + ": " + fmt.Sprintf(format, args...)}
@@ -61,28 +59,25 @@ func Listen(path string, mode fs.FileMode, group string) (net.Listener, error) {
 		return nil, cfgErr("%v", err)
 	}
 
-	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
-	_ = os.Remove(tmp) // a leftover of this pid's previous life
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, cfgErr("%v", err)
 	}
-	l.SetUnlinkOnClose(false) // the socket moves; socketListener removes it under its final name
+	// Until the chmod below, the socket has the umask's mode: with the usual 022 only its owner (the
+	// daemon's user) may connect. The peer check of every request is the real gate either way.
+	l.SetUnlinkOnClose(false) // socketListener removes it, once
 	fail := func(format string, args ...any) (net.Listener, error) {
 		_ = l.Close()
-		_ = os.Remove(tmp)
+		_ = os.Remove(path)
 		return nil, cfgErr(format, args...)
 	}
-	if err := os.Chmod(tmp, mode); err != nil {
+	if err := os.Chmod(path, mode); err != nil {
 		return fail("chmod: %v", err)
 	}
 	if gid >= 0 {
-		if err := os.Chown(tmp, -1, gid); err != nil {
+		if err := os.Chown(path, -1, gid); err != nil {
 			return fail("chown to group %s: %v", group, err)
 		}
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fail("rename into place: %v", err)
 	}
 	return &socketListener{UnixListener: l, path: path}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"strings"
@@ -138,6 +139,7 @@ func New(cfg Config) (*Server, error) {
 		WriteTimeout:      cfg.RequestTimeout + writeMargin,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          stdlog.New(cfg.Log.With().Str("component", "local API http").Logger(), "", 0),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, peerKey{}, peerOf(c, s.rule))
 		},
