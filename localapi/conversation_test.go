@@ -208,7 +208,9 @@ func TestShutdownWithConversations(t *testing.T) {
 	}
 	// One more request is open, waiting on the backend.
 	hung := make(chan rawResponse, 1)
-	go func() { hung <- ts.post(t, "/v1/authenticate", AuthenRequest{User: "hang", Type: TypePAP, Password: "x"}, nil) }()
+	go func() {
+		hung <- ts.post(t, "/v1/authenticate", AuthenRequest{User: "hang", Type: TypePAP, Password: "x"}, nil)
+	}()
 	waitCond(t, func() bool { return ts.convs.live() == waiting+1 })
 	ts.stop(t)
 	for i := 0; i < waiting; i++ {

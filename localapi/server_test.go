@@ -191,7 +191,7 @@ func TestSlowClients(t *testing.T) {
 		c.ReadTimeout = 300 * time.Millisecond
 	})
 	partial := []string{
-		"POST /v1/authenticate HTTP/1.1\r\nHost: x\r\nContent-Len",                          // headers never end
+		"POST /v1/authenticate HTTP/1.1\r\nHost: x\r\nContent-Len",                           // headers never end
 		"POST /v1/authenticate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"user\":", // body never ends
 	}
 	var conns []net.Conn
