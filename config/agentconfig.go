@@ -1,0 +1,68 @@
+package config
+
+import (
+	"github.com/tacagent/tacagent/actors/supervisor"
+	"github.com/tacagent/tacagent/agent"
+	"github.com/tacagent/tacagent/policy"
+)
+
+// Agent validates c and maps it onto the agent's configuration. Each agent.Server gets a copy of its key;
+// groups name servers by their normalized address, the supervisor's identity for a server. With no groups
+// configured, the result has one group, DefaultGroup, of every server in order.
+func (c *Config) Agent() (agent.Config, error) {
+	if err := c.Validate(); err != nil {
+		return agent.Config{}, err
+	}
+	out := agent.Config{
+		DeadTime:       c.DeadTime,
+		BackoffInitial: c.Backoff.Initial,
+		BackoffMax:     c.Backoff.Max,
+		UserTimeout:    c.Authentication.UserTimeout,
+	}
+	for _, s := range c.Servers {
+		as := agent.Server{
+			Addr:             s.Address,
+			Unencrypted:      s.Unencrypted,
+			AllowUnencrypted: s.AllowUnencrypted,
+			Timeout:          s.Timeout,
+			DialTimeout:      s.ConnectTimeout,
+			IdleTimeout:      s.IdleTimeout,
+			NoSingleConnect:  !s.SingleConnect,
+			MaxInFlight:      s.MaxInFlight,
+			SourceAddr:       s.SourceAddress,
+			MaxBodyLen:       s.MaxBody,
+		}
+		if s.key != nil {
+			as.Key = append([]byte(nil), s.key.b...)
+		}
+		out.Servers = append(out.Servers, as)
+	}
+	if len(c.Groups) == 0 {
+		g := supervisor.Group{Name: DefaultGroup}
+		for _, s := range c.Servers {
+			g.Servers = append(g.Servers, s.Address)
+		}
+		out.Groups = []supervisor.Group{g}
+		return out, nil
+	}
+	for _, g := range c.Groups {
+		sg := supervisor.Group{Name: g.Name}
+		for _, m := range g.Servers {
+			sg.Servers = append(sg.Servers, c.resolve(m).Address)
+		}
+		out.Groups = append(out.Groups, sg)
+	}
+	return out, nil
+}
+
+// BuildStack builds the authentication stack over the configured server groups, served by auth (the
+// daemon's adapter over the agent). Errors are reported like Validate's, with the field and the line.
+func (c *Config) BuildStack(auth policy.Authenticator) (*policy.Stack, error) {
+	st, err := c.Authentication.Build(c.registry(auth))
+	if err != nil {
+		p := &problems{file: c.source, lines: c.lines}
+		p.fromPolicy(err, "authentication", p.line("authentication.stack"))
+		return nil, p.err()
+	}
+	return st, nil
+}

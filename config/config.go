@@ -1,0 +1,231 @@
+package config
+
+import (
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/tacagent/tacagent/actors/connection"
+	"github.com/tacagent/tacagent/actors/supervisor"
+	"github.com/tacagent/tacagent/agent"
+	"github.com/tacagent/tacagent/policy"
+	"github.com/tacagent/tacagent/tacplus"
+)
+
+// Defaults. The durations and sizes are the agent's own defaults, named once there and reused here, so that
+// the file, the documentation and the code agree.
+const (
+	DefaultPath = "/etc/tacagent/tacagent.yaml"
+
+	// DefaultPort is the TACACS+ port (RFC 8907 section 4), used when an address has none.
+	DefaultPort = "49"
+
+	DefaultTimeout        = supervisor.DefaultTimeout
+	DefaultConnectTimeout = connection.DefaultDialTimeout
+	DefaultIdleTimeout    = connection.DefaultIdleTimeout
+	DefaultMaxInFlight    = connection.DefaultMaxInFlight
+	DefaultMaxBody        = tacplus.DefaultMaxBodyLen
+	DefaultDeadTime       = supervisor.DefaultDeadTime
+	DefaultBackoffInitial = supervisor.DefaultBackoffInitial
+	DefaultBackoffMax     = supervisor.DefaultBackoffMax
+	DefaultUserTimeout    = agent.DefaultUserTimeout
+
+	// DefaultFailureMax failed authentications of one user within DefaultFailureWindow make the local API
+	// refuse that user's next attempts until the window moves on.
+	DefaultFailureMax    = 5
+	DefaultFailureWindow = time.Minute
+
+	DefaultGroup           = "default" // the name of the group made when none is configured
+	DefaultMetricsAddress  = "127.0.0.1:9949"
+	DefaultSocket          = "/run/tacagent/tacagent.sock"
+	DefaultSocketMode      = fs.FileMode(0o660)
+	DefaultMaxRequestBytes = 64 << 10
+	DefaultLogLevel        = "info"
+
+	// MinKeyLen is the shortest shared secret accepted without allow_short_key. RFC 8907 section 10.5.1
+	// recommends secrets of at least 16 characters.
+	MinKeyLen = 16
+	// maxKeyFileSize bounds what is read from a key file, so that a wrong path (/dev/zero) fails cleanly.
+	maxKeyFileSize = 64 << 10
+)
+
+// LogLevels are the accepted values of log.level.
+var LogLevels = []string{"debug", "info", "warn", "error"}
+
+// Config is the daemon's configuration file. Build one with Parse, Load or Default; a Config built field by
+// field in Go should start from Default, because decoding starts from the defaults too (single_connect is
+// true unless the file says otherwise).
+//
+// Validate fills in defaults, normalizes server addresses and reads the keys. A Config is not safe for
+// concurrent mutation.
+type Config struct {
+	Servers        []Server       `yaml:"servers"`
+	Groups         []Group        `yaml:"groups"` // the first is the default group
+	DeadTime       time.Duration  `yaml:"dead_time"`
+	Backoff        Backoff        `yaml:"backoff"`
+	Authentication Authentication `yaml:"authentication"`
+	Authorization  Authorization  `yaml:"authorization"`
+	Accounting     Accounting     `yaml:"accounting"`
+	Metrics        Metrics        `yaml:"metrics"`
+	API            API            `yaml:"api"`
+	Log            Log            `yaml:"log"`
+
+	source string         // file name for errors
+	lines  map[string]int // field path -> YAML line
+}
+
+// Server is one TACACS+ server.
+type Server struct {
+	// Name is unique among servers; groups refer to servers by it. Default: the normalized address.
+	Name string `yaml:"name"`
+	// Address is "host:port", "[v6]:port", or a host alone (port 49). Validate normalizes it to host:port.
+	Address string `yaml:"address"`
+	// KeyFile and KeyEnv are the two sources of the shared secret; exactly one is set, unless the server is
+	// unencrypted. The file content loses one trailing newline.
+	KeyFile string `yaml:"key_file"`
+	KeyEnv  string `yaml:"key_env"`
+	// AllowShortKey accepts keys shorter than MinKeyLen bytes.
+	AllowShortKey bool `yaml:"allow_short_key"`
+	// AllowInsecureKeyFile accepts a key file that every user may read.
+	AllowInsecureKeyFile bool `yaml:"allow_insecure_key_file"`
+	// Unencrypted sends bodies in the clear (RFC 8907 section 10.5.2 forbids it in production); it needs
+	// AllowUnencrypted too, and no key.
+	Unencrypted      bool `yaml:"unencrypted"`
+	AllowUnencrypted bool `yaml:"allow_unencrypted"`
+	// Timeout bounds the wait for each reply.
+	Timeout        time.Duration `yaml:"timeout"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// IdleTimeout closes a connection without sessions after this long; negative ("never") keeps it.
+	IdleTimeout time.Duration `yaml:"idle_timeout" config:"never"`
+	// SingleConnect asks for single-connection mode (RFC 8907 section 4.3). Default true.
+	SingleConnect bool   `yaml:"single_connect"`
+	MaxInFlight   int    `yaml:"max_in_flight"`
+	SourceAddress string `yaml:"source_address"` // local IP to connect from; "" lets the kernel choose
+	MaxBody       uint32 `yaml:"max_body"`       // largest body accepted from the server, bytes
+
+	// key is the loaded secret, behind a pointer so that fmt prints an address, never its bytes.
+	key *secret
+}
+
+// Group is an ordered list of servers, by name.
+type Group struct {
+	Name    string   `yaml:"name"`
+	Servers []string `yaml:"servers"`
+}
+
+// Backoff bounds the capped exponential delay between connection restarts.
+type Backoff struct {
+	Initial time.Duration `yaml:"initial"`
+	Max     time.Duration `yaml:"max"`
+}
+
+// Authentication is the authentication stack (policy.Config's stack list) and the local API's limits.
+type Authentication struct {
+	policy.Config `yaml:",inline"`
+	// UserTimeout bounds how long a session waits for the user to answer a prompt.
+	UserTimeout  time.Duration `yaml:"user_timeout"`
+	FailureLimit FailureLimit  `yaml:"failure_limit"`
+}
+
+// FailureLimit is the per-user failed-authentication rate limit of the local API. Max 0 disables it.
+type FailureLimit struct {
+	Max    int           `yaml:"max"`
+	Window time.Duration `yaml:"window"`
+}
+
+// Authorization configures command and service authorization.
+type Authorization struct {
+	Group   string        `yaml:"group"`   // server group; "" is the default group
+	Timeout time.Duration `yaml:"timeout"` // bound on one request; 0 leaves it to the servers' timeouts
+}
+
+// Accounting configures accounting records.
+type Accounting struct {
+	Group string `yaml:"group"` // server group; "" is the default group
+}
+
+// Metrics configures the HTTP listener serving /metrics, /healthz and /readyz.
+type Metrics struct {
+	Address string `yaml:"address"` // host:port; "" disables the listener
+}
+
+// API configures the local API's unix socket.
+type API struct {
+	Socket string      `yaml:"socket"` // absolute path
+	Mode   fs.FileMode `yaml:"mode"`   // written as an octal string, "0660"
+	// Group owns the socket and may call the API, besides root; "" means root only.
+	Group           string `yaml:"group"`
+	MaxRequestBytes int    `yaml:"max_request_bytes"`
+}
+
+// Log configures the daemon's log.
+type Log struct {
+	Level string `yaml:"level"` // one of LogLevels
+}
+
+// Default returns the configuration of `tacagent demo`: one server at address with key (copied, held in
+// memory), every other field at its default. The key still has to pass Validate's rules.
+func Default(address string, key []byte) *Config {
+	c := defaults()
+	s := defaultServer()
+	s.Address = address
+	s.key = &secret{b: append([]byte(nil), key...), source: sourceMemory}
+	c.Servers = []Server{s}
+	return c
+}
+
+// defaults is a Config with every section at its default and no servers; decoding starts from it.
+func defaults() *Config {
+	return &Config{
+		DeadTime: DefaultDeadTime,
+		Backoff:  Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax},
+		Authentication: Authentication{
+			UserTimeout:  DefaultUserTimeout,
+			FailureLimit: FailureLimit{Max: DefaultFailureMax, Window: DefaultFailureWindow},
+		},
+		Metrics: Metrics{Address: DefaultMetricsAddress},
+		API:     API{Socket: DefaultSocket, Mode: DefaultSocketMode, MaxRequestBytes: DefaultMaxRequestBytes},
+		Log:     Log{Level: DefaultLogLevel},
+	}
+}
+
+func defaultServer() Server {
+	return Server{
+		Timeout: DefaultTimeout, ConnectTimeout: DefaultConnectTimeout, IdleTimeout: DefaultIdleTimeout,
+		SingleConnect: true, MaxInFlight: DefaultMaxInFlight, MaxBody: DefaultMaxBody,
+	}
+}
+
+// setDefaults makes a server decoded from a list item start from the defaults.
+func (s *Server) setDefaults() { *s = defaultServer() }
+
+// Source returns the file name the Config was loaded from ("" for Default).
+func (c *Config) Source() string { return c.source }
+
+// Line returns the YAML line a field path ("servers[1].timeout") was read from, or of its nearest
+// ancestor; 0 when unknown.
+func (c *Config) Line(field string) int { return (&problems{lines: c.lines}).line(field) }
+
+// GroupNames returns the server groups' names in config order; the first is the default group. With no
+// groups configured it is [DefaultGroup].
+func (c *Config) GroupNames() []string {
+	if len(c.Groups) == 0 {
+		return []string{DefaultGroup}
+	}
+	names := make([]string, len(c.Groups))
+	for i, g := range c.Groups {
+		names[i] = g.Name
+	}
+	return names
+}
+
+// DefaultGroupName returns the name of the default group: the first configured, or DefaultGroup.
+func (c *Config) DefaultGroupName() string { return c.GroupNames()[0] }
+
+// HasKey reports whether the server's shared secret has been loaded (by Validate, or given to Default).
+func (s *Server) HasKey() bool { return s.key != nil && len(s.key.b) > 0 }
+
+// String describes where a Config came from; it never shows a key.
+func (c *Config) String() string {
+	return fmt.Sprintf("config.Config{source=%q servers=%d groups=%v}", c.source, len(c.Servers), c.GroupNames())
+}
