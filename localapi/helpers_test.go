@@ -77,6 +77,8 @@ func (b *fakeBackend) Authenticate(ctx context.Context, caller Caller, req Authe
 		return AuthenResult{}, &tacplus.Error{Class: tacplus.ErrAborted, Err: ctx.Err()}
 	case "down":
 		return AuthenResult{}, denial()
+	case "unreach":
+		return AuthenResult{}, &tacplus.Error{Class: tacplus.ErrUnreachable, Msg: "every server is dead-timed"}
 	case "info":
 		if _, err := ask(Prompt{Message: "Welcome", Kind: PromptInfo, Echo: true}); err != nil {
 			return AuthenResult{}, err

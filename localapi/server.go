@@ -71,6 +71,8 @@ type Config struct {
 	MaxHeaderBytes      int           // default DefaultMaxHeaderBytes
 	// Now is the clock of the rate limiter (default time.Now).
 	Now func() time.Time
+
+	rootUID uint32 // the uid treated as root: 0, except in tests that must see a refusal while running as root
 }
 
 func (c Config) withDefaults() Config {
@@ -130,6 +132,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.rule = accessRule{gid: gid, hasGroup: true}
 	}
+	s.rule.rootUID = cfg.rootUID
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.convs = newConversations(cfg.MaxConversations, cfg.ConversationTimeout, cfg.Now)
 	s.http = &http.Server{
