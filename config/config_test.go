@@ -149,7 +149,9 @@ func TestBadConfigs(t *testing.T) {
 			},
 			field: "servers[0].key_file", line: 3, msg: "is readable by every user (mode 0644); chmod o-r it, or set allow_insecure_key_file: true"},
 		{name: "key file empty", doc: srv("    key_file: EMPTY\n"),
-			setup: func(t *testing.T, doc string) string { return strings.ReplaceAll(doc, "EMPTY", keyFile(t, "\n", 0o600)) },
+			setup: func(t *testing.T, doc string) string {
+				return strings.ReplaceAll(doc, "EMPTY", keyFile(t, "\n", 0o600))
+			},
 			field: "servers[0].key_file", line: 3, msg: "is empty"},
 		{name: "short key", doc: srv("    key_file: SHORT\n"),
 			setup: func(t *testing.T, doc string) string {
