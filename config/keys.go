@@ -64,6 +64,22 @@ func loadKeyFile(path string, allowInsecure bool) ([]byte, string, error) {
 	return b, "", nil
 }
 
+// loadKeyEnv reads a key from the environment variable name. Messages do not repeat the name: an operator
+// who wrote the key itself in key_env must not find it in a log.
+func loadKeyEnv(name string) ([]byte, string, error) {
+	if !envName.MatchString(name) {
+		return nil, "not an environment variable name (letters, digits and _); write the name of the variable holding the key, never the key", nil
+	}
+	v, ok := os.LookupEnv(name)
+	switch {
+	case !ok:
+		return nil, "the environment variable named here is not set", nil
+	case v == "":
+		return nil, "the environment variable named here is empty", nil
+	}
+	return []byte(v), "", nil
+}
+
 // trimNewline removes one trailing "\n" or "\r\n", the one an editor or `echo` adds.
 func trimNewline(b []byte) []byte {
 	if b, ok := bytes.CutSuffix(b, []byte("\n")); ok {

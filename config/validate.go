@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -131,50 +130,42 @@ func (c *Config) checkKey(p *problems, s *Server, base string) {
 		return
 	case s.KeyFile != "":
 		field = base + ".key_file"
-		if s.keyIs(s.fileSource()) {
-			break
-		}
-		s.key = nil
-		if !filepath.IsAbs(s.KeyFile) {
-			p.add(field, "must be an absolute path")
-			return
-		}
-		b, msg, err := loadKeyFile(s.KeyFile, s.AllowInsecureKeyFile)
-		if msg != "" || err != nil {
-			p.addErr(field, err, "%s", msg)
-			return
-		}
-		s.setKey(b, s.fileSource())
+		loadKey(p, s, field, s.fileSource(), func() ([]byte, string, error) {
+			if !filepath.IsAbs(s.KeyFile) {
+				return nil, "must be an absolute path", nil
+			}
+			return loadKeyFile(s.KeyFile, s.AllowInsecureKeyFile)
+		})
 	case s.KeyEnv != "":
 		field = base + ".key_env"
-		if s.keyIs(s.envSource()) {
-			break
-		}
-		s.key = nil
-		// The name is not echoed: an operator who wrote the key itself here must not see it in a log.
-		if !envName.MatchString(s.KeyEnv) {
-			p.add(field, "not an environment variable name (letters, digits and _); write the name of the variable holding the key, never the key")
-			return
-		}
-		v, ok := os.LookupEnv(s.KeyEnv)
-		switch {
-		case !ok:
-			p.add(field, "the environment variable named here is not set")
-			return
-		case v == "":
-			p.add(field, "the environment variable named here is empty")
-			return
-		}
-		s.setKey([]byte(v), s.envSource())
+		loadKey(p, s, field, s.envSource(), func() ([]byte, string, error) { return loadKeyEnv(s.KeyEnv) })
 	case s.keyIs(sourceMemory):
 	default:
 		p.add(base, "no key: set key_file or key_env (or unencrypted: true with allow_unencrypted: true)")
 		return
 	}
+	if s.key == nil {
+		return // not loaded; reported
+	}
 	// RFC 8907 section 10.5.1 recommends shared secrets of at least 16 characters.
 	if n := len(s.key.b); n < MinKeyLen && !s.AllowShortKey {
 		p.add(field, "the key is %d bytes, shorter than %d (RFC 8907 section 10.5.1); use a longer key, or set allow_short_key: true", n, MinKeyLen)
 	}
+}
+
+// loadKey loads a server's key from source unless it was already loaded from there, so that the key
+// Agent hands out is the one checked; a failure is reported at field and leaves the server without a key.
+func loadKey(p *problems, s *Server, field, source string, load func() ([]byte, string, error)) {
+	if s.keyIs(source) {
+		return
+	}
+	s.key = nil
+	b, msg, err := load()
+	if msg != "" || err != nil {
+		p.addErr(field, err, "%s", msg)
+		return
+	}
+	s.setKey(b, source)
 }
 
 var (
