@@ -3,11 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/tacagent/tacagent/policy"
 	"github.com/tacagent/tacagent/tacplus"
 )
 
@@ -176,35 +176,20 @@ func (p *problems) err() error {
 }
 
 // fromPolicy turns an error from the policy package into a problem under base ("authentication"). The
-// policy reports the field relative to its section ("stack[1].control") and the YAML line in an
-// unexported type with exported Field, Line and Msg fields; they are read by name so that the line and
-// field survive, whatever the policy's message wording. Anything else is reported at base on fallback.
+// policy reports the field relative to its section ("stack[1].control") and the YAML line in a
+// *policy.FieldError; anything else is reported at base, at the fallback line.
 func (p *problems) fromPolicy(err error, base string, fallback int) {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		v := reflect.ValueOf(e)
-		if v.Kind() == reflect.Pointer && !v.IsNil() {
-			v = v.Elem()
-		}
-		if v.Kind() != reflect.Struct {
-			continue
-		}
-		field, line, msg := v.FieldByName("Field"), v.FieldByName("Line"), v.FieldByName("Msg")
-		if field.Kind() != reflect.String || line.Kind() != reflect.Int || msg.Kind() != reflect.String {
-			continue
-		}
-		var cause error
-		if c := v.FieldByName("Err"); c.IsValid() && c.CanInterface() {
-			cause, _ = c.Interface().(error)
-		}
+	var fe *policy.FieldError
+	if errors.As(err, &fe) {
 		path := base
-		if f := field.String(); isFieldPath(f) {
-			path = joinPath(base, f)
+		if isFieldPath(fe.Field) {
+			path = joinPath(base, fe.Field)
 		}
-		l := int(line.Int())
-		if l == 0 {
-			l = fallback
+		line := fe.Line
+		if line == 0 {
+			line = fallback
 		}
-		p.addAt(l, path, cause, "%s", msg.String())
+		p.addAt(line, path, fe.Err, "%s", fe.Msg)
 		return
 	}
 	msg := err.Error()

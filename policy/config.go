@@ -74,7 +74,7 @@ func (h *HandlerConfig) UnmarshalYAML(n *yaml.Node) error {
 			return lineErr(k, k.Value, "unknown field (want name, tacacs, local, deny or control)")
 		}
 		if err != nil {
-			var pe *posError
+			var pe *FieldError
 			if errors.As(err, &pe) {
 				return err
 			}
@@ -107,15 +107,17 @@ func (c Control) MarshalYAML() (any, error) { return c.String(), nil }
 // IsZero tells yaml's omitempty that a zero Control was not set.
 func (c Control) IsZero() bool { return c == Control{} }
 
-// posError is a config error at a field, with the YAML line when known. It belongs to tacplus.ErrConfig.
-type posError struct {
+// FieldError is a config error at a field (relative to the authentication section, such as
+// "stack[1].control"), with the YAML line when known. It belongs to tacplus.ErrConfig; the config package
+// finds it with errors.As to report the field under its own path.
+type FieldError struct {
 	Field string
 	Line  int
 	Msg   string
 	Err   error // the cause, such as a local file's *LineError; may be nil
 }
 
-func (e *posError) Error() string {
+func (e *FieldError) Error() string {
 	s := e.Field + ": " + e.Msg
 	if e.Line > 0 {
 		s = fmt.Sprintf("line %d: %s", e.Line, s)
@@ -126,7 +128,7 @@ func (e *posError) Error() string {
 	return s
 }
 
-func (e *posError) Unwrap() []error {
+func (e *FieldError) Unwrap() []error {
 	if e.Err != nil {
 		return []error{tacplus.ErrConfig, e.Err}
 	}
@@ -134,7 +136,7 @@ func (e *posError) Unwrap() []error {
 }
 
 func lineErr(n *yaml.Node, field, msg string) error {
-	return &posError{Field: field, Line: n.Line, Msg: msg}
+	return &FieldError{Field: field, Line: n.Line, Msg: msg}
 }
 
 // ParseConfig decodes the authentication section from YAML, strictly (unknown fields are errors). The
@@ -144,7 +146,7 @@ func ParseConfig(data []byte) (Config, error) {
 	d := yaml.NewDecoder(bytes.NewReader(data))
 	d.KnownFields(true)
 	if err := d.Decode(&c); err != nil {
-		var pe *posError
+		var pe *FieldError
 		if errors.As(err, &pe) {
 			return Config{}, err
 		}
@@ -201,7 +203,7 @@ func (c Config) Build(reg Registry) (*Stack, error) {
 	for i, h := range c.Stack {
 		field := func(f string) string { return fmt.Sprintf("stack[%d].%s", i, f) }
 		fail := func(f, format string, args ...any) error {
-			return &posError{Field: field(f), Line: h.Line, Msg: fmt.Sprintf(format, args...)}
+			return &FieldError{Field: field(f), Line: h.Line, Msg: fmt.Sprintf(format, args...)}
 		}
 		set := 0
 		for _, b := range []bool{h.Tacacs != "", h.Local != "", h.Deny} {
@@ -210,7 +212,7 @@ func (c Config) Build(reg Registry) (*Stack, error) {
 			}
 		}
 		if set != 1 {
-			return nil, &posError{Field: fmt.Sprintf("stack[%d]", i), Line: h.Line,
+			return nil, &FieldError{Field: fmt.Sprintf("stack[%d]", i), Line: h.Line,
 				Msg: "want exactly one of tacacs, local and deny"}
 		}
 		var e Element
@@ -226,7 +228,7 @@ func (c Config) Build(reg Registry) (*Stack, error) {
 		case h.Local != "":
 			l, err := OpenLocal(h.Local)
 			if err != nil {
-				return nil, &posError{Field: field("local"), Line: h.Line, Msg: "cannot load", Err: err}
+				return nil, &FieldError{Field: field("local"), Line: h.Line, Msg: "cannot load", Err: err}
 			}
 			e = Element{Name: KindLocal, Handler: l}
 		default:
