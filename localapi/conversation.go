@@ -177,7 +177,7 @@ func (s *Server) rateLimited(user string, after time.Duration) response {
 		m.AuthRateLimited.Inc()
 	}
 	res := fail(&apiError{status: http.StatusTooManyRequests, code: CodeRateLimited, reason: "rate_limited", retryAfter: after,
-		msg: fmt.Sprintf("too many failed authentications for this user; retry in %s", after.Round(time.Second))})
+		msg: fmt.Sprintf("too many failed authentications for this user; retry in %ds", ceilSeconds(after))})
 	res.user = user
 	return res
 }

@@ -121,13 +121,15 @@ func (e *apiError) body() *ErrorBody { return &ErrorBody{Code: e.code, Message: 
 
 func (e *apiError) header(h http.Header) {
 	if e.retryAfter > 0 {
-		secs := int((e.retryAfter + time.Second - 1) / time.Second)
-		h.Set("Retry-After", strconv.Itoa(secs))
+		h.Set("Retry-After", strconv.Itoa(ceilSeconds(e.retryAfter)))
 	}
 	if e.allow != "" {
 		h.Set("Allow", e.allow)
 	}
 }
+
+// ceilSeconds rounds d up to whole seconds, as Retry-After counts them (RFC 9110 section 10.2.3).
+func ceilSeconds(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
 
 func badRequest(msg string) *apiError {
 	return &apiError{status: http.StatusBadRequest, code: CodeBadRequest, msg: msg, reason: "bad_request"}
