@@ -163,8 +163,8 @@ func (g gen) text(n int, lo, hi byte, lenient bool) string {
 }
 
 func (g gen) printable(limit int) string { return g.text(g.size(limit), 0x20, 0x7e, false) }
-func (g gen) user() string              { return g.text(g.size(255), 0x21, 0x7e, false) }
-func (g gen) message(limit int) string  { return g.text(g.size(limit), 0x20, 0x7e, true) }
+func (g gen) user() string               { return g.text(g.size(255), 0x21, 0x7e, false) }
+func (g gen) message(limit int) string   { return g.text(g.size(limit), 0x20, 0x7e, true) }
 func (g gen) opaque(limit int, hi byte) string {
 	return g.text(g.size(limit), 0, hi, false)
 }
