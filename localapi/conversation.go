@@ -184,11 +184,8 @@ func (s *Server) rateLimited(user string, after time.Duration) response {
 
 // authenticate starts a conversation and answers with its first step.
 func (s *Server) authenticate(r *http.Request, caller Caller) response {
-	var req AuthenRequest
-	if e := decode(r, &req); e != nil {
-		return fail(e)
-	}
-	if e := req.normalize(); e != nil {
+	req, e := readRequest[AuthenRequest](r)
+	if e != nil {
 		return fail(e)
 	}
 	if req.User != "" {

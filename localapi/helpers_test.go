@@ -134,6 +134,8 @@ func denial() error {
 
 func (b *fakeBackend) Authorize(ctx context.Context, caller Caller, req AuthorRequest) (AuthorResult, error) {
 	switch req.User {
+	case "panic":
+		panic("backend bug")
 	case "hang":
 		<-ctx.Done()
 		return AuthorResult{}, &tacplus.Error{Class: tacplus.ErrTimeout, Err: ctx.Err()}

@@ -477,12 +477,21 @@ func authenResultOf(err error) string {
 	return ResultError
 }
 
-func (s *Server) authorize(r *http.Request, c Caller) response {
-	var req AuthorRequest
-	if e := decode(r, &req); e != nil {
-		return fail(e)
+// readRequest decodes and validates a request body of type T.
+func readRequest[T any, P interface {
+	*T
+	validate() *apiError
+}](r *http.Request) (T, *apiError) {
+	var v T
+	if e := decode(r, &v); e != nil {
+		return v, e
 	}
-	if e := req.validate(); e != nil {
+	return v, P(&v).validate()
+}
+
+func (s *Server) authorize(r *http.Request, c Caller) response {
+	req, e := readRequest[AuthorRequest](r)
+	if e != nil {
 		return fail(e)
 	}
 	ctx, cancel := s.requestContext(r)
@@ -505,11 +514,8 @@ func (s *Server) authorize(r *http.Request, c Caller) response {
 }
 
 func (s *Server) account(r *http.Request, c Caller) response {
-	var req AcctRequest
-	if e := decode(r, &req); e != nil {
-		return fail(e)
-	}
-	if e := req.validate(); e != nil {
+	req, e := readRequest[AcctRequest](r)
+	if e != nil {
 		return fail(e)
 	}
 	ctx, cancel := s.requestContext(r)

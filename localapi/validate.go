@@ -60,8 +60,8 @@ func firstError(errs ...*apiError) *apiError {
 	return nil
 }
 
-// normalize checks r and fills the defaults, so that the Backend sees explicit values.
-func (r *AuthenRequest) normalize() *apiError {
+// validate checks r and fills the defaults, so that the Backend sees explicit values.
+func (r *AuthenRequest) validate() *apiError {
 	if r.Type == "" {
 		r.Type = TypeASCII
 	}
