@@ -8,6 +8,6 @@
 // them back, so errors.Is(err, tacplus.ErrAuthenticationFailed) works on both sides of the socket.
 //
 // The daemon plugs in through the Backend interface. This package imports the codec (for the taxonomy),
-// the policy (for its denials), metrics and zerolog; it must not import the agent, the actors or the
-// daemon.
+// the policy (for its denials), metrics, zerolog and x/sys/unix (peer credentials); it must not import the
+// agent, the actors or the daemon (only its tests use the agent, to prove the protocol end to end).
 package localapi

@@ -10,6 +10,7 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -261,7 +262,7 @@ func (s *Server) write(w http.ResponseWriter, res response) {
 	b = append(b, '\n')
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", fmt.Sprint(len(b)))
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	if res.err != nil {
 		res.err.header(h)
 	}
