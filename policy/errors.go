@@ -100,6 +100,9 @@ func (d *Denial) Error() string {
 	return b.String()
 }
 
+// ErrorClass implements tacplus.Classed: the stack's overall class, not the deciding handler's.
+func (d *Denial) ErrorClass() error { return d.Class }
+
 // Unwrap exposes the class and the deciding handler's error.
 func (d *Denial) Unwrap() []error {
 	var out []error

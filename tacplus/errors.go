@@ -41,8 +41,22 @@ var Classes = []error{
 	ErrProtocol, ErrBadSecret, ErrAborted, ErrConfig, ErrDenied,
 }
 
-// ClassOf returns the class err belongs to, or nil when it belongs to none.
+// Classed is implemented by errors that declare their class (*Error, and the policy's denials). The
+// outermost one decides: an *Error{Class: ErrConfig} whose cause is a protocol error is a config error.
+type Classed interface {
+	error
+	ErrorClass() error
+}
+
+// ClassOf returns the class err belongs to, or nil when it belongs to none: the class declared by the
+// outermost Classed error in err's tree, or else the first class in Classes that err matches.
 func ClassOf(err error) error {
+	var c Classed
+	if errors.As(err, &c) {
+		if cls := c.ErrorClass(); cls != nil {
+			return cls
+		}
+	}
 	for _, c := range Classes {
 		if errors.Is(err, c) {
 			return c
@@ -126,6 +140,9 @@ func (e *Error) Error() string {
 	}
 	return b.String()
 }
+
+// ErrorClass implements Classed.
+func (e *Error) ErrorClass() error { return e.Class }
 
 // Unwrap exposes both the class and the cause to errors.Is and errors.As.
 func (e *Error) Unwrap() []error {
