@@ -161,7 +161,10 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	sys := actorkit.NewSystem(o.log)
 	a := &Agent{sys: sys, m: o.metrics, log: o.log, maxWait: maxWait, grace: deadlineGrace}
 	a.unsubscribe = actorkit.Subscribe(sys, actorkit.Hooks{
-		DeadLetter: func(*actor.DeadLetterEvent) { o.metrics.DeadLetters.Inc() },
+		DeadLetter: func(ev *actor.DeadLetterEvent) {
+			o.metrics.DeadLetters.Inc()
+			o.log.Debug().Type("message", ev.Message).Msg("dead letter")
+		},
 		Supervisor: func(ev *actor.SupervisorEvent) {
 			o.metrics.SupervisorEvents.WithLabelValues(ev.Directive.String()).Inc()
 		},

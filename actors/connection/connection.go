@@ -153,7 +153,6 @@ type Actor struct {
 	closeErr  error
 
 	routes  map[uint32]route // session_id -> session
-	byPID   map[string]uint32
 	byReq   map[uint64]uint32
 	queue   []*messages.StartSession
 	idleGen uint64
@@ -208,9 +207,10 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.SessionEnded:
 		a.sessionEnded(ctx, m)
 	case *actor.Terminated:
-		if sid, ok := a.byPID[m.Who.Id]; ok {
-			a.forget(sid)
-		}
+		// A child's Terminated is a system message, so it overtakes the SessionEnded the session sent just
+		// before it stopped. Routes are therefore removed by SessionEnded only (every session sends exactly
+		// one, even when it is stopped early), which carries whether the session lost its work; settle
+		// waits for both.
 		a.settle(ctx)
 	case *messages.Abort:
 		if sid, ok := a.byReq[m.ReqID]; ok {
@@ -238,7 +238,6 @@ func (a *Actor) init(ctx actor.Context) {
 	a.self = ctx.Self()
 	a.log = a.cfg.Log.With().Str("server", a.cfg.Addr).Logger()
 	a.routes = make(map[uint32]route)
-	a.byPID = make(map[string]uint32)
 	a.byReq = make(map[uint64]uint32)
 	a.cfg.Metrics.State.Set(metrics.StateDown)
 }
@@ -372,7 +371,6 @@ func (a *Actor) spawn(ctx actor.Context, m *messages.StartSession) {
 	props := a.cfg.NewSession(m, SessionInfo{SessionID: sid, Epoch: a.epoch, Server: a.cfg.Addr})
 	pid := ctx.Spawn(props)
 	a.routes[sid] = route{pid: pid, reqID: m.Req.ID}
-	a.byPID[pid.Id] = sid
 	a.byReq[m.Req.ID] = sid
 	a.served++
 	a.idleGen++
@@ -486,7 +484,6 @@ func (a *Actor) forget(sid uint32) {
 		return
 	}
 	delete(a.routes, sid)
-	delete(a.byPID, r.pid.Id)
 	delete(a.byReq, r.reqID)
 	a.cfg.Metrics.InFlight.Dec()
 }

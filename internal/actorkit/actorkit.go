@@ -21,8 +21,14 @@ func NewSystem(log zerolog.Logger) *actor.ActorSystem {
 			return slog.New(zerolog.NewSlogHandler(zl))
 		}),
 		actor.WithDeadLetterRequestLogging(false),
+		// The library starts a goroutine per throttle period on the first logged dead letter; a short period
+		// keeps it from outliving the system by much (goleak in every test). Hooks count dead letters anyway.
+		actor.WithDeadLetterThrottleInterval(deadLetterThrottle),
 	)
 }
+
+// deadLetterThrottle is the period of the library's dead-letter log throttle.
+const deadLetterThrottle = 10 * time.Millisecond
 
 // Hooks are called from the EventStream, on the publisher's goroutine: they must be quick and must not
 // block.
