@@ -193,8 +193,9 @@ func TestStepTimeout(t *testing.T) {
 	}
 }
 
-// TestShutdownWithConversations: Shutdown ends every conversation (the backend's prompts are answered
-// with an abort), answers the request waiting on a step, and waits for every goroutine.
+// TestShutdownWithConversations: at the drain deadline Shutdown ends every conversation still open (the
+// backend's prompts are answered with an abort), answers the request waiting on a step, and waits for every
+// goroutine.
 func TestShutdownWithConversations(t *testing.T) {
 	b := newFakeBackend()
 	ts := startServer(t, b, nil)
@@ -241,5 +242,32 @@ func waitCond(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in time")
 		}
 		<-tick.C
+	}
+}
+
+// TestShutdownDrains: during a drain nothing new starts (503), but a conversation under way may still be
+// answered and finishes with its real result, and Shutdown returns as soon as it has, before its deadline.
+func TestShutdownDrains(t *testing.T) {
+	b := newFakeBackend()
+	ts := startServer(t, b, nil)
+	var res AuthenResult
+	ts.post(t, "/v1/authenticate", AuthenRequest{User: "bob"}, &res)
+	if res.Result != ResultPrompt || res.Prompt.Kind != PromptPassword {
+		t.Fatalf("start: %+v", res)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- ts.stopWithin(t, testWait) }()
+	waitCond(t, func() bool { return ts.draining.Load() })
+	if r := ts.do(t, http.MethodPost, "/v1/authenticate", `{"user":"carol"}`); r.status != http.StatusServiceUnavailable ||
+		!strings.Contains(r.body, CodeShuttingDown) {
+		t.Fatalf("a new authentication during the drain: %d %s, want 503 %s", r.status, r.body, CodeShuttingDown)
+	}
+	var final AuthenResult
+	r := ts.post(t, "/v1/conversations/"+res.Conversation, ConversationRequest{Answer: "pw"}, &final)
+	if r.status != http.StatusOK || final.Result != ResultPass {
+		t.Fatalf("answering during the drain: %d %s, want 200 pass", r.status, r.body)
+	}
+	if err := waitFor(t, stopped, "Shutdown to return"); err != nil {
+		t.Fatalf("Shutdown returned %v after the last conversation ended, want nil", err)
 	}
 }

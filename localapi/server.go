@@ -160,27 +160,30 @@ func (s *Server) Serve(l net.Listener) error {
 	return err
 }
 
-// Shutdown stops the server: new requests get 503, every conversation is ended (its prompt answered with
-// an abort), authorizations and accounting records in flight may finish until ctx is done, and it waits
-// for every goroutine it started. At ctx's end it closes the remaining connections and returns ctx's
-// error.
+// Shutdown drains the server. New requests get 503 at once; requests in flight and conversations in
+// progress may finish until ctx is done, and a conversation may still be answered meanwhile, so a drain
+// (SIGTERM) does not fail a login that was under way. At ctx's end the conversations still running are
+// aborted (their prompts answered with an abort) and the remaining connections closed; Shutdown then waits
+// for every goroutine it started and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.convs.close() // no new conversation from here on, so the wait below is final
-	s.stop()        // every conversation's context: their prompts are answered with an abort
-	err := s.http.Shutdown(ctx)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
+	var err error
 	select {
-	case <-done:
+	case <-done: // every conversation ended on its own; the listener stayed open for their answers
 	case <-ctx.Done():
-		if err == nil {
-			err = ctx.Err()
-		}
+		err = ctx.Err()
+	}
+	s.stop() // conversations still running: their prompts are answered with an abort
+	if herr := s.http.Shutdown(ctx); herr != nil && err == nil {
+		err = herr
 	}
 	if err != nil {
 		_ = s.http.Close()
 	}
+	<-done // after the abort the backend returns promptly: it must honour its context
 	return err
 }
 
@@ -285,11 +288,12 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, p peer) (endpo
 		return endpoint, fail(&apiError{status: http.StatusForbidden, code: CodeForbidden, reason: "peer",
 			msg: "caller not allowed: " + why})
 	}
-	if s.draining.Load() {
+	endpoint, handle, aerr := route(r)
+	if s.draining.Load() && endpoint != epConversation {
+		// Draining: nothing new starts, but a conversation under way may still be answered.
 		return endpoint, fail(&apiError{status: http.StatusServiceUnavailable, code: CodeShuttingDown,
 			msg: "the agent is shutting down", reason: "draining"})
 	}
-	endpoint, handle, aerr := route(r)
 	if aerr != nil {
 		return endpoint, fail(aerr)
 	}
