@@ -214,3 +214,5 @@ func containsAll(s string, parts ...string) bool {
 	}
 	return true
 }
+
+func asTacErr(err error, te **tacplus.Error) bool { return errors.As(err, te) }

@@ -539,6 +539,8 @@ func (a *Actor) checkDrain(ctx actor.Context) {
 		return
 	}
 	// At the deadline every request still running gets a typed answer now, before the actors stop.
+	caller := a.draining.caller
+	a.draining.caller = nil // finish must not answer the drain again
 	abandoned := len(a.pending)
 	for _, p := range a.pending {
 		err := &tacplus.Error{Class: tacplus.ErrAborted, Msg: "agent closed before the request completed"}
@@ -547,8 +549,7 @@ func (a *Actor) checkDrain(ctx actor.Context) {
 		}
 		a.finish(ctx, p, a.failOutcome(p.req, err))
 	}
-	ctx.Send(a.draining.caller, &messages.Drained{Abandoned: abandoned})
-	a.draining.caller = nil
+	ctx.Send(caller, &messages.Drained{Abandoned: abandoned})
 }
 
 func (a *Actor) status() *messages.StatusReport {
