@@ -105,7 +105,9 @@ func TestCancelQueued(t *testing.T) {
 // server never has more than the limit of sessions open on the connection.
 func TestMaxInFlightQueues(t *testing.T) {
 	const limit, n = 4, 40
-	srv := startServer(t, func(c *tacplustest.Config) { c.Users["alice"] = tacplustest.User{Password: "alice-pw", Delay: 5 * time.Millisecond} })
+	srv := startServer(t, func(c *tacplustest.Config) {
+		c.Users["alice"] = tacplustest.User{Password: "alice-pw", Delay: 5 * time.Millisecond}
+	})
 	s := server(srv.Addr())
 	s.MaxInFlight = limit
 	h := newAgent(t, agent.Config{Servers: []agent.Server{s}})
@@ -147,7 +149,9 @@ func TestMaxInFlightQueues(t *testing.T) {
 func TestClose(t *testing.T) {
 	t.Run("drains", func(t *testing.T) {
 		base := goleak.IgnoreCurrent()
-		srv := startServer(t, func(c *tacplustest.Config) { c.Users["alice"] = tacplustest.User{Password: "alice-pw", Delay: 50 * time.Millisecond} })
+		srv := startServer(t, func(c *tacplustest.Config) {
+			c.Users["alice"] = tacplustest.User{Password: "alice-pw", Delay: 50 * time.Millisecond}
+		})
 		a, err := agent.New(agent.Config{Servers: []agent.Server{server(srv.Addr())}})
 		if err != nil {
 			t.Fatal(err)
