@@ -1,0 +1,319 @@
+/* See http.h. */
+#define _GNU_SOURCE
+#include "http.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* TH_CONNECT_RETRY_MS is the pause between connect attempts when the agent's listen backlog is full (a unix
+ * socket answers EAGAIN then, rather than queueing the connect). */
+#define TH_CONNECT_RETRY_MS 10
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* wait_fd polls fd for events until the deadline; 1 ready, 0 timed out, -1 error. */
+static int wait_fd(int fd, short events, long long deadline)
+{
+	for (;;) {
+		long long left = deadline - now_ms();
+		if (left <= 0)
+			return 0;
+		struct pollfd p = {.fd = fd, .events = events};
+		int r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+		if (r > 0)
+			return 1;
+		if (r < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static enum th_err dial(const char *path, long long deadline, int *fdp)
+{
+	struct sockaddr_un sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	size_t l = strlen(path);
+	if (l == 0 || l >= sizeof sa.sun_path)
+		return TH_ARG;
+	memcpy(sa.sun_path, path, l);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return errno == ENOMEM || errno == ENOBUFS ? TH_NOMEM : TH_IO;
+	for (;;) {
+		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) {
+			long long left = deadline - now_ms();
+			if (left <= 0) {
+				close(fd);
+				return TH_TIMEOUT;
+			}
+			poll(NULL, 0, left < TH_CONNECT_RETRY_MS ? (int)left : TH_CONNECT_RETRY_MS);
+			continue;
+		}
+		if (errno == EINPROGRESS) {
+			int r = wait_fd(fd, POLLOUT, deadline);
+			int soerr = 0;
+			socklen_t sl = sizeof soerr;
+			if (r == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0)
+				break;
+			close(fd);
+			return r == 0 ? TH_TIMEOUT : TH_NOAGENT;
+		}
+		int e = errno;
+		close(fd);
+		/* ENOENT: no socket file; ECONNREFUSED: a stale file, nobody listening; EACCES: not ours to use. */
+		return e == ENOENT || e == ECONNREFUSED || e == EACCES || e == ENOTDIR ? TH_NOAGENT : TH_IO;
+	}
+	*fdp = fd;
+	return TH_OK;
+}
+
+static enum th_err send_all(int fd, const char *p, size_t n, long long deadline)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int r = wait_fd(fd, POLLOUT, deadline);
+			if (r == 0)
+				return TH_TIMEOUT;
+			if (r < 0)
+				return TH_IO;
+			continue;
+		}
+		return TH_IO;
+	}
+	return TH_OK;
+}
+
+/* find returns the offset of needle in buf[0..n), or -1. */
+static long find(const char *buf, size_t n, const char *needle)
+{
+	size_t l = strlen(needle);
+	if (n < l)
+		return -1;
+	for (size_t i = 0; i + l <= n; i++)
+		if (memcmp(buf + i, needle, l) == 0)
+			return (long)i;
+	return -1;
+}
+
+/* parse_uint reads a decimal number of at most 9 digits from s[0..n) (surrounding spaces allowed). */
+static long parse_uint(const char *s, size_t n)
+{
+	while (n > 0 && (*s == ' ' || *s == '\t'))
+		s++, n--;
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	if (n == 0 || n > 9)
+		return -1;
+	long v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+int th_parse(const char *buf, size_t n, bool eof, th_response *out)
+{
+	long hend = find(buf, n > TH_MAX_HEADER ? TH_MAX_HEADER : n, "\r\n\r\n");
+	if (hend < 0)
+		return n >= TH_MAX_HEADER || eof ? -1 : 0;
+	/* Status line: HTTP/1.x SSS reason */
+	if (hend < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || (buf[7] != '0' && buf[7] != '1') || buf[8] != ' ')
+		return -1;
+	long status = parse_uint(buf + 9, 3);
+	if (status < 100 || status > 599 || (hend > 12 && buf[12] != ' ' && buf[12] != '\r'))
+		return -1;
+	long clen = -1, retry = -1;
+	const char *line = memchr(buf, '\n', (size_t)hend);
+	while (line != NULL && line + 1 < buf + hend) {
+		const char *ls = line + 1;
+		const char *le = memchr(ls, '\r', (size_t)(buf + hend - ls));
+		if (le == NULL)
+			le = buf + hend;
+		const char *colon = memchr(ls, ':', (size_t)(le - ls));
+		if (colon == NULL)
+			return -1;
+		size_t nl = (size_t)(colon - ls);
+		const char *v = colon + 1;
+		size_t vl = (size_t)(le - v);
+		if (nl == 14 && strncasecmp(ls, "Content-Length", 14) == 0) {
+			long c = parse_uint(v, vl);
+			if (c < 0 || (clen >= 0 && c != clen))
+				return -1;
+			clen = c;
+		} else if (nl == 17 && strncasecmp(ls, "Transfer-Encoding", 17) == 0) {
+			return -1; /* the agent always sends Content-Length; chunking is not spoken here */
+		} else if (nl == 11 && strncasecmp(ls, "Retry-After", 11) == 0) {
+			retry = parse_uint(v, vl);
+		}
+		line = memchr(ls, '\n', (size_t)(buf + hend - ls));
+	}
+	size_t bstart = (size_t)hend + 4;
+	if (clen >= 0) {
+		if ((size_t)clen > TH_MAX_RESPONSE - bstart)
+			return -1;
+		if (n < bstart + (size_t)clen)
+			return eof ? -1 : 0;
+		if (n > bstart + (size_t)clen)
+			return -1; /* bytes after the answer: not one answer */
+	} else {
+		if (!eof)
+			return 0; /* the body runs until the close */
+		clen = (long)(n - bstart);
+	}
+	out->status = (int)status;
+	out->body = (char *)buf + bstart;
+	out->body_len = (size_t)clen;
+	out->retry_after = retry;
+	out->raw = NULL;
+	return 1;
+}
+
+enum th_err th_request(const char *socket_path, int timeout_ms, const char *method, const char *path,
+		       const char *body, size_t body_len, th_response *out)
+{
+	memset(out, 0, sizeof *out);
+	if (socket_path == NULL || method == NULL || path == NULL || timeout_ms <= 0)
+		return TH_ARG;
+	long long deadline = now_ms() + timeout_ms;
+	char head[512];
+	int hl;
+	if (body != NULL)
+		hl = snprintf(head, sizeof head,
+			      "%s %s HTTP/1.1\r\nHost: tacagent\r\nUser-Agent: pam_tacagent\r\nConnection: close\r\n"
+			      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+			      method, path, body_len);
+	else
+		hl = snprintf(head, sizeof head,
+			      "%s %s HTTP/1.1\r\nHost: tacagent\r\nUser-Agent: pam_tacagent\r\nConnection: close\r\n\r\n",
+			      method, path);
+	if (hl < 0 || (size_t)hl >= sizeof head)
+		return TH_ARG;
+
+	int fd = -1;
+	enum th_err e = dial(socket_path, deadline, &fd);
+	if (e != TH_OK)
+		return e;
+	e = send_all(fd, head, (size_t)hl, deadline);
+	if (e == TH_OK && body != NULL)
+		e = send_all(fd, body, body_len, deadline);
+	if (e != TH_OK) {
+		close(fd);
+		return e;
+	}
+
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap + 1);
+	if (buf == NULL) {
+		close(fd);
+		return TH_NOMEM;
+	}
+	bool eof = false;
+	for (;;) {
+		int pr = th_parse(buf, n, eof, out);
+		if (pr == 1)
+			break;
+		if (pr < 0 || eof) {
+			e = TH_PROTOCOL;
+			break;
+		}
+		if (n == cap) {
+			if (cap >= TH_MAX_RESPONSE) {
+				e = TH_PROTOCOL;
+				break;
+			}
+			size_t ncap = cap * 2 > TH_MAX_RESPONSE ? TH_MAX_RESPONSE : cap * 2;
+			char *nb = realloc(buf, ncap + 1);
+			if (nb == NULL) {
+				e = TH_NOMEM;
+				break;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		ssize_t r = recv(fd, buf + n, cap - n, 0);
+		if (r > 0) {
+			n += (size_t)r;
+			continue;
+		}
+		if (r == 0) {
+			eof = true;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			int w = wait_fd(fd, POLLIN, deadline);
+			if (w == 0) {
+				e = TH_TIMEOUT;
+				break;
+			}
+			if (w < 0) {
+				e = TH_IO;
+				break;
+			}
+			continue;
+		}
+		e = TH_IO;
+		break;
+	}
+	close(fd);
+	if (e != TH_OK) {
+		free(buf);
+		memset(out, 0, sizeof *out);
+		return e;
+	}
+	/* th_parse pointed body into buf; terminate it for the JSON reader and callers. */
+	out->raw = buf;
+	out->body[out->body_len] = '\0';
+	return TH_OK;
+}
+
+void th_response_free(th_response *r)
+{
+	if (r == NULL)
+		return;
+	free(r->raw);
+	memset(r, 0, sizeof *r);
+}
+
+const char *th_strerror(enum th_err e)
+{
+	switch (e) {
+	case TH_OK: return "ok";
+	case TH_NOAGENT: return "the agent is not running (nothing listens on its socket)";
+	case TH_TIMEOUT: return "the agent did not answer in time";
+	case TH_IO: return "the connection to the agent failed";
+	case TH_PROTOCOL: return "the agent's answer is malformed or too large";
+	case TH_NOMEM: return "out of memory";
+	case TH_ARG: return "bad request arguments";
+	}
+	return "unknown error";
+}

@@ -1,0 +1,50 @@
+/* A minimal HTTP/1.1 client for tacagent's local API on its unix socket (docs/api.md): one request per
+ * connection ("Connection: close"), a Content-Length body, and one deadline for connect, write and read
+ * together. No threads, no signals (writes use MSG_NOSIGNAL), no global state. */
+#ifndef TACAGENT_HTTP_H
+#define TACAGENT_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* TH_MAX_HEADER bounds the status line and headers of an answer; TH_MAX_RESPONSE the whole answer. The
+ * agent's answers are a few hundred bytes; a longer one is refused, not truncated. */
+#define TH_MAX_HEADER (8 * 1024)
+#define TH_MAX_RESPONSE (256 * 1024)
+
+/* The outcomes of th_request besides TH_OK. */
+enum th_err {
+	TH_OK = 0,
+	TH_NOAGENT,  /* nothing listens on the socket: the agent is not running */
+	TH_TIMEOUT,  /* the deadline passed */
+	TH_IO,       /* the connection failed mid-way */
+	TH_PROTOCOL, /* the answer is not HTTP we understand, or too large */
+	TH_NOMEM,
+	TH_ARG, /* a bad argument (socket path too long, ...) */
+};
+
+/* th_response is a parsed answer. body is NUL-terminated (the NUL is not counted in body_len). */
+typedef struct {
+	int status;
+	char *body;
+	size_t body_len;
+	long retry_after; /* seconds from a Retry-After header, or -1 */
+	char *raw;        /* the whole answer (owns body) */
+} th_response;
+
+/* th_request sends one request (body may be NULL for GET) to the unix socket at socket_path and reads the
+ * answer, all within timeout_ms. On TH_OK the caller frees *out with th_response_free. */
+enum th_err th_request(const char *socket_path, int timeout_ms, const char *method, const char *path,
+		       const char *body, size_t body_len, th_response *out);
+
+void th_response_free(th_response *r);
+
+/* th_parse parses an answer received so far: buf[0..n), with eof true when the peer closed. Returns 1 when
+ * the answer is complete (out filled; out->raw is left NULL, body points into buf), 0 when more bytes are
+ * needed, -1 when it is malformed or over the limits. Exposed for the unit tests. */
+int th_parse(const char *buf, size_t n, bool eof, th_response *out);
+
+/* th_strerror names an outcome for logs. */
+const char *th_strerror(enum th_err e);
+
+#endif
