@@ -32,7 +32,7 @@ func (b backend) Authenticate(ctx context.Context, caller localapi.Caller, req l
 		preq.Type = t
 	}
 	if req.Action == localapi.ActionChpass {
-		return localapi.AuthenResult{}, &tacplus.Error{Class: tacplus.ErrProtocol, Msg: "chpass through the local API is not supported yet"}
+		return b.chpass(ctx, rt, caller, req, conv)
 	}
 	var pconv policy.Conversation
 	if conv != nil {
@@ -94,6 +94,43 @@ func (b backend) Authenticate(ctx context.Context, caller localapi.Caller, req l
 		ev = b.d.log.Warn().Err(err)
 	}
 	ev.Str("user", res.User).Str("caller", caller.String()).Msg("authentication result")
+	return res, err
+}
+
+// chpass changes a password with CHPASS (RFC 8907 section 5.4.2.7: ASCII only) on the default group,
+// outside the authentication stack: a password lives on the servers, and a local handler has none to
+// change. The server drives the prompts (old password, then new) through conv, as for a login.
+func (b backend) chpass(ctx context.Context, rt *runtime, caller localapi.Caller, req localapi.AuthenRequest, conv localapi.Conversation) (localapi.AuthenResult, error) {
+	res := localapi.AuthenResult{User: req.User}
+	if req.Type != localapi.TypeASCII {
+		return res, &tacplus.Error{Class: tacplus.ErrProtocol, Msg: "chpass is ASCII only (RFC 8907 section 5.4.2.7)"}
+	}
+	areq := agent.AuthenRequest{Action: tacplus.ActionChPass, Type: tacplus.AuthenTypeASCII, Service: tacplus.ServiceLogin,
+		PrivLvl: uint8(req.PrivLvl), User: req.User, Port: req.Port, RemAddr: req.RemAddr}
+	if req.Service == localapi.ServiceEnable {
+		areq.Service = tacplus.ServiceEnable
+	}
+	var aconv agent.Conversation
+	if conv != nil {
+		aconv = func(ctx context.Context, p agent.Prompt) (string, error) {
+			kind := localapi.PromptData
+			switch p.Status {
+			case tacplus.AuthenStatusGetUser:
+				kind = localapi.PromptUser
+			case tacplus.AuthenStatusGetPass:
+				kind = localapi.PromptPassword
+			}
+			return conv(ctx, localapi.Prompt{Message: p.Message, Echo: !p.NoEcho, Kind: kind})
+		}
+	}
+	r, err := rt.agent.Authenticate(ctx, areq, aconv)
+	if r != nil {
+		res.Server, res.SessionID, res.ServerMsg = r.Server, r.SessionID, r.ServerMsg
+	}
+	if err != nil {
+		res.Error = &localapi.ErrorBody{Code: tacplus.ClassName(err), Message: err.Error()}
+	}
+	b.d.log.Info().Str("user", req.User).Str("caller", caller.String()).AnErr("error", err).Msg("chpass")
 	return res, err
 }
 
