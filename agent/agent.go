@@ -323,18 +323,20 @@ func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	cancelled := false
+	done := ctx.Done()
 	for {
 		var res interface{}
 		select {
 		case res = <-in.C():
 		case <-timer.C:
-			return nil, &tacplus.Error{Class: tacplus.ErrTimeout, Msg: "no answer from the agent in time"}
-		case <-ctx.Done():
-			if !cancelled {
-				// Keep waiting for the session to confirm, but not for long.
-				cancelled = true
-				timer.Reset(abortGrace)
+			if cancelled {
+				return nil, &tacplus.Error{Class: tacplus.ErrAborted, Msg: "cancelled by caller; the session did not confirm", Err: ctx.Err()}
 			}
+			return nil, &tacplus.Error{Class: tacplus.ErrTimeout, Msg: "no answer from the agent in time"}
+		case <-done:
+			// Keep waiting for the session to confirm (the AfterFunc sent the Cancel), but not for long.
+			cancelled, done = true, nil // a closed channel must leave the select, or it spins
+			timer.Reset(abortGrace)
 			continue
 		}
 		switch m := res.(type) {

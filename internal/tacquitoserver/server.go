@@ -37,6 +37,10 @@ type Config struct {
 	Addr  string // default 127.0.0.1:0
 	Key   []byte
 	Users []User
+	// OnRecord, when set, is called with every accounting record before tacquito replies, so that a
+	// process wrapping the server can persist what a client will see acknowledged. It is called from
+	// connection goroutines concurrently.
+	OnRecord func(Record)
 }
 
 // Record is one accounting record the server acknowledged.
@@ -54,6 +58,8 @@ type Server struct {
 	cancel context.CancelFunc
 	done   chan error
 
+	onRecord func(Record)
+
 	mu      sync.Mutex
 	records []Record
 }
@@ -67,7 +73,7 @@ func Start(cfg Config) (*Server, error) {
 		cfg.Addr = "127.0.0.1:0"
 	}
 	lg := tqlog.New(10, io.Discard) // errors only, discarded: tacquito logs are not ours to print
-	s := &Server{done: make(chan error, 1)}
+	s := &Server{done: make(chan error, 1), onRecord: cfg.OnRecord}
 	users := make(map[string]*config.AAA, len(cfg.Users))
 	for _, u := range cfg.Users {
 		aaa, err := s.user(lg, u)
@@ -161,8 +167,12 @@ func (k sink) Printf(format string, args ...any) {
 	if json.Unmarshal([]byte(line), &r) != nil {
 		return
 	}
+	rec := Record{Flags: r.Flags, User: r.User, Port: r.Port, RemAddr: r.RemAddr, Args: r.Args}
+	if k.s.onRecord != nil {
+		k.s.onRecord(rec) // tacquito's accounter logs before it replies
+	}
 	k.s.mu.Lock()
-	k.s.records = append(k.s.records, Record{Flags: r.Flags, User: r.User, Port: r.Port, RemAddr: r.RemAddr, Args: r.Args})
+	k.s.records = append(k.s.records, rec)
 	k.s.mu.Unlock()
 }
 
