@@ -139,12 +139,17 @@ static int parse_opts(pam_handle_t *pamh, int argc, const char **argv, struct op
 	*o = (struct opts){.socket = DEFAULT_SOCKET, .timeout_ms = DEFAULT_TIMEOUT_MS, .service = DEFAULT_SERVICE,
 			   .type = "ascii"};
 	int rc = PAM_SUCCESS;
+	/* The debug options first, so that they apply to the messages about the others wherever they stand. */
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "debug") == 0)
+			o->debug = true;
+		else if (strcmp(argv[i], "debug=stderr") == 0)
+			o->debug = o->debug_stderr = true;
+	}
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
-		if (strcmp(a, "debug") == 0) {
-			o->debug = true;
-		} else if (strcmp(a, "debug=stderr") == 0) {
-			o->debug = o->debug_stderr = true;
+		if (strcmp(a, "debug") == 0 || strcmp(a, "debug=stderr") == 0) {
+			continue;
 		} else if (strcmp(a, "use_first_pass") == 0) {
 			o->use_first_pass = true;
 		} else if (strcmp(a, "try_first_pass") == 0) {
@@ -819,6 +824,36 @@ static int chauthtok_code(enum verdict v)
 	}
 }
 
+/* servers_usable asks GET /v1/status whether the agent answers and has a server that is not known to be
+ * down ("up", "idle" or "connecting": an idle server has simply not been needed yet). */
+static bool servers_usable(pam_handle_t *pamh, const struct opts *o)
+{
+	struct answer a;
+	enum th_err e = call(pamh, o, "GET", "/v1/status", NULL, &a);
+	if (e != TH_OK || a.http.status != 200 || !a.json) {
+		logm(pamh, o, LOG_WARNING, "chauthtok: the agent is not available (%s, HTTP %d)", th_strerror(e),
+		     e == TH_OK ? a.http.status : 0);
+		answer_free(&a);
+		return false;
+	}
+	tj_span servers, srv, st;
+	size_t pos = 0;
+	int all = 0, down = 0;
+	if (tj_get(a.doc, "servers", &servers) == 0) {
+		while (tj_next(servers, &pos, &srv) == 1) {
+			all++;
+			if (tj_get(srv, "state", &st) == 0 && (tj_streq(st, "dead") || tj_streq(st, "down")))
+				down++;
+		}
+	}
+	answer_free(&a);
+	if (all > 0 && down == all) {
+		logm(pamh, o, LOG_WARNING, "chauthtok: every TACACS+ server of the agent is down");
+		return false;
+	}
+	return true;
+}
+
 /* pam_sm_chauthtok changes the password with a TACACS+ CHPASS (RFC 8907 section 5.4.2.7). The preliminary
  * pass checks that the agent answers and gets the current password; the update pass gets the new one and
  * runs the CHPASS conversation, answering the server's first secret prompt with the old password and the
@@ -838,14 +873,9 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
 		return r;
 	const void *old = NULL, *tok = NULL;
 	if (flags & PAM_PRELIM_CHECK) {
-		struct answer a;
-		enum th_err e = call(pamh, &o, "GET", "/v1/status", NULL, &a);
-		int st = e == TH_OK ? a.http.status : 0;
-		answer_free(&a);
-		if (e != TH_OK || st != 200) {
-			logm(pamh, &o, LOG_WARNING, "chauthtok: the agent is not available (%s, HTTP %d)", th_strerror(e), st);
+		/* Before asking anything: is there an agent, and a server it can reach? */
+		if (!servers_usable(pamh, &o))
 			return PAM_AUTHINFO_UNAVAIL;
-		}
 		if ((o.use_first_pass || o.try_first_pass) && pam_get_item(pamh, PAM_OLDAUTHTOK, &old) == PAM_SUCCESS &&
 		    old != NULL)
 			return is_fake(old) ? PAM_AUTHTOK_ERR : PAM_SUCCESS;
