@@ -2,9 +2,13 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet fmt-check unit fuzz-smoke fuzz-long bench
+.PHONY: test vet fmt-check unit fuzz-smoke fuzz-long bench pam
 
-test: fmt-check vet unit fuzz-smoke
+test: fmt-check vet pam unit fuzz-smoke
+
+# The PAM module, pam/pam_tacagent.so (C: docs/pam.md says why); needs gcc and libpam0g-dev.
+pam:
+	$(MAKE) -C pam
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
