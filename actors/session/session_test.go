@@ -1,0 +1,160 @@
+package session
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/tacagent/tacagent/internal/actorkit"
+	"github.com/tacagent/tacagent/messages"
+	"github.com/tacagent/tacagent/metrics"
+	"github.com/tacagent/tacagent/tacplus"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	waitLimit = 5 * time.Second
+	sid       = 0x1234abcd
+	epoch     = 7
+)
+
+// harness runs one session under a stand-in connection actor that hands everything the session sends it
+// to toParent; the session's answers go to replies.
+type harness struct {
+	sys      *actor.ActorSystem
+	toParent *actorkit.Inbox
+	replies  *actorkit.Inbox
+	session  *actor.PID
+}
+
+func start(t *testing.T, req *messages.Request, timeout time.Duration) *harness {
+	t.Helper()
+	sys := actorkit.NewSystem(zerolog.Nop())
+	h := &harness{sys: sys, toParent: actorkit.NewInbox(sys, 16), replies: actorkit.NewInbox(sys, 16)}
+	props := Props(Config{Start: &messages.StartSession{Req: req, ReplyTo: h.replies.PID(), Timeout: timeout},
+		SessionID: sid, Epoch: epoch, Server: "127.0.0.1:49", UserTimeout: time.Minute,
+		Metrics: metrics.Nop().Server("127.0.0.1:49"), Log: zerolog.Nop()})
+	spawned := make(chan *actor.PID, 1)
+	parent := sys.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+		switch m := c.Message().(type) {
+		case *actor.Started:
+			spawned <- c.Spawn(props)
+		case *messages.Outbound, *messages.SessionEnded:
+			c.Send(h.toParent.PID(), m)
+		}
+	}))
+	h.session = <-spawned
+	t.Cleanup(func() {
+		sys.Root.StopFuture(parent).Wait()
+		h.toParent.Close()
+		h.replies.Close()
+		sys.Shutdown()
+	})
+	return h
+}
+
+func next[T any](t *testing.T, in *actorkit.Inbox) T {
+	t.Helper()
+	select {
+	case m := <-in.C():
+		v, ok := m.(T)
+		if !ok {
+			var zero T
+			t.Fatalf("got %T, want %T", m, zero)
+		}
+		return v
+	case <-time.After(waitLimit):
+		var zero T
+		t.Fatalf("no %T within %v", zero, waitLimit)
+		return zero
+	}
+}
+
+func papRequest() *messages.Request {
+	return &messages.Request{ID: 1, Authen: &messages.AuthenRequest{Action: tacplus.ActionLogin, Type: tacplus.AuthenTypePAP,
+		Service: tacplus.ServiceLogin, User: "alice", Password: "pw"}}
+}
+
+// TestPass: the START goes to the parent with the connection epoch, the reply completes the session, the
+// caller gets the Outcome and the connection a SessionEnded that is not Lost.
+func TestPass(t *testing.T) {
+	h := start(t, papRequest(), time.Minute)
+	out := next[*messages.Outbound](t, h.toParent)
+	if out.Epoch != epoch || out.Header.SessionID != sid || out.Header.SeqNo != 1 {
+		t.Fatalf("outbound %+v", out)
+	}
+	reply := out.Header
+	reply.SeqNo = 2
+	h.sys.Root.Send(h.session, &messages.Inbound{Header: reply, Body: &tacplus.AuthenReply{Status: tacplus.AuthenStatusPass}})
+	o := next[*messages.Outcome](t, h.replies)
+	if o.Err != nil || o.SessionID != sid || o.Retryable || o.Authen == nil {
+		t.Fatalf("outcome %+v", o)
+	}
+	if e := next[*messages.SessionEnded](t, h.toParent); e.Lost || e.SessionID != sid {
+		t.Fatalf("ended %+v", e)
+	}
+}
+
+// TestEndsWithTypedError: every way a session can end early answers the caller with the right class; a
+// ConnectionLost of another connection epoch is ignored.
+func TestEndsWithTypedError(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		timeout   time.Duration
+		act       func(h *harness)
+		class     error
+		lost      bool
+		retryable bool
+		msg       string
+	}{
+		{name: "connection lost", act: func(h *harness) {
+			h.sys.Root.Send(h.session, &messages.ConnectionLost{Epoch: epoch - 1}) // an older socket: ignored
+			h.sys.Root.Send(h.session, &messages.ConnectionLost{Epoch: epoch, Err: errors.New("EOF")})
+		}, class: tacplus.ErrConnectionLost, lost: true, retryable: true},
+		{name: "stopped", act: func(h *harness) { h.sys.Root.Stop(h.session) },
+			class: tacplus.ErrConnectionLost, retryable: true, msg: "stopped before it completed"},
+		{name: "timeout", timeout: 20 * time.Millisecond, act: func(*harness) {},
+			class: tacplus.ErrTimeout, retryable: true},
+		{name: "abort", act: func(h *harness) { h.sys.Root.Send(h.session, &messages.Abort{ReqID: 1}) },
+			class: tacplus.ErrAborted, retryable: true},
+		{name: "bad secret", act: func(h *harness) {
+			h.sys.Root.Send(h.session, &messages.Inbound{Header: tacplus.Header{Type: tacplus.TypeAuthen, SeqNo: 2, SessionID: sid},
+				Err: &tacplus.DecodeError{Reason: tacplus.ReasonBadSecret}})
+		}, class: tacplus.ErrBadSecret, retryable: true}, // no reply was accepted; the supervisor retries bad secrets anyway
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			timeout := tc.timeout
+			if timeout == 0 {
+				timeout = time.Minute
+			}
+			h := start(t, papRequest(), timeout)
+			next[*messages.Outbound](t, h.toParent)
+			tc.act(h)
+			o := next[*messages.Outcome](t, h.replies)
+			if !errors.Is(o.Err, tc.class) || o.Retryable != tc.retryable || !o.SecretSent {
+				t.Fatalf("outcome err=%v retryable=%v secretSent=%v, want %v retryable=%v", o.Err, o.Retryable, o.SecretSent, tc.class, tc.retryable)
+			}
+			var te *tacplus.Error
+			if !errors.As(o.Err, &te) || te.Server == "" || te.SessionID != sid || te.State == "" {
+				t.Errorf("error lacks context: %#v", o.Err)
+			}
+			if tc.msg != "" && !strings.Contains(o.Err.Error(), tc.msg) {
+				t.Errorf("error %v", o.Err)
+			}
+			if e := next[*messages.SessionEnded](t, h.toParent); e.Lost != tc.lost {
+				t.Errorf("SessionEnded.Lost = %v, want %v", e.Lost, tc.lost)
+			}
+			select {
+			case m := <-h.replies.C():
+				t.Errorf("second answer %T", m)
+			default:
+			}
+		})
+	}
+}

@@ -1,0 +1,101 @@
+package supervisor
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/goleak"
+
+	"github.com/tacagent/tacagent/actors/connection"
+	"github.com/tacagent/tacagent/messages"
+	"github.com/tacagent/tacagent/tacplus"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestBackoff: doubling from the initial delay, capped, never zero or negative (even for huge counts).
+func TestBackoff(t *testing.T) {
+	const ini, max = 50 * time.Millisecond, 5 * time.Second
+	for _, tc := range []struct {
+		n    int
+		want time.Duration
+	}{
+		{0, ini}, {1, ini}, {2, 2 * ini}, {3, 4 * ini}, {7, 64 * ini}, {8, max}, {40, max}, {1 << 30, max},
+	} {
+		if got := Backoff(tc.n, ini, max); got != tc.want {
+			t.Errorf("Backoff(%d) = %v, want %v", tc.n, got, tc.want)
+		}
+	}
+}
+
+// TestClassify: the retry rules (the method-list rule of network gear): FAIL stops; no response, ERROR,
+// unreachable and a bad key move on; a lost connection moves on only when no reply was seen.
+func TestClassify(t *testing.T) {
+	a := New(Config{})
+	te := func(class error) error { return &tacplus.Error{Class: class} }
+	for _, tc := range []struct {
+		name            string
+		err             error
+		retryable       bool
+		retry, markDead bool
+	}{
+		{"authentication FAIL", te(tacplus.ErrAuthenticationFailed), true, false, false},
+		{"authorization FAIL", te(tacplus.ErrDenied), true, false, false},
+		{"aborted", te(tacplus.ErrAborted), true, false, false},
+		{"config", te(tacplus.ErrConfig), true, false, false},
+		{"ERROR", te(tacplus.ErrServerError), false, true, false},
+		{"unreachable", te(tacplus.ErrUnreachable), true, true, true},
+		{"timeout before any reply", te(tacplus.ErrTimeout), true, true, true},
+		{"timeout after a reply", te(tacplus.ErrTimeout), false, false, true},
+		{"bad secret", te(tacplus.ErrBadSecret), false, true, true},
+		{"connection lost before any reply", te(tacplus.ErrConnectionLost), true, true, false},
+		{"connection lost after a reply", te(tacplus.ErrConnectionLost), false, false, false},
+		{"protocol error", te(tacplus.ErrProtocol), true, false, false},
+		{"unclassified", errors.New("strange"), true, false, false},
+	} {
+		retry, dead := a.classify(&messages.Outcome{Err: tc.err, Retryable: tc.retryable})
+		if retry != tc.retry || dead != tc.markDead {
+			t.Errorf("%s: retry=%v markDead=%v, want %v %v", tc.name, retry, dead, tc.retry, tc.markDead)
+		}
+	}
+}
+
+// TestValidate: configuration errors are ErrConfig; defaults are filled in.
+func TestValidate(t *testing.T) {
+	codec, err := tacplus.NewCodec(tacplus.Options{Key: []byte("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := func(*messages.StartSession, connection.SessionInfo) *actor.Props { return nil }
+	srv := func(addr string) Server { return Server{Addr: addr, Codec: codec} }
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"no servers", Config{NewSession: ns}, false},
+		{"no codec", Config{Servers: []Server{{Addr: "127.0.0.1:49"}}, NewSession: ns}, false},
+		{"duplicate", Config{Servers: []Server{srv("127.0.0.1:49"), srv("127.0.0.1:49")}, NewSession: ns}, false},
+		{"empty group", Config{Servers: []Server{srv("127.0.0.1:49")}, Groups: []Group{{Name: "g"}}, NewSession: ns}, false},
+		{"unknown server in group", Config{Servers: []Server{srv("127.0.0.1:49")}, Groups: []Group{{Name: "g", Servers: []string{"127.0.0.1:50"}}}, NewSession: ns}, false},
+		{"no session factory", Config{Servers: []Server{srv("127.0.0.1:49")}}, false},
+		{"minimal", Config{Servers: []Server{srv("127.0.0.1:49"), srv("[::1]:49")}, NewSession: ns}, true},
+	} {
+		err := tc.cfg.Validate()
+		if tc.ok != (err == nil) {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if err != nil && !errors.Is(err, tacplus.ErrConfig) {
+			t.Errorf("%s: %v is not ErrConfig", tc.name, err)
+		}
+		if tc.ok {
+			c := tc.cfg
+			if c.DeadTime != DefaultDeadTime || c.Servers[0].Timeout != DefaultTimeout || len(c.Groups) != 1 || len(c.Groups[0].Servers) != 2 {
+				t.Errorf("defaults not applied: %+v", c)
+			}
+		}
+	}
+}
