@@ -557,7 +557,10 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 		s.keep_asked = tok == NULL;
 	}
 	enum verdict v = authenticate(pamh, &o, flags, user, "login", password, &s);
-	if (v == V_OK && s.asked != NULL && pam_set_item(pamh, PAM_AUTHTOK, s.asked) != PAM_SUCCESS)
+	/* Later modules may use what the user typed: after a pass (pam_unix's use_authtok), and when the agent
+	 * became unreachable mid-way, so that a try_first_pass fallback does not ask twice. Never after a
+	 * FAIL: a wrong TACACS+ password must not be tried on local accounts by the stack. */
+	if ((v == V_OK || v == V_UNAVAIL) && s.asked != NULL && pam_set_item(pamh, PAM_AUTHTOK, s.asked) != PAM_SUCCESS)
 		logm(pamh, &o, LOG_WARNING, "could not keep the password for later modules");
 	wipe_free(s.asked);
 	logm(pamh, &o, v == V_OK ? LOG_INFO : LOG_NOTICE, "authentication of %s: %s", user,
