@@ -1,0 +1,100 @@
+package chaos
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// Flags. -chaos.duration is the load phase of each scenario, and the whole of TestSoak.
+var (
+	flagDuration = flag.Duration("chaos.duration", 6*time.Second, "load phase of each scenario; the whole soak for TestSoak")
+	flagWorkers  = flag.Int("chaos.workers", 6, "concurrent callers per front end (Go API, local API)")
+	flagSummary  = flag.String("chaos.summary", "", "also write the summary table to this file")
+	flagKeep     = flag.Bool("chaos.keep", false, "keep each scenario's directory (logs, configs, accounting logs)")
+)
+
+// bins are the helper binaries TestMain builds once per test binary.
+var bins struct {
+	tacagent   string // built with -race: a data race in the daemon fails the scenario
+	testserver string
+	tacquito   string
+}
+
+// summaries collects one row per scenario for the table TestMain prints at the end.
+var summaries struct {
+	mu   sync.Mutex
+	rows []Summary
+}
+
+func addSummary(s Summary) {
+	summaries.mu.Lock()
+	defer summaries.mu.Unlock()
+	summaries.rows = append(summaries.rows, s)
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "chaos-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	code := 2
+	func() {
+		defer os.RemoveAll(dir)
+		if err := buildBinaries(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "chaos: building helper binaries:", err)
+			return
+		}
+		code = m.Run()
+	}()
+	summaries.mu.Lock()
+	rows := summaries.rows
+	summaries.mu.Unlock()
+	if len(rows) > 0 {
+		fmt.Println("\nchaos summary (latency is per request, as its caller saw it):")
+		_ = WriteTable(os.Stdout, rows)
+		if *flagSummary != "" {
+			if f, err := os.Create(*flagSummary); err == nil {
+				_ = WriteTable(f, rows)
+				f.Close()
+			}
+		}
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func buildBinaries(dir string) error {
+	bins.tacagent = filepath.Join(dir, "tacagent")
+	bins.testserver = filepath.Join(dir, "tacplus-testserver")
+	bins.tacquito = filepath.Join(dir, "tacquito-server")
+	for _, b := range []struct {
+		out  string
+		args []string
+	}{
+		{bins.tacagent, []string{"-race", "../cmd/tacagent"}},
+		{bins.testserver, []string{"../cmd/tacplus-testserver"}},
+		{bins.tacquito, []string{"./cmd/tacquito-server"}},
+	} {
+		cmd := exec.Command("go", append([]string{"build", "-o", b.out}, b.args...)...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go build %v: %w", b.args, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,545 @@
+package chaos
+
+// The scenarios of issue 8, one test each. Every one runs both front ends under load for -chaos.duration,
+// injects its fault on a schedule, and ends with finish: recovery, a clean phase, and every invariant.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// killDowntime is how long a SIGKILLed server stays down before it is started again.
+const killDowntime = 300 * time.Millisecond
+
+// untilCtx polls cond until it holds (true) or ctx ends (false).
+func untilCtx(ctx context.Context, cond func() bool) bool {
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
+// samples scrapes one front end's agent.
+func (r *rig) samples(front string) Samples {
+	r.t.Helper()
+	var s Samples
+	var err error
+	if front == "goapi" {
+		s, err = GatherSamples(r.agentReg)
+	} else {
+		s, err = r.daemon.scrape()
+	}
+	if err != nil {
+		r.t.Fatalf("%s metrics: %v", front, err)
+	}
+	return s
+}
+
+// perServer sums a per-server metric for one server, as addressed by the agents.
+func (r *rig) perServer(front, metric string, s *server, more ...string) float64 {
+	m := map[string]string{"server": s.addr()}
+	for i := 0; i+1 < len(more); i += 2 {
+		m[more[i]] = more[i+1]
+	}
+	return r.samples(front).Sum(metric, m)
+}
+
+// servedAgain waits until every front end has had n more requests answered by s (false when ctx ends).
+func (r *rig) servedAgain(ctx context.Context, s *server, n int) bool {
+	base := map[string]int{}
+	for _, f := range r.fronts {
+		base[f.name()] = r.ledger.ServedBy(f.name(), s.name)
+	}
+	return untilCtx(ctx, func() bool {
+		for _, f := range r.fronts {
+			if r.ledger.ServedBy(f.name(), s.name) < base[f.name()]+n {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+var frontNames = []string{"goapi", "localapi"}
+
+// TestPrimaryKilledRepeatedly SIGKILLs the primary again and again while sessions are in flight on it
+// (each of its replies is held back 10 ms), and starts it again 300 ms later. Sessions that had no reply
+// are retried on the secondary; an ASCII login that already showed a prompt ends with ConnectionLost.
+// Each kill must cost each agent exactly one reconnection, logins during the outage must not wait for a
+// timeout (dead-time), and sessions must have been in flight at the kills.
+func TestPrimaryKilledRepeatedly(t *testing.T) {
+	r := newRig(t, rigOptions{direct: true})
+	r.allow([]string{"connection_lost"}, opASCII)
+	type outage struct{ from, to time.Time }
+	var outages []outage
+	lostBefore := map[string]float64{}
+	midSession := map[string]int{}
+	r.load(*flagDuration, func(ctx context.Context) {
+		for ctx.Err() == nil {
+			// Both agents use the primary again (it was restarted, revived after dead-time, reconnected).
+			if !r.servedAgain(ctx, r.primary, 20) {
+				return
+			}
+			for _, f := range frontNames {
+				lostBefore[f] = r.perServer(f, "tacagent_connection_lost_broadcasts_total", r.primary)
+			}
+			from := time.Now()
+			r.primary.kill()
+			phase(ctx, killDowntime)
+			if err := r.primary.start(serverMode{}); err != nil {
+				t.Error(err)
+				return
+			}
+			outages = append(outages, outage{from, time.Now()})
+			for _, f := range frontNames {
+				if r.perServer(f, "tacagent_connection_lost_broadcasts_total", r.primary) > lostBefore[f] {
+					midSession[f]++
+				}
+			}
+		}
+	})
+	r.finish(finishOptions{checks: func() {
+		_, kills := r.primary.counts()
+		if kills < 2 {
+			t.Errorf("only %d kills in %s: the scenario did not run", kills, *flagDuration)
+		}
+		for _, f := range frontNames {
+			// One reconnection per kill: the agent neither gave up on the primary nor reconnected twice.
+			var opens float64
+			if err := poll(waitLimit, func() (bool, string) {
+				opens = r.perServer(f, "tacagent_connection_opens_total", r.primary)
+				return opens >= float64(kills+1), fmt.Sprintf("%v opens", opens)
+			}); err != nil {
+				t.Errorf("%s: the primary was not reconnected after the last kill: %v", f, err)
+			}
+			if opens != float64(kills+1) {
+				t.Errorf("%s: %v connections opened to the primary for %d kills, want %d (one per kill, plus the first)",
+					f, opens, kills, kills+1)
+			}
+			restarts := r.perServer(f, "tacagent_connection_restarts_total", r.primary)
+			if midSession[f] == 0 || restarts < float64(midSession[f]) {
+				t.Errorf("%s: %d of %d kills caught sessions in flight, %v connection restarts: want at least one restart per such kill",
+					f, midSession[f], kills, restarts)
+			}
+			t.Logf("%s: %d kills, %d with sessions in flight; %v opens, %v restarts", f, kills, midSession[f], opens, restarts)
+		}
+		// Dead-time: logins during an outage go to the secondary without waiting for the dead primary.
+		var during []time.Duration
+		for _, o := range outages {
+			during = append(during, r.ledger.LatenciesBetween(o.from, o.to)...)
+		}
+		sortDurations(during)
+		p99 := Percentile(during, 0.99)
+		t.Logf("latency during the outages: %d requests, p50 %s p99 %s max %s; overall p99 %s", len(during),
+			Percentile(during, 0.5), p99, Percentile(during, 1), Percentile(r.ledger.Latencies(), 0.99))
+		if p99 >= serverTimeout {
+			t.Errorf("p99 during the outages is %s: requests waited for the dead primary's timeout (%s)", p99, serverTimeout)
+		}
+	}})
+}
+
+// TestBothServersDown kills both servers under load, keeps them down, and starts them again. While both
+// are down every request must fail fast with a typed error (never hang, never wait for a timeout), every
+// accounting record must be reported failed to its caller, and the agents must recover by themselves.
+func TestBothServersDown(t *testing.T) {
+	r := newRig(t, rigOptions{direct: true})
+	r.allow([]string{"unreachable", "connection_lost"})
+	d := *flagDuration
+	var down, up time.Time
+	r.load(d, func(ctx context.Context) {
+		phase(ctx, d/4)
+		down = time.Now()
+		r.primary.kill()
+		r.secondary.kill()
+		phase(ctx, d/3)
+		for _, s := range []*server{r.primary, r.secondary} {
+			if err := s.start(serverMode{}); err != nil {
+				t.Error(err)
+			}
+		}
+		up = time.Now()
+	})
+	r.finish(finishOptions{checks: func() {
+		// Skip the first moment of the outage: requests in flight at the kill.
+		w := r.ledger.Window(down.Add(deadTime), up, "")
+		t.Logf("outage: %d requests, %d failed, p99 %s", w.Total, w.NotOK, Percentile(w.Latencies, 0.99))
+		if w.Total == 0 || w.NotOK == 0 {
+			t.Errorf("the outage window holds %d requests, %d failed: the scenario did not run", w.Total, w.NotOK)
+		}
+		if p99 := Percentile(w.Latencies, 0.99); p99 >= serverTimeout {
+			t.Errorf("p99 with both servers down is %s: requests waited instead of failing fast", p99)
+		}
+		for _, f := range frontNames {
+			rec := r.ledger.Window(up, time.Time{}, f).FirstOK
+			if rec.IsZero() || rec.Sub(up) > deadTime+backoffMax+time.Second {
+				t.Errorf("%s: first success %v after the servers came back, want within %s", f, rec.Sub(up), deadTime+backoffMax+time.Second)
+			} else {
+				t.Logf("%s: recovered %s after the servers came back", f, rec.Sub(up).Round(time.Millisecond))
+			}
+		}
+	}})
+}
+
+// TestBlackholedServer makes the primary accept and never answer (Toxiproxy's timeout toxic downstream).
+// Requests waiting for it time out after the server timeout and move to the secondary, which is safe since
+// no reply was seen; an ASCII login whose conversation the blackhole cut ends with a timeout. No request
+// may wait for much more than one timeout.
+func TestBlackholedServer(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	r.allow([]string{"timeout"}, opASCII)
+	d := *flagDuration
+	var from, to time.Time
+	r.load(d, func(ctx context.Context) {
+		phase(ctx, d/6)
+		from = time.Now()
+		if err := r.primary.link.Add(Blackhole("downstream")); err != nil {
+			t.Error(err)
+			return
+		}
+		phase(ctx, 2*d/3)
+		r.primary.link.Clear()
+		to = time.Now()
+	})
+	r.finish(finishOptions{checks: func() {
+		w := r.ledger.Window(from, to, "")
+		paid := 0
+		for _, l := range w.Latencies {
+			if l >= serverTimeout {
+				paid++
+			}
+		}
+		t.Logf("blackhole: %d requests, %d waited for a timeout; p50 %s p99 %s max %s", w.Total, paid,
+			Percentile(w.Latencies, 0.5), Percentile(w.Latencies, 0.99), Percentile(w.Latencies, 1))
+		if paid == 0 {
+			t.Errorf("no request waited for the blackholed primary: the fault did not apply")
+		}
+		if mx := Percentile(w.Latencies, 1); mx >= 2*serverTimeout+500*time.Millisecond {
+			t.Errorf("a request took %s with one server blackholed: more than one timeout plus the failover", mx)
+		}
+		for _, f := range frontNames {
+			if v := r.perServer(f, "tacagent_sessions_finished_total", r.primary, "outcome", "timeout"); v == 0 {
+				t.Errorf("%s: no session on the primary timed out", f)
+			}
+		}
+	}})
+}
+
+// TestSlowServer delays every reply of the primary by 700 ms, just under the 1 s timeout, and limits the
+// requests' bandwidth. Nothing may time out or fail over: slow is not dead.
+func TestSlowServer(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	d := *flagDuration
+	var from time.Time
+	r.load(d, func(ctx context.Context) {
+		phase(ctx, d/6)
+		from = time.Now()
+		for _, tx := range []Toxic{Latency("downstream", 700, 0), Bandwidth("upstream", 64)} {
+			if err := r.primary.link.Add(tx); err != nil {
+				t.Error(err)
+			}
+		}
+		<-ctx.Done()
+		r.primary.link.Clear()
+	})
+	r.finish(finishOptions{checks: func() {
+		for _, f := range frontNames {
+			s := r.samples(f)
+			if v := s.Sum("tacagent_sessions_finished_total", map[string]string{"outcome": "timeout"}); v != 0 {
+				t.Errorf("%s: %v sessions timed out on a server slower than, but within, the timeout", f, v)
+			}
+			if v := s.Sum("tacagent_failovers_total", nil); v != 0 {
+				t.Errorf("%s: %v failovers away from a slow but live server", f, v)
+			}
+		}
+		w := r.ledger.Window(from.Add(time.Second), time.Time{}, "")
+		t.Logf("slow primary: %d requests, p50 %s p99 %s max %s", w.Total, Percentile(w.Latencies, 0.5),
+			Percentile(w.Latencies, 0.99), Percentile(w.Latencies, 1))
+		if p50 := Percentile(w.Latencies, 0.5); p50 < 700*time.Millisecond {
+			t.Errorf("p50 %s under a 700 ms latency: the toxic did not apply", p50)
+		}
+	}})
+}
+
+// TestResetPeerMidPacket slices the primary's replies into 4-byte pieces 300 µs apart, so that replies
+// are in transit for a while, and alternately resets connections (TCP RST, reset_peer) and cuts them after
+// 30 bytes (limit_data: inside the second packet). Requests whose reply was cut are retried (once on the
+// primary, then on the secondary); nothing hangs, nothing is lost.
+func TestResetPeerMidPacket(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	r.allow([]string{"connection_lost"}, opASCII)
+	d := *flagDuration
+	const on, off = 400 * time.Millisecond, 400 * time.Millisecond
+	cycles := 0
+	r.load(d, func(ctx context.Context) {
+		if err := r.primary.link.Add(Slicer("downstream", 4, 2, 300)); err != nil {
+			t.Error(err)
+			return
+		}
+		for i := 0; ctx.Err() == nil && i < 1000; i++ {
+			tx := ResetPeer("upstream", 15)
+			if i%2 == 1 {
+				tx = LimitData("downstream", 30)
+			}
+			if err := r.primary.link.Add(tx); err != nil {
+				t.Error(err)
+				return
+			}
+			phase(ctx, on)
+			if err := r.primary.link.Remove(tx.Name); err != nil {
+				t.Error(err)
+				return
+			}
+			cycles++
+			phase(ctx, off)
+		}
+	})
+	r.finish(finishOptions{checks: func() {
+		for _, f := range frontNames {
+			s := r.samples(f)
+			closes := map[string]float64{}
+			for _, x := range s {
+				if x.Name == "tacagent_connection_closes_total" && x.Labels["server"] == r.primary.addr() {
+					closes[x.Labels["reason"]] += x.Value
+				}
+			}
+			t.Logf("%s: %d cycles; primary connection closes by reason %v; ConnectionLost broadcasts %v", f, cycles, closes,
+				s.Sum("tacagent_connection_lost_broadcasts_total", nil))
+			if closes["reset"]+closes["eof"]+closes["error"] == 0 {
+				t.Errorf("%s: no connection to the primary was cut", f)
+			}
+		}
+	}})
+}
+
+// TestSlicedToOneByte cuts every packet in both directions into 1-byte segments: the stream framing must
+// reassemble them, so nothing at all may fail.
+func TestSlicedToOneByte(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	d := *flagDuration
+	var from time.Time
+	r.load(d, func(ctx context.Context) {
+		for _, stream := range []string{"upstream", "downstream"} {
+			if err := r.primary.link.Add(Slicer(stream, 1, 0, 0)); err != nil {
+				t.Error(err)
+			}
+		}
+		from = time.Now()
+		<-ctx.Done()
+	})
+	r.finish(finishOptions{checks: func() {
+		for _, f := range frontNames {
+			if v := r.samples(f).Sum("tacagent_bad_packets_total", nil); v != 0 {
+				t.Errorf("%s: %v bad packets from a stream cut into single bytes", f, v)
+			}
+			if n := r.ledger.ServedBy(f, r.primary.name); n < 10 {
+				t.Errorf("%s: the primary answered only %d requests", f, n)
+			}
+		}
+		w := r.ledger.Window(from, time.Time{}, "")
+		t.Logf("sliced: %d requests, p50 %s p99 %s", w.Total, Percentile(w.Latencies, 0.5), Percentile(w.Latencies, 0.99))
+	}})
+}
+
+// TestKeyMismatch restarts the primary with a different key under load, then with the right one. Replies
+// that do not de-obfuscate are a bad secret (RFC 8907 section 4.4): the request moves to the secondary and
+// the primary is dead-timed; once the key is right again the agents return to it.
+func TestKeyMismatch(t *testing.T) {
+	r := newRig(t, rigOptions{direct: true})
+	r.allow([]string{"connection_lost"}, opASCII) // the restarts themselves cut conversations
+	d := *flagDuration
+	recovered := false
+	r.load(d, func(ctx context.Context) {
+		phase(ctx, d/6)
+		r.primary.kill()
+		if err := r.primary.start(serverMode{wrongKey: true}); err != nil {
+			t.Error(err)
+			return
+		}
+		phase(ctx, d/2)
+		r.primary.kill()
+		if err := r.primary.start(serverMode{}); err != nil {
+			t.Error(err)
+			return
+		}
+		recovered = r.servedAgain(ctx, r.primary, 5)
+	})
+	r.finish(finishOptions{checks: func() {
+		if !recovered {
+			t.Errorf("the agents did not return to the primary within the load once its key was right")
+		}
+		for _, f := range frontNames {
+			s := r.samples(f)
+			bad := s.Sum("tacagent_bad_packets_total", map[string]string{"server": r.primary.addr(), "reason": "bad_secret"})
+			fo := s.Sum("tacagent_failovers_total", map[string]string{"from": r.primary.addr()})
+			t.Logf("%s: %v bad_secret packets, %v failovers from the primary", f, bad, fo)
+			if bad == 0 || fo == 0 {
+				t.Errorf("%s: %v bad_secret packets and %v failovers: the mismatch was not seen", f, bad, fo)
+			}
+		}
+	}})
+}
+
+// TestRefusingSingleConnect restarts the primary refusing single-connect (RFC 8907 section 4.3) under
+// load: the agents must fall back to one connection per session on it rather than give it up, and go
+// back to multiplexing once it agrees again.
+func TestRefusingSingleConnect(t *testing.T) {
+	r := newRig(t, rigOptions{direct: true})
+	r.allow([]string{"connection_lost"}, opASCII)
+	d := *flagDuration
+	refusedServed, single := false, map[string]float64{}
+	r.load(d, func(ctx context.Context) {
+		phase(ctx, d/6)
+		r.primary.kill()
+		if err := r.primary.start(serverMode{refuseSingle: true}); err != nil {
+			t.Error(err)
+			return
+		}
+		refusedServed = r.servedAgain(ctx, r.primary, 20)
+		for _, f := range frontNames {
+			single[f] = r.perServer(f, "tacagent_single_connect", r.primary)
+		}
+		phase(ctx, d/4)
+		r.primary.kill()
+		if err := r.primary.start(serverMode{}); err != nil {
+			t.Error(err)
+		}
+	})
+	r.finish(finishOptions{checks: func() {
+		if !refusedServed {
+			t.Errorf("the primary served no requests while it refused single-connect: the agents gave it up")
+		}
+		for _, f := range frontNames {
+			if single[f] != 0 {
+				t.Errorf("%s: tacagent_single_connect = %v while the primary refused it", f, single[f])
+			}
+			if err := poll(waitLimit, func() (bool, string) {
+				r.do(r.front(f), opRecovery)
+				v := r.perServer(f, "tacagent_single_connect", r.primary)
+				return v == 1, fmt.Sprintf("single_connect %v", v)
+			}); err != nil {
+				t.Errorf("%s: not multiplexing again once the primary agreed: %v", f, err)
+			}
+		}
+	}})
+}
+
+// TestReloadUnderLoad rewrites the daemon's configuration (a changed timeout replaces the agent) and
+// sends SIGHUP again and again under load, with one broken file among them. No request may fail, every
+// reload must be counted with its result, and the replaced agents must drain away (goroutines).
+func TestReloadUnderLoad(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	d := *flagDuration
+	ok, bad := 0, 0
+	r.load(d, func(ctx context.Context) {
+		for i := 0; ctx.Err() == nil && i < 100; i++ {
+			phase(ctx, d/7)
+			if ctx.Err() != nil {
+				return
+			}
+			valid := i != 2
+			if valid {
+				r.daemon.timeout = map[bool]time.Duration{true: serverTimeout, false: serverTimeout + 100*time.Millisecond}[i%2 == 1]
+			}
+			if err := r.daemon.writeConfig(valid); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := r.daemon.proc.Signal(syscall.SIGHUP); err != nil {
+				t.Error(err)
+				return
+			}
+			if valid {
+				ok++
+			} else {
+				bad++
+			}
+			if !untilCtx(ctx, func() bool {
+				s := r.samples("localapi")
+				return s.Sum("tacagent_config_reloads_total", map[string]string{"result": "ok"}) == float64(ok) &&
+					s.Sum("tacagent_config_reloads_total", map[string]string{"result": "error"}) == float64(bad)
+			}) {
+				return
+			}
+		}
+	})
+	r.finish(finishOptions{checks: func() {
+		s := r.samples("localapi")
+		gotOK := s.Sum("tacagent_config_reloads_total", map[string]string{"result": "ok"})
+		gotBad := s.Sum("tacagent_config_reloads_total", map[string]string{"result": "error"})
+		t.Logf("reloads: %d sent (%d broken); counted ok %v, error %v", ok+bad, bad, gotOK, gotBad)
+		if gotOK != float64(ok) || gotBad != float64(bad) || ok < 3 || bad != 1 {
+			t.Errorf("reloads counted ok=%v error=%v, sent ok=%d error=%d (want at least 3 good and 1 broken)", gotOK, gotBad, ok, bad)
+		}
+	}})
+}
+
+// TestSIGTERMUnderLoad sends SIGTERM to the daemon while sessions are in flight (the primary's replies
+// are delayed 150 ms). Requests that reached it before must finish with their real answer; requests after
+// it must be refused with a typed error; the daemon must exit 0 promptly; nothing acknowledged is lost.
+func TestSIGTERMUnderLoad(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	r.allow([]string{"shutting_down", "no_agent"})
+	d := *flagDuration
+	var term, exited time.Time
+	var code int
+	r.load(d, func(ctx context.Context) {
+		if err := r.primary.link.Add(Latency("downstream", 150, 0)); err != nil {
+			t.Error(err)
+			return
+		}
+		phase(ctx, d/2)
+		inFlight := r.samples("localapi").Sum("tacagent_sessions_in_flight", nil)
+		term = time.Now()
+		if err := r.daemon.proc.Signal(syscall.SIGTERM); err != nil {
+			t.Error(err)
+			return
+		}
+		var err error
+		code, err = r.daemon.proc.Wait(stopLimit)
+		exited = time.Now()
+		r.gates["localapi"].pause() // nothing answers any more: stop asking
+		if err != nil {
+			t.Error(err)
+		}
+		t.Logf("SIGTERM with %v sessions in flight; exit %d after %s", inFlight, code, exited.Sub(term).Round(time.Millisecond))
+	})
+	r.daemon.proc = nil
+	if err := r.daemon.exitErr(code); err != nil {
+		t.Error(err)
+	}
+	r.finish(finishOptions{daemonGone: true, checks: func() {
+		if exited.Sub(term) > 5*time.Second {
+			t.Errorf("the daemon took %s to drain requests that each take about 150 ms", exited.Sub(term))
+		}
+		// Requests sent well before the signal reached the daemon: they must have their real answer.
+		before := r.ledger.Window(time.Time{}, term.Add(-50*time.Millisecond), "localapi")
+		if before.NotOK+before.Hung != 0 {
+			t.Errorf("%d of %d requests sent before SIGTERM did not get their answer", before.NotOK+before.Hung, before.Total)
+		}
+		after := r.ledger.Window(term, time.Time{}, "localapi")
+		t.Logf("before SIGTERM: %d requests, all answered; after: %d, %d refused", before.Total, after.Total, after.NotOK)
+	}})
+}
+
+// front returns the front end by name.
+func (r *rig) front(name string) frontend {
+	for _, f := range r.fronts {
+		if f.name() == name {
+			return f
+		}
+	}
+	r.t.Fatalf("no front end %s", name)
+	return nil
+}
+
+func sortDurations(d []time.Duration) { slices.Sort(d) }
