@@ -151,3 +151,29 @@ func account(t *testing.T, h *harness) (string, error) {
 	}
 	return served, nil
 }
+
+// TestBadPacketsByReason: every rejected reply is counted under the reason the codec or the session gave.
+func TestBadPacketsByReason(t *testing.T) {
+	for _, tc := range []struct {
+		fault  tacplustest.Faults
+		reason string
+	}{
+		{tacplustest.Faults{WrongSeq: 1}, "seq"},
+		{tacplustest.Faults{WrongKey: 1}, "bad_secret"},
+		{tacplustest.Faults{WrongSession: 1}, "session"},
+		{tacplustest.Faults{ToggleUnencrypted: 1}, "flags"},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			srv := startServer(t, nil)
+			s := server(srv.Addr())
+			s.Timeout = 200 * time.Millisecond
+			h := newAgent(t, agent.Config{Servers: []agent.Server{s}})
+			h.login(t, "alice", "alice-pw")
+			srv.SetFaults(tc.fault)
+			h.Authenticate(ctxT(t), pap("alice", "alice-pw"), nil)
+			eventually(t, waitLimit, "bad packet counted", func() bool {
+				return h.metric(h.m().BadPackets.WithLabelValues(srv.Addr(), tc.reason)) >= 1
+			})
+		})
+	}
+}

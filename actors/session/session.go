@@ -119,6 +119,13 @@ func (a *Actor) step(ctx actor.Context, ev fsm.Event) {
 			ctx.Send(a.cfg.Start.ReplyTo, &messages.Prompt{ReqID: a.cfg.Start.Req.ID, Session: a.self, Status: e.Prompt.Status,
 				Message: e.Prompt.Message, NoEcho: e.Prompt.NoEcho, Server: a.cfg.Server})
 		case fsm.EffectComplete:
+			if ev.Kind == fsm.EventPacket && ev.Err == nil {
+				// A packet that decoded but broke the session's rules (seq_no, type, version, status):
+				// counted by reason here; codec errors were counted by the connection.
+				if r := tacplus.ReasonOf(e.Err); r != 0 {
+					a.cfg.Metrics.BadPacket(r.String())
+				}
+			}
 			a.complete(ctx, e, withServer(e.Err, a.cfg.Server))
 			return
 		}
