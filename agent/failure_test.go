@@ -3,12 +3,14 @@ package agent_test
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/tacagent/tacagent/actors/supervisor"
 	"github.com/tacagent/tacagent/agent"
 	"github.com/tacagent/tacagent/tacplus"
 	"github.com/tacagent/tacagent/tacplus/tacplustest"
@@ -266,4 +268,85 @@ func TestKeyMismatch(t *testing.T) {
 		t.Errorf("error during dead-time %q does not say why", err)
 	}
 	eventually(t, waitLimit, "draining connection closed", func() bool { return srv.Stats().OpenConnections == 0 })
+}
+
+// TestRestartBackoff: the connection actor of a dead server is restarted (each restart dials once, the
+// background probe) after delays that double from BackoffInitial and stop growing at BackoffMax. A timer
+// never fires early, so each gap is at least its delay; the cap bounds the gaps from above (with slack for
+// a loaded machine).
+func TestRestartBackoff(t *testing.T) {
+	const initial, capped, slack = 10 * time.Millisecond, 40 * time.Millisecond, 250 * time.Millisecond
+	dead := deadAddr(t)
+	var mu sync.Mutex
+	var dials []time.Time
+	s := server(dead)
+	s.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+		mu.Lock()
+		dials = append(dials, time.Now())
+		mu.Unlock()
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	h := newAgent(t, agent.Config{Servers: []agent.Server{s}, BackoffInitial: initial, BackoffMax: capped})
+	eventually(t, waitLimit, "seven probes", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(dials) >= 7
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < 7; i++ {
+		gap, want := dials[i].Sub(dials[i-1]), supervisor.Backoff(i, initial, capped)
+		if gap < want || gap > capped+slack {
+			t.Errorf("gap before probe %d: %v, want at least %v and at most %v", i, gap, want, capped+slack)
+		}
+	}
+	if v := h.metric(h.m().ConnRestarts.WithLabelValues(dead)); v < 6 {
+		t.Errorf("restarts = %v", v)
+	}
+}
+
+// TestRestartBackoffResets: a good connect resets the backoff. After the server came back for one probe
+// and went again, the next restart comes after BackoffInitial, not after the grown delay.
+func TestRestartBackoffResets(t *testing.T) {
+	const initial, capped = 10 * time.Millisecond, 2 * time.Second
+	dead := deadAddr(t)
+	var mu sync.Mutex
+	var dials []time.Time
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(dials) }
+	s := server(dead)
+	s.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+		mu.Lock()
+		dials = append(dials, time.Now())
+		mu.Unlock()
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	s.IdleTimeout = -1
+	// A dead-time this short ends before the server comes back, so the login after it dials.
+	h := newAgent(t, agent.Config{Servers: []agent.Server{s}, BackoffInitial: initial, BackoffMax: capped, DeadTime: time.Millisecond})
+	eventually(t, waitLimit, "five failed probes", func() bool { return count() >= 5 }) // next delay: 160 ms
+	ln, err := net.Listen("tcp", dead)                                                  // the server is back
+	if err != nil {
+		t.Fatalf("rebind %s: %v", dead, err)
+	}
+	conns := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			conns <- c
+		}
+		close(conns)
+	}()
+	c := <-conns
+	ln.Close()
+	eventually(t, waitLimit, "agent connected", func() bool { return h.metric(h.m().ConnOpens.WithLabelValues(dead)) == 1 })
+	before := count()
+	c.Close() // the server goes away again; the next login's connect fails, then the restarts resume
+	h.Authenticate(ctxT(t), pap("alice", "alice-pw"), nil)
+	eventually(t, waitLimit, "probing again", func() bool { return count() >= before+2 })
+	mu.Lock()
+	defer mu.Unlock()
+	if gap := dials[before+1].Sub(dials[before]); gap < initial || gap >= 160*time.Millisecond {
+		t.Errorf("first restart after the good connect came %v after the failure, want about %v", gap, initial)
+	}
 }
