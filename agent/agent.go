@@ -343,6 +343,9 @@ func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation
 		case *messages.Outcome:
 			return m, m.Err
 		case *messages.Prompt:
+			if cancelled {
+				continue // the Cancel is on its way to the session; no more questions for the user
+			}
 			answer, cerr := a.converse(ctx, conv, m)
 			if cerr != nil {
 				root.Send(a.sup, &messages.Cancel{ID: req.ID, Reason: "conversation ended"})
