@@ -397,7 +397,7 @@ func (a *Agent) Status(ctx context.Context) (*messages.StatusReport, error) {
 
 // Close drains the agent: new requests fail with ErrAborted, requests in flight may finish until ctx's
 // deadline (DefaultDrainTimeout without one), then every actor, connection and goroutine is stopped.
-// It returns the number of requests abandoned at the deadline.
+// Requests still running at the deadline are answered with ErrAborted first; their number is returned.
 func (a *Agent) Close(ctx context.Context) (abandoned int, err error) {
 	a.closeOnce.Do(func() {
 		a.closed.Store(true)
