@@ -177,15 +177,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	s.stop() // conversations still running: their prompts are answered with an abort
-	if herr := s.http.Shutdown(ctx); herr != nil && err == nil {
-		err = herr
-	}
+	// Requests still open are authorizations and accounting records in flight (they may run until ctx ends)
+	// and, past the deadline, the requests of the conversations just aborted: those are answered promptly,
+	// so they get a short grace of their own instead of having their connections cut before the answer.
+	hctx := ctx
 	if err != nil {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(context.Background(), abortAnswerGrace)
+		defer cancel()
+	}
+	if herr := s.http.Shutdown(hctx); herr != nil {
+		if err == nil {
+			err = herr
+		}
 		_ = s.http.Close()
 	}
 	<-done // after the abort the backend returns promptly: it must honour its context
 	return err
 }
+
+// abortAnswerGrace is how long Shutdown, past its deadline, lets the requests of aborted conversations
+// receive their answer before their connections are closed.
+const abortAnswerGrace = time.Second
 
 // Endpoint names, the "endpoint" label of tacagent_api_requests_total.
 const (
