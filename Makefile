@@ -2,9 +2,9 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet fmt-check unit fuzz-smoke fuzz-long bench pam
+.PHONY: test vet lint fmt-check unit fuzz-smoke fuzz-long bench pam
 
-test: fmt-check vet pam unit fuzz-smoke
+test: fmt-check vet lint pam unit fuzz-smoke
 
 # The PAM module, pam/pam_tacagent.so (C: docs/pam.md says why); needs gcc and libpam0g-dev.
 pam:
@@ -17,6 +17,10 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+# staticcheck, pinned in go.mod's tool block (`go get -tool honnef.co/go/tools/cmd/staticcheck@VERSION`).
+lint:
+	$(GO) tool staticcheck ./...
+
 unit:
 	$(GO) test -race -count=1 ./...
 
@@ -28,4 +32,4 @@ fuzz-long:
 	@./scripts/fuzz-all.sh $(FUZZTIME)
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./tacplus/
+	$(GO) test -run '^$$' -bench . -benchmem ./tacplus/ ./fsm/ ./agent/

@@ -146,16 +146,6 @@ func (t *conversations) live() int {
 	return len(t.byID)
 }
 
-func (t *conversations) all() []*conversation {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]*conversation, 0, len(t.byID))
-	for _, c := range t.byID {
-		out = append(out, c)
-	}
-	return out
-}
-
 func newConversationID() (string, error) {
 	b := make([]byte, conversationIDBytes)
 	if _, err := rand.Read(b); err != nil {

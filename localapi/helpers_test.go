@@ -314,5 +314,3 @@ func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
 	var zero T
 	return zero
 }
-
-func isClass(err, class error) bool { return errors.Is(err, class) }

@@ -299,7 +299,7 @@ func (s *Stack) Authenticate(ctx context.Context, req Request, conv Conversation
 	}
 	if rc.Stopped != nil && (result == Success || v.imp != negative) {
 		// The caller gave up before the stack finished: whatever was decided so far is not an answer.
-		result, cause = ResultOf(rc.Stopped), rc.Stopped
+		result = ResultOf(rc.Stopped)
 		if result == Unavailable {
 			cause = &tacplus.Error{Class: tacplus.ErrTimeout, Msg: "the request's deadline passed", Err: rc.Stopped}
 		} else {

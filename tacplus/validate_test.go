@@ -67,7 +67,6 @@ var (
 	serverKeyed = tacplus.Options{Role: tacplus.RoleServer, Key: testKey}
 	clientKeyed = tacplus.Options{Role: tacplus.RoleClient, Key: testKey}
 	serverClear = tacplus.Options{Role: tacplus.RoleServer, Unencrypted: true, AllowUnencrypted: true}
-	clientClear = tacplus.Options{Role: tacplus.RoleClient, Unencrypted: true, AllowUnencrypted: true}
 )
 
 const esc = "\x1b[2J" // a terminal escape: the control characters section 3.7 excludes

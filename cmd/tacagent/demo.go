@@ -136,7 +136,7 @@ func (d *demo) run(ctx context.Context, metricsAddr string, serve bool) error {
 	d.check(err == nil && res.Result == localapi.ResultPass, "ASCII login")
 
 	d.printf("\n4. PAP login with a wrong password:\n")
-	res, err = c.Authenticate(rctx, localapi.AuthenRequest{User: demoUser, Password: "not-the-password", Type: localapi.TypePAP}, nil)
+	_, err = c.Authenticate(rctx, localapi.AuthenRequest{User: demoUser, Password: "not-the-password", Type: localapi.TypePAP}, nil)
 	d.printf("   result: %s\n", resultOf("", err))
 	d.check(errors.Is(err, tacplus.ErrAuthenticationFailed), "failing PAP login")
 

@@ -22,7 +22,6 @@ type step struct {
 	status   tacplus.AuthenStatus
 	noEcho   bool
 	msg      string // expected server_msg, when not empty
-	dataSet  bool   // data must not be empty
 	wantData string // expected data, when not empty
 }
 

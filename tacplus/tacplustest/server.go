@@ -47,10 +47,10 @@ type Server struct {
 
 // counters are the live Stats.
 type counters struct {
-	conns, open, sessions, pktIn, pktOut, bad          atomic.Int64
-	scAgreed, scRefused, idleClosed, aborts            atomic.Int64
-	authenPass, authenFail, authenError, authorPass    atomic.Int64
-	authorFail, acctRecords, protocolErrors, restarted atomic.Int64
+	conns, open, sessions, pktIn, pktOut, bad       atomic.Int64
+	scAgreed, scRefused, idleClosed, aborts         atomic.Int64
+	authenPass, authenFail, authenError, authorPass atomic.Int64
+	authorFail, acctRecords, protocolErrors         atomic.Int64
 }
 
 // Stats counts what the server saw and did since it started.
