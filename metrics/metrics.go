@@ -160,11 +160,16 @@ func (s *Server) Closed(reason string) { s.m.ConnCloses.WithLabelValues(s.Addr, 
 // BadPacket counts a rejected packet; reason is a tacplus.Reason name.
 func (s *Server) BadPacket(reason string) { s.m.BadPackets.WithLabelValues(s.Addr, reason).Inc() }
 
-// SessionStarted counts a session of kind on this server.
-func (s *Server) SessionStarted(kind string) { s.m.SessionsStarted.WithLabelValues(kind, s.Addr).Inc() }
+// SessionStarted counts a session of kind on this server, and one more in flight. Each session calls it
+// once and SessionFinished once, so started, finished and in flight always agree.
+func (s *Server) SessionStarted(kind string) {
+	s.m.SessionsStarted.WithLabelValues(kind, s.Addr).Inc()
+	s.InFlight.Inc()
+}
 
 // SessionFinished counts a session's end; outcome is "ok" or an error class name. seconds is its duration.
 func (s *Server) SessionFinished(kind, outcome string, seconds float64) {
+	s.InFlight.Dec()
 	s.m.SessionsFinished.WithLabelValues(kind, outcome, s.Addr).Inc()
 	s.m.SessionDuration.WithLabelValues(kind).Observe(seconds)
 }

@@ -239,7 +239,7 @@ func (a *Actor) init(ctx actor.Context) {
 	a.log = a.cfg.Log.With().Str("server", a.cfg.Addr).Logger()
 	a.routes = make(map[uint32]route)
 	a.byReq = make(map[uint64]uint32)
-	a.cfg.Metrics.State.Set(metrics.StateDown)
+	a.setState(metrics.StateDown)
 }
 
 // start runs a request now, or queues it behind the dial, the negotiation or the in-flight limit.
@@ -280,7 +280,7 @@ func (a *Actor) dial(ctx actor.Context) {
 	}
 	a.state = stDialing
 	a.epoch = a.cfg.Epochs.Add(1)
-	a.cfg.Metrics.State.Set(metrics.StateConnecting)
+	a.setState(metrics.StateConnecting)
 	dctx, cancel := context.WithTimeout(context.Background(), a.cfg.DialTimeout)
 	a.cancelDial = cancel
 	root, self, epoch, dialFn, addr := ctx.ActorSystem().Root, ctx.Self(), a.epoch, a.cfg.Dial, a.cfg.Addr
@@ -307,7 +307,7 @@ func (a *Actor) dialed(ctx actor.Context, m *dialResult) {
 		if errors.Is(m.err, context.DeadlineExceeded) || isTimeout(m.err) {
 			a.cfg.Metrics.Timeouts.Inc()
 		}
-		a.cfg.Metrics.State.Set(metrics.StateDown)
+		a.setState(metrics.StateDown)
 		a.log.Warn().Err(m.err).Msg("connect failed")
 		a.answerQueued(ctx, tacplus.ErrUnreachable, "connect failed: "+m.err.Error())
 		panic(&Failure{Server: a.cfg.Addr, Err: m.err, Dial: true})
@@ -317,8 +317,8 @@ func (a *Actor) dialed(ctx actor.Context, m *dialResult) {
 	a.state = stNegotiating
 	a.flagSent, a.multiplex, a.served, a.lost, a.closeErr = false, false, 0, 0, nil
 	a.cfg.Metrics.Opens.Inc()
-	a.cfg.Metrics.State.Set(metrics.StateUp)
-	a.cfg.Metrics.SingleConnect.Set(0)
+	a.setState(metrics.StateUp)
+	a.setSingleConnect(0)
 	a.log.Debug().Uint64("epoch", a.epoch).Msg("connected")
 	root, self, epoch := ctx.ActorSystem().Root, ctx.Self(), a.epoch
 	a.wg.Add(2)
@@ -374,7 +374,6 @@ func (a *Actor) spawn(ctx actor.Context, m *messages.StartSession) {
 	a.byReq[m.Req.ID] = sid
 	a.served++
 	a.idleGen++
-	a.cfg.Metrics.InFlight.Inc()
 }
 
 // newSessionID draws random ids until one is unused on this connection (section 4.1: session_id is random
@@ -448,7 +447,7 @@ func (a *Actor) negotiated(ctx actor.Context, agreed bool) {
 	a.multiplex = a.cfg.SingleConnect && agreed
 	a.state = stOpen
 	if a.multiplex {
-		a.cfg.Metrics.SingleConnect.Set(1)
+		a.setSingleConnect(1)
 	}
 	ctx.Send(ctx.Parent(), &messages.Negotiated{Server: a.cfg.Addr, Epoch: a.epoch, SingleConnect: a.multiplex})
 	if !a.multiplex {
@@ -485,7 +484,6 @@ func (a *Actor) forget(sid uint32) {
 	}
 	delete(a.routes, sid)
 	delete(a.byReq, r.reqID)
-	a.cfg.Metrics.InFlight.Dec()
 }
 
 // settle moves the state machine on once sessions have ended: start queued work, close a drained socket,
@@ -552,7 +550,7 @@ func (a *Actor) socketClosed(ctx actor.Context, err error) {
 	a.closeErr = err
 	a.state = stFailing
 	a.closeSocket(reason)
-	a.cfg.Metrics.State.Set(metrics.StateDown)
+	a.setState(metrics.StateDown)
 	lost := &messages.ConnectionLost{Server: a.cfg.Addr, Epoch: a.epoch, Err: err}
 	for _, r := range a.routes {
 		ctx.Send(r.pid, lost)
@@ -562,7 +560,7 @@ func (a *Actor) socketClosed(ctx actor.Context, err error) {
 
 func (a *Actor) becomeIdle(ctx actor.Context, reason string) {
 	a.state = stIdle
-	a.cfg.Metrics.State.Set(metrics.StateDown)
+	a.setState(metrics.StateDown)
 	if a.cfg.Transient {
 		ctx.Stop(ctx.Self())
 		return
@@ -595,7 +593,7 @@ func (a *Actor) closeSocket(reason string) {
 		a.conn = nil
 	}
 	a.wg.Wait()
-	a.cfg.Metrics.SingleConnect.Set(0)
+	a.setSingleConnect(0)
 }
 
 // reply answers a request that never got a session.
@@ -654,4 +652,20 @@ func closeReason(err error) string {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// setState and setSingleConnect write the server's connection gauges. Only the primary connection writes
+// them: a server has one series each, and a per-session (transient) connection closing last would
+// otherwise overwrite the primary's state. Sessions in flight are counted by the sessions themselves
+// (actors/session), whose completion runs exactly once even when a stop overtakes their SessionEnded.
+func (a *Actor) setState(v float64) {
+	if !a.cfg.Transient {
+		a.cfg.Metrics.State.Set(v)
+	}
+}
+
+func (a *Actor) setSingleConnect(v float64) {
+	if !a.cfg.Transient {
+		a.cfg.Metrics.SingleConnect.Set(v)
+	}
 }
