@@ -80,8 +80,7 @@ func (r *rig) finish(o finishOptions) {
 	}
 	counts := r.ledger.Counts()
 	for k, n := range counts {
-		if k.Class == ClassOK || k.Class == ClassHung || k.Class == ClassWrong || k.Kind == opRecovery ||
-			r.allowed[k.Kind][k.Class] {
+		if k.Class == ClassOK || k.Class == ClassHung || k.Class == ClassWrong || k.Kind == opRecovery || r.isAllowed(k) {
 			continue
 		}
 		t.Errorf("unexpected outcome: %d× %s %s ended %s; samples: %v", n, k.Frontend, k.Kind, k.Class, r.ledger.Samples()[k.Class])
@@ -156,10 +155,6 @@ func (r *rig) reconcile() AcctReport {
 
 func first(s []string, n int) []string { return s[:min(n, len(s))] }
 
-// kindOf maps the driver's ops onto the agent's session kinds.
-var kindOf = map[string]string{opPAP: "authen", opPAPBad: "authen", opASCII: "authen", opRecovery: "authen",
-	opAuthor: "author", opAuthorDeny: "author", opAcct: "acct"}
-
 // checkMetrics compares one agent's metrics with the ledger's view of its front end, counting the ops
 // since a snapshot (the daemon's metrics start again when it restarts).
 func (r *rig) checkMetrics(front string, scrape func() (Samples, error), since Counts) {
@@ -193,7 +188,9 @@ func (r *rig) checkMetrics(front string, scrape func() (Samples, error), since C
 	}
 
 	c := r.ledger.Counts().Sub(since)
-	n := func(kind, class string) float64 { return float64(c.Total(Key{Frontend: front, Kind: kind, Class: class})) }
+	n := func(kind, class string) float64 {
+		return float64(c.Total(Key{Frontend: front, Kind: kind, Class: class}))
+	}
 	finished := func(kind, outcome string) float64 {
 		return s.Sum("tacagent_sessions_finished_total", map[string]string{"kind": kind, "outcome": outcome})
 	}

@@ -574,7 +574,7 @@ func (l localAPI) call(ctx context.Context, kind, taskID string, flags int) (str
 // ---- the rig ----
 
 type rigOptions struct {
-	direct bool // the agents connect to the servers without proxies (a kill is then a refused connect)
+	direct  bool // the agents connect to the servers without proxies (a kill is then a refused connect)
 	noGoAPI bool
 }
 
@@ -597,7 +597,7 @@ type rig struct {
 	fronts   []frontend
 
 	names      map[string]string // an address the agents report -> server name
-	allowed    map[string]map[string]bool
+	allowed    map[Key]bool // outcome classes a scenario allows; an empty Frontend means either
 	seq        atomic.Uint64
 	loadDur    time.Duration
 	goroutines int              // this process's, Toxiproxy's aside, once warm
@@ -654,7 +654,7 @@ func (g *gate) wait(stop <-chan struct{}) bool {
 func newRig(t *testing.T, opts rigOptions) *rig {
 	t.Helper()
 	r := &rig{t: t, name: t.Name(), opts: opts, leaks: goleak.IgnoreCurrent(), ledger: NewLedger(),
-		names: map[string]string{}, allowed: map[string]map[string]bool{},
+		names: map[string]string{}, allowed: map[Key]bool{},
 		gates: map[string]*gate{"goapi": newGate(), "localapi": newGate()}}
 	dir, err := os.MkdirTemp("", "chaos-")
 	if err != nil {
@@ -749,19 +749,32 @@ func (r *rig) warmUp() {
 	}
 }
 
-// allow declares outcome classes a scenario may produce for these ops (every op when none is named).
-func (r *rig) allow(classes []string, kinds ...string) {
+// allow declares outcome classes a scenario may produce for these ops (every op when none is named),
+// through either front end.
+func (r *rig) allow(classes []string, kinds ...string) { r.allowFront("", classes, kinds...) }
+
+// allowFront is allow for one front end.
+func (r *rig) allowFront(front string, classes []string, kinds ...string) {
 	if len(kinds) == 0 {
 		kinds = []string{opPAP, opPAPBad, opASCII, opAuthor, opAuthorDeny, opAcct}
 	}
 	for _, k := range kinds {
-		if r.allowed[k] == nil {
-			r.allowed[k] = map[string]bool{}
-		}
 		for _, c := range classes {
-			r.allowed[k][c] = true
+			r.allowed[Key{front, k, c}] = true
 		}
 	}
+}
+
+// allowLostConversations allows what an ASCII login that already showed a prompt ends with when its
+// server dies: it is never replayed (DESIGN.md section 2). The Go API says ConnectionLost; the daemon's
+// authentication stack counts it as "unavailable", whose code is unreachable (DESIGN.md section 5).
+func (r *rig) allowLostConversations() {
+	r.allowFront("goapi", []string{"connection_lost"}, opASCII)
+	r.allowFront("localapi", []string{"unreachable"}, opASCII)
+}
+
+func (r *rig) isAllowed(k Key) bool {
+	return r.allowed[k] || r.allowed[Key{"", k.Kind, k.Class}]
 }
 
 // do runs one op and records it. It never blocks past reqDeadline + hungGrace.
@@ -904,7 +917,7 @@ func (r *rig) teardown() {
 		}
 	}
 	r.net.Close()
-	if err := goleak.Find(r.leaks); err != nil {
+	if err := goleak.Find(append([]goleak.Option{r.leaks}, toxiproxyLeaks...)...); err != nil {
 		r.t.Errorf("goroutines not back to the baseline: %v", err)
 	}
 	if r.t.Failed() || *flagKeep {

@@ -79,7 +79,7 @@ var frontNames = []string{"goapi", "localapi"}
 // timeout (dead-time), and sessions must have been in flight at the kills.
 func TestPrimaryKilledRepeatedly(t *testing.T) {
 	r := newRig(t, rigOptions{direct: true})
-	r.allow([]string{"connection_lost"}, opASCII)
+	r.allowLostConversations()
 	type outage struct{ from, to time.Time }
 	var outages []outage
 	lostBefore := map[string]float64{}
@@ -239,7 +239,7 @@ func TestBlackholedServer(t *testing.T) {
 func TestSlowServer(t *testing.T) {
 	r := newRig(t, rigOptions{})
 	d := *flagDuration
-	var from time.Time
+	var from, to time.Time
 	r.load(d, func(ctx context.Context) {
 		phase(ctx, d/6)
 		from = time.Now()
@@ -249,6 +249,7 @@ func TestSlowServer(t *testing.T) {
 			}
 		}
 		<-ctx.Done()
+		to = time.Now()
 		r.primary.link.Clear()
 	})
 	r.finish(finishOptions{checks: func() {
@@ -261,7 +262,7 @@ func TestSlowServer(t *testing.T) {
 				t.Errorf("%s: %v failovers away from a slow but live server", f, v)
 			}
 		}
-		w := r.ledger.Window(from.Add(time.Second), time.Time{}, "")
+		w := r.ledger.Window(from.Add(time.Second), to, "")
 		t.Logf("slow primary: %d requests, p50 %s p99 %s max %s", w.Total, Percentile(w.Latencies, 0.5),
 			Percentile(w.Latencies, 0.99), Percentile(w.Latencies, 1))
 		if p50 := Percentile(w.Latencies, 0.5); p50 < 700*time.Millisecond {
@@ -276,7 +277,7 @@ func TestSlowServer(t *testing.T) {
 // primary, then on the secondary); nothing hangs, nothing is lost.
 func TestResetPeerMidPacket(t *testing.T) {
 	r := newRig(t, rigOptions{})
-	r.allow([]string{"connection_lost"}, opASCII)
+	r.allowLostConversations()
 	d := *flagDuration
 	const on, off = 400 * time.Millisecond, 400 * time.Millisecond
 	cycles := 0
@@ -355,7 +356,7 @@ func TestSlicedToOneByte(t *testing.T) {
 // the primary is dead-timed; once the key is right again the agents return to it.
 func TestKeyMismatch(t *testing.T) {
 	r := newRig(t, rigOptions{direct: true})
-	r.allow([]string{"connection_lost"}, opASCII) // the restarts themselves cut conversations
+	r.allowLostConversations() // the restarts themselves cut conversations
 	d := *flagDuration
 	recovered := false
 	r.load(d, func(ctx context.Context) {
@@ -394,7 +395,7 @@ func TestKeyMismatch(t *testing.T) {
 // back to multiplexing once it agrees again.
 func TestRefusingSingleConnect(t *testing.T) {
 	r := newRig(t, rigOptions{direct: true})
-	r.allow([]string{"connection_lost"}, opASCII)
+	r.allowLostConversations()
 	d := *flagDuration
 	refusedServed, single := false, map[string]float64{}
 	r.load(d, func(ctx context.Context) {
@@ -422,15 +423,54 @@ func TestRefusingSingleConnect(t *testing.T) {
 			if single[f] != 0 {
 				t.Errorf("%s: tacagent_single_connect = %v while the primary refused it", f, single[f])
 			}
+			// Back to multiplexing: the agent's status says so, and a burst of logins opens no connection.
 			if err := poll(waitLimit, func() (bool, string) {
-				r.do(r.front(f), opRecovery)
-				v := r.perServer(f, "tacagent_single_connect", r.primary)
-				return v == 1, fmt.Sprintf("single_connect %v", v)
+				sc, err := r.statusSingleConnect(f, r.primary)
+				return sc, fmt.Sprintf("status single_connect %v %v", sc, err)
 			}); err != nil {
 				t.Errorf("%s: not multiplexing again once the primary agreed: %v", f, err)
+				continue
+			}
+			opens := r.perServer(f, "tacagent_connection_opens_total", r.primary)
+			for range 50 {
+				r.do(r.front(f), opRecovery)
+			}
+			if after := r.perServer(f, "tacagent_connection_opens_total", r.primary); after != opens {
+				t.Errorf("%s: 50 logins opened %v connections to a primary that agreed to single-connect", f, after-opens)
+			}
+			if v := r.perServer(f, "tacagent_single_connect", r.primary); v != 1 {
+				t.Errorf("%s: tacagent_single_connect = %v while the agent multiplexes on the primary (status says so)", f, v)
 			}
 		}
 	}})
+}
+
+// statusSingleConnect asks a front end's agent whether it multiplexes on s.
+func (r *rig) statusSingleConnect(front string, s *server) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), reqDeadline)
+	defer cancel()
+	if front == "goapi" {
+		st, err := r.agent.Status(ctx)
+		if err != nil {
+			return false, err
+		}
+		for _, x := range st.Servers {
+			if x.Addr == s.addr() {
+				return x.SingleConnect, nil
+			}
+		}
+		return false, fmt.Errorf("no server %s in the status", s.addr())
+	}
+	st, err := r.client.Status(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, x := range st.Servers {
+		if x.Addr == s.addr() {
+			return x.SingleConnect, nil
+		}
+	}
+	return false, fmt.Errorf("no server %s in the status", s.addr())
 }
 
 // TestReloadUnderLoad rewrites the daemon's configuration (a changed timeout replaces the agent) and
@@ -504,10 +544,13 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 			t.Error(err)
 			return
 		}
+		// A few requests after the signal show how it refuses them; then stop asking, since nothing will
+		// answer (each refusal takes microseconds: the workers would only spin).
+		phase(ctx, 100*time.Millisecond)
+		r.gates["localapi"].pause()
 		var err error
 		code, err = r.daemon.proc.Wait(stopLimit)
 		exited = time.Now()
-		r.gates["localapi"].pause() // nothing answers any more: stop asking
 		if err != nil {
 			t.Error(err)
 		}

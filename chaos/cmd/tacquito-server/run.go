@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -127,7 +128,7 @@ func readUsers(path string) ([]tacquitoserver.User, error) {
 		return nil, err
 	}
 	var in []user
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -141,7 +142,7 @@ func readUsers(path string) ([]tacquitoserver.User, error) {
 
 // writeRecords returns the accounting hook: one JSON line per record, written with one write(2) before
 // tacquito replies. A record that cannot be written ends the process: acknowledging it would be a lie.
-func writeRecords(w io.Writer, stderr io.Writer) func(tacquitoserver.Record) {
+func writeRecords(w, stderr io.Writer) func(tacquitoserver.Record) {
 	var mu sync.Mutex
 	return func(r tacquitoserver.Record) {
 		line, err := json.Marshal(acctLine{Received: time.Now(), Flags: r.Flags, User: r.User, Port: r.Port,

@@ -1,0 +1,158 @@
+package chaos
+
+// Smallest reproductions of the bugs the scenarios found outside this package (/tmp/notes/chaos-bugs.md
+// has the details). Each runs in-process against the project's test server in about a second; each fails
+// until its bug is fixed in the package named.
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tacagent/tacagent/agent"
+	"github.com/tacagent/tacagent/tacplus"
+	"github.com/tacagent/tacagent/tacplus/tacplustest"
+)
+
+// reproServer starts an in-process test server with alice, whose replies are held back by delay.
+func reproServer(t *testing.T, single bool, delay time.Duration) *tacplustest.Server {
+	t.Helper()
+	s, err := tacplustest.Start(tacplustest.Config{Key: []byte(chaosKey), SingleConnect: single,
+		Users: map[string]tacplustest.User{user: {Password: password, Delay: delay}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestReproInFlightGaugeAfterClose (actors/connection, agent): an agent closed while sessions end leaves
+// tacagent_sessions_in_flight above zero. The daemon shares its collectors between the agents a reload
+// replaces, so each reload under load can leave the gauge one higher for good (TestReloadUnderLoad).
+// Likely cause: Close stops the connection actors (a system message, which overtakes queued user
+// messages) while a session's SessionEnded, sent just after its Outcome, is still queued; forget() never
+// runs, and InFlight is never decremented.
+func TestReproInFlightGaugeAfterClose(t *testing.T) {
+	srv := reproServer(t, true, 5*time.Millisecond)
+	const rounds, perRound = 50, 40
+	leaked := 0
+	for round := range rounds {
+		reg := prometheus.NewRegistry()
+		a, err := agent.New(agent.Config{Servers: []agent.Server{{Addr: srv.Addr(), Key: []byte(chaosKey), Timeout: serverTimeout}}},
+			agent.WithRegisterer(reg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for range perRound {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), reqDeadline)
+				defer cancel()
+				_, _ = a.Authenticate(ctx, agent.AuthenRequest{User: user, Type: tacplus.AuthenTypePAP, Password: password}, nil)
+			}()
+		}
+		// Close while the sessions run: the drain lets them finish, then the actors stop.
+		ctx, cancel := context.WithTimeout(context.Background(), stopLimit)
+		if _, err := a.Close(ctx); err != nil {
+			t.Errorf("round %d: Close: %v", round, err)
+		}
+		cancel()
+		wg.Wait()
+		s, err := GatherSamples(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := s.Sum("tacagent_sessions_started_total", nil)
+		fi := s.Sum("tacagent_sessions_finished_total", nil)
+		if in := s.Sum("tacagent_sessions_in_flight", nil); in != 0 {
+			leaked++
+			t.Logf("round %d: %v sessions started, %v finished, tacagent_sessions_in_flight = %v after Close", round, st, fi, in)
+		}
+	}
+	if leaked > 0 {
+		t.Errorf("in %d of %d rounds the in-flight gauge stayed above zero after Close", leaked, rounds)
+	}
+}
+
+// TestReproSingleConnectGaugeAfterFallback (actors/connection, metrics): after a server that refused
+// single-connect agrees again, the agent multiplexes on it (its status says so, and logins open no new
+// connection) but tacagent_single_connect can stay 0: the gauge is one series per server, shared by the
+// primary connection and the per-session ones, and a per-session connection that closes last sets it to
+// 0 after the primary set it to 1 (TestRefusingSingleConnect). Here: a slow login B runs on a per-session
+// connection while a fast login A, on another, tells the agent the server agrees again; login C then runs
+// multiplexed on the primary connection (gauge 1); B's connection closes last (gauge 0).
+func TestReproSingleConnectGaugeAfterFallback(t *testing.T) {
+	users := map[string]tacplustest.User{user: {Password: password}, "slow": {Password: password, Delay: 300 * time.Millisecond}}
+	refusing, err := tacplustest.Start(tacplustest.Config{Key: []byte(chaosKey), SingleConnect: false, Users: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := refusing.Addr()
+	reg := prometheus.NewRegistry()
+	a, err := agent.New(agent.Config{Servers: []agent.Server{{Addr: addr, Key: []byte(chaosKey), Timeout: serverTimeout, IdleTimeout: -1}}},
+		agent.WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), stopLimit)
+		defer cancel()
+		a.Close(ctx)
+	}()
+	login := func(name string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), reqDeadline)
+		defer cancel()
+		_, err := a.Authenticate(ctx, agent.AuthenRequest{User: name, Type: tacplus.AuthenTypePAP, Password: password}, nil)
+		return err
+	}
+	multiplexing := func() bool {
+		st, err := a.Status(context.Background())
+		return err == nil && st.Servers[0].SingleConnect
+	}
+	if err := login(user); err != nil || multiplexing() {
+		t.Fatalf("first login %v, multiplexing %v: want a pass on a refusing server, one connection per session", err, multiplexing())
+	}
+	// The same address now agrees to single-connect (a restart with another setting).
+	refusing.Close()
+	agreeing, err := tacplustest.Start(tacplustest.Config{Addr: addr, Key: []byte(chaosKey), SingleConnect: true, Users: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agreeing.Close()
+	slow := make(chan error, 1)
+	go func() { slow <- login("slow") }() // B: a per-session connection, answered in 300 ms
+	if err := poll(waitLimit, func() (bool, string) {
+		return agreeing.Stats().Sessions >= 1, "B not on the wire yet"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := login(user); err != nil { // A: a per-session connection that finds the server agrees
+		t.Fatal(err)
+	}
+	if !multiplexing() {
+		t.Fatal("the agent did not notice the server agrees again")
+	}
+	if err := login(user); err != nil { // C: multiplexed on the primary connection
+		t.Fatal(err)
+	}
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(waitLimit, func() (bool, string) {
+		return agreeing.Stats().OpenConnections == 1, "B's per-session connection still open"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := GatherSamples(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := s.Sum("tacagent_single_connect", map[string]string{"server": addr}); v != 1 || !multiplexing() {
+		t.Errorf("tacagent_single_connect = %v while the agent's status says single_connect %v on %s", v, multiplexing(), addr)
+	}
+}
