@@ -597,7 +597,7 @@ type rig struct {
 	fronts   []frontend
 
 	names      map[string]string // an address the agents report -> server name
-	allowed    map[Key]bool // outcome classes a scenario allows; an empty Frontend means either
+	allowed    map[Key]bool      // outcome classes a scenario allows; an empty Frontend means either
 	seq        atomic.Uint64
 	loadDur    time.Duration
 	goroutines int              // this process's, Toxiproxy's aside, once warm
