@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+	zlog "github.com/rs/zerolog/log"
 	"go.uber.org/goleak"
 )
 
@@ -53,6 +55,9 @@ func addSummary(s Summary) {
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// Toxiproxy's bandwidth toxic logs through zerolog's global logger (at trace level, to stderr); this
+	// process has nothing else on it.
+	zlog.Logger = zerolog.Nop()
 	dir, err := os.MkdirTemp("", "chaos-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -132,7 +132,14 @@ var soakFaults = []soakFault{
 	}},
 }
 
+// soakMargin is the time TestSoak needs beyond its load: setup, recovery, checks, teardown.
+const soakMargin = 2 * time.Minute
+
 func TestSoak(t *testing.T) {
+	if dl, ok := t.Deadline(); ok && time.Until(dl) < *flagDuration+soakMargin {
+		t.Fatalf("-chaos.duration=%s needs a test timeout of at least %s more: run with -timeout %s", *flagDuration, soakMargin,
+			(*flagDuration + 2*soakMargin).Round(time.Minute))
+	}
 	seed := *flagSeed
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
