@@ -132,13 +132,15 @@ var soakFaults = []soakFault{
 	}},
 }
 
-// soakMargin is the time TestSoak needs beyond its load: setup, recovery, checks, teardown.
-const soakMargin = 2 * time.Minute
+// soakMargin is the time TestSoak needs beyond its load (setup, recovery, checks, teardown), plus a tenth
+// of the load.
+const soakMargin = 30 * time.Second
 
 func TestSoak(t *testing.T) {
-	if dl, ok := t.Deadline(); ok && time.Until(dl) < *flagDuration+soakMargin {
-		t.Fatalf("-chaos.duration=%s needs a test timeout of at least %s more: run with -timeout %s", *flagDuration, soakMargin,
-			(*flagDuration + 2*soakMargin).Round(time.Minute))
+	need := *flagDuration + *flagDuration/10 + soakMargin
+	if dl, ok := t.Deadline(); ok && time.Until(dl) < need {
+		t.Fatalf("-chaos.duration=%s needs %s before the test timeout: run with -timeout %s", *flagDuration, need,
+			(need + 5*time.Minute).Round(time.Minute))
 	}
 	seed := *flagSeed
 	if seed == 0 {
