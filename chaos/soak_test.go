@@ -1,7 +1,7 @@
 package chaos
 
-// TestSoak runs a random mix of the scenarios' faults, one after another with no pause for recovery in
-// between, for -chaos.duration (`go test ./chaos -run Soak -chaos.duration=30m -timeout 40m`), and ends with
+// TestSoak runs the scenarios' faults in random order (each once per pass), one after another with no
+// pause for recovery in between, for -chaos.duration (`go test ./chaos -run Soak -chaos.duration=30m -timeout 40m`), and ends with
 // the same invariants as every scenario plus a table per fault.
 
 import (
@@ -160,8 +160,14 @@ func TestSoak(t *testing.T) {
 	stats := map[string]*faultStats{}
 	var order []string
 	r.load(total, func(ctx context.Context) {
+		var deck []soakFault // every fault once per pass, in a new random order each pass
 		for i := 0; ctx.Err() == nil && i < 100_000; i++ {
-			f := soakFaults[rng.IntN(len(soakFaults))]
+			if len(deck) == 0 {
+				deck = append(deck, soakFaults...)
+				rng.Shuffle(len(deck), func(a, b int) { deck[a], deck[b] = deck[b], deck[a] })
+			}
+			f := deck[0]
+			deck = deck[1:]
 			d := round/2 + time.Duration(rng.Int64N(int64(round/2)+1))
 			rctx, cancel := context.WithTimeout(ctx, d)
 			from := time.Now()
