@@ -11,7 +11,9 @@
 //   - Summary: latency percentiles and the summary table (summary.go);
 //   - Scrape: Prometheus text parsing, to compare the agent's metrics with the ledger (scrape.go).
 //
-// The scenarios themselves are tests (chaos_test.go and friends). Helper binaries live under chaos/cmd.
+// The scenarios themselves are tests: the rig (rig_test.go), the invariants (checks_test.go), one test per
+// scenario (scenarios_test.go), the soak (soak_test.go) and regression tests for the bugs the suite found
+// (repro_test.go). Helper binaries live under chaos/cmd.
 //
 // It may import the agent's public packages (agent, localapi, tacplus, metrics) and test peers; nothing in
 // the project may import it.

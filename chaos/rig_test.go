@@ -683,25 +683,7 @@ func newRig(t *testing.T, opts rigOptions) *rig {
 		}
 	}
 
-	if !opts.noGoAPI {
-		r.agentLog, err = os.Create(filepath.Join(dir, "goapi.log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.agentReg = prometheus.NewRegistry()
-		var servers []agent.Server
-		for _, s := range []*server{r.primary, r.secondary} {
-			servers = append(servers, agent.Server{Addr: s.addr(), Key: []byte(chaosKey), Timeout: serverTimeout,
-				DialTimeout: dialTimeout, IdleTimeout: -1})
-		}
-		r.agent, err = agent.New(agent.Config{Servers: servers, DeadTime: deadTime, BackoffInitial: backoffInitial,
-			BackoffMax: backoffMax}, agent.WithRegisterer(r.agentReg),
-			agent.WithLogger(zerolog.New(r.agentLog).Level(zerolog.WarnLevel).With().Timestamp().Logger()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.fronts = append(r.fronts, goAPI{r.agent})
-	}
+	r.startGoAPI()
 
 	metricsAddr, err := pickAddr()
 	if err != nil {
@@ -728,6 +710,30 @@ func newRig(t *testing.T, opts rigOptions) *rig {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// startGoAPI starts the Go API agent of this process, logging warnings to goapi.log.
+func (r *rig) startGoAPI() {
+	r.t.Helper()
+	t := r.t
+	var err error
+	r.agentLog, err = os.Create(filepath.Join(r.dir, "goapi.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.agentReg = prometheus.NewRegistry()
+	var servers []agent.Server
+	for _, s := range []*server{r.primary, r.secondary} {
+		servers = append(servers, agent.Server{Addr: s.addr(), Key: []byte(chaosKey), Timeout: serverTimeout,
+			DialTimeout: dialTimeout, IdleTimeout: -1})
+	}
+	r.agent, err = agent.New(agent.Config{Servers: servers, DeadTime: deadTime, BackoffInitial: backoffInitial,
+		BackoffMax: backoffMax}, agent.WithRegisterer(r.agentReg),
+		agent.WithLogger(zerolog.New(r.agentLog).Level(zerolog.WarnLevel).With().Timestamp().Logger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.fronts = append(r.fronts, goAPI{r.agent})
 }
 
 // warmUp runs every op once per front end until each succeeds on the primary (bounded): the rig works,

@@ -452,28 +452,29 @@ func TestRefusingSingleConnect(t *testing.T) {
 func (r *rig) statusSingleConnect(front string, s *server) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), reqDeadline)
 	defer cancel()
+	single := map[string]bool{} // address -> single-connect, from either status
 	if front == "goapi" {
 		st, err := r.agent.Status(ctx)
 		if err != nil {
 			return false, err
 		}
 		for _, x := range st.Servers {
-			if x.Addr == s.addr() {
-				return x.SingleConnect, nil
-			}
+			single[x.Addr] = x.SingleConnect
 		}
+	} else {
+		st, err := r.client.Status(ctx)
+		if err != nil {
+			return false, err
+		}
+		for _, x := range st.Servers {
+			single[x.Addr] = x.SingleConnect
+		}
+	}
+	sc, ok := single[s.addr()]
+	if !ok {
 		return false, fmt.Errorf("no server %s in the status", s.addr())
 	}
-	st, err := r.client.Status(ctx)
-	if err != nil {
-		return false, err
-	}
-	for _, x := range st.Servers {
-		if x.Addr == s.addr() {
-			return x.SingleConnect, nil
-		}
-	}
-	return false, fmt.Errorf("no server %s in the status", s.addr())
+	return sc, nil
 }
 
 // TestReloadUnderLoad rewrites the daemon's configuration (a changed timeout replaces the agent) and
