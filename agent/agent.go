@@ -330,7 +330,7 @@ func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation
 		case res = <-in.C():
 		case <-timer.C:
 			if cancelled {
-				return nil, &tacplus.Error{Class: tacplus.ErrAborted, Msg: "cancelled by caller; the session did not confirm", Err: ctx.Err()}
+				return nil, tacplus.ContextError(ctx.Err(), "the request's context ended; the session did not confirm", nil)
 			}
 			return nil, &tacplus.Error{Class: tacplus.ErrTimeout, Msg: "no answer from the agent in time"}
 		case <-done:
@@ -341,6 +341,10 @@ func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation
 		}
 		switch m := res.(type) {
 		case *messages.Outcome:
+			if ctx.Err() != nil && errors.Is(m.Err, tacplus.ErrAborted) {
+				// The abort was ours, on the caller's behalf: a passed deadline is a timeout, not a give-up.
+				m.Err = tacplus.ContextError(ctx.Err(), "the request's context ended before its answer", m.Err)
+			}
 			return m, m.Err
 		case *messages.Prompt:
 			if cancelled {

@@ -163,7 +163,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return &tacplus.Error{Class: tacplus.ErrAborted, Msg: "request to the agent cancelled", Err: ctx.Err()}
+			return tacplus.ContextError(ctx.Err(), "request to the agent ended by its context", nil)
 		}
 		return &Error{Code: CodeNoAgent, Message: "no agent answers at " + c.socket + ": " + err.Error()}
 	}

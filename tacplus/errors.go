@@ -1,6 +1,7 @@
 package tacplus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -155,6 +156,24 @@ func (e *Error) Unwrap() []error {
 		return []error{e.Err}
 	}
 	return nil
+}
+
+// ContextError classifies the end of a caller's context: a passed deadline is ErrTimeout (no answer came in
+// time), anything else ErrAborted (the caller gave up). cause, when not nil, is kept as the cause and its
+// server, session and state are carried over, so that the caller still learns where the request was.
+func ContextError(ctxErr error, msg string, cause error) *Error {
+	e := &Error{Class: ErrAborted, Msg: msg, Err: cause}
+	if errors.Is(ctxErr, context.DeadlineExceeded) {
+		e.Class = ErrTimeout
+	}
+	if e.Err == nil {
+		e.Err = ctxErr
+	}
+	var inner *Error
+	if errors.As(cause, &inner) {
+		e.Server, e.SessionID, e.State = inner.Server, inner.SessionID, inner.State
+	}
+	return e
 }
 
 // NewError builds an *Error of the given class with a formatted message.
