@@ -237,6 +237,9 @@ type Drained struct{ Abandoned int }
 type SessionEnded struct {
 	SessionID uint32
 	Lost      bool
+	// TimedOut says the session timed out without ever getting a reply: on a connection still negotiating
+	// single-connect, the server is not answering the connection at all.
+	TimedOut bool
 }
 
 // Connected tells the supervisor that a connection actor has a socket (a successful probe).

@@ -474,6 +474,19 @@ func (a *Actor) sessionEnded(ctx actor.Context, m *messages.SessionEnded) {
 		a.cfg.Metrics.ConnectionLost.Inc()
 	}
 	a.forget(m.SessionID)
+	if m.TimedOut && a.state == stNegotiating {
+		// The server never answered the connection's first packet (RFC 8907 section 4.3: nothing else may
+		// go out before that reply). The requests queued behind it must not wait for their callers'
+		// deadlines: they are answered as retryable timeouts, so the supervisor moves them to the next
+		// server, and the silent socket is closed.
+		a.log.Warn().Msg("no reply to the connection's first packet: closing it, queued requests fail over")
+		a.answerQueued(ctx, tacplus.ErrTimeout, "the server did not answer the connection's first packet")
+		if len(a.routes) == 0 {
+			a.closeSocket("negotiation_timeout")
+			a.becomeIdle(ctx, "negotiation_timeout")
+			return
+		}
+	}
 	a.settle(ctx)
 }
 

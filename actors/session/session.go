@@ -179,7 +179,8 @@ func (a *Actor) complete(ctx actor.Context, e *fsm.Effect, err error) {
 		outcome = tacplus.ClassName(err)
 	}
 	a.cfg.Metrics.SessionFinished(a.kind.String(), outcome, o.Finished.Sub(a.started).Seconds())
-	ctx.Send(a.parent, &messages.SessionEnded{SessionID: a.cfg.SessionID, Lost: a.lost})
+	timedOut := errors.Is(err, tacplus.ErrTimeout) && a.m != nil && !a.m.Replied()
+	ctx.Send(a.parent, &messages.SessionEnded{SessionID: a.cfg.SessionID, Lost: a.lost, TimedOut: timedOut})
 	ctx.Stop(a.self)
 }
 

@@ -138,6 +138,7 @@ type pending struct {
 	attempt    int
 	current    *server
 	sameServer bool       // the one same-server retry after a lost connection was used
+	sameAddr   string     // the server of that retry
 	session    *actor.PID // set by the first Prompt: from then on the request is never retried
 	cancelled  string     // the reason of a Cancel; the request ends with ErrAborted at the next chance
 	lastErr    error
@@ -399,6 +400,11 @@ func (a *Actor) outcome(ctx actor.Context, o *messages.Outcome) {
 	}
 	p.lastErr = o.Err
 	retry, markDead := a.classify(o)
+	if errors.Is(o.Err, tacplus.ErrConnectionLost) && p.sameServer && p.sameAddr == s.cfg.Addr {
+		// Lost again, on a fresh connection to the same server: not the idle-close race but a server that
+		// accepts connections and drops them. Dead-time it, so that the next logins do not pay for it.
+		markDead = true
+	}
 	if retry || markDead || errors.Is(o.Err, tacplus.ErrProtocol) {
 		s.lastErr = o.Err.Error() // the server's health; a FAIL or the caller's mistakes say nothing of it
 	}
@@ -414,7 +420,7 @@ func (a *Actor) outcome(ctx actor.Context, o *messages.Outcome) {
 		// The connection closed before any reply: most often a server closing an idle connection just as
 		// the request went out. That must never fail a login: once more on the same server, whose
 		// connection actor reconnects (and whose failed redial would then mark it dead).
-		p.sameServer = true
+		p.sameServer, p.sameAddr = true, s.cfg.Addr
 		p.untry(s)
 		a.log.Debug().Str("server", s.cfg.Addr).Uint64("request", p.req.ID).Err(o.Err).Msg("retrying on the same server")
 	} else {
