@@ -574,8 +574,7 @@ func (l localAPI) call(ctx context.Context, kind, taskID string, flags int) (str
 // ---- the rig ----
 
 type rigOptions struct {
-	direct  bool // the agents connect to the servers without proxies (a kill is then a refused connect)
-	noGoAPI bool
+	direct bool // the agents connect to the servers without proxies (a kill is then a refused connect)
 }
 
 type rig struct {
