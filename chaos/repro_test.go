@@ -1,9 +1,10 @@
 package chaos
 
 // The smallest reproductions of the bugs the scenarios found outside this package (docs/chaos.md, "Bugs
-// found"). Each runs in-process against the project's test server in about a second. Both bugs were fixed
-// in d470399 (metrics: in flight counted by the sessions; gauges written by the primary connection only);
-// the reproductions stay as regression tests.
+// found"). Each runs in-process against the project's test server in a few seconds at most. All four were
+// fixed: the metric ones in d470399 (in flight counted by the sessions; gauges written by the primary
+// connection only), the other two in f491623 (a negotiation that times out hands its queue on; a server
+// that cuts fresh connections is dead-timed). The reproductions stay as regression tests.
 
 import (
 	"context"
