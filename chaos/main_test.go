@@ -21,6 +21,7 @@ var (
 	flagWorkers  = flag.Int("chaos.workers", 6, "concurrent callers per front end (Go API, local API)")
 	flagSummary  = flag.String("chaos.summary", "", "also write the summary table to this file")
 	flagKeep     = flag.Bool("chaos.keep", false, "keep each scenario's directory (logs, configs, accounting logs)")
+	flagLogLevel = flag.String("chaos.loglevel", "warn", "log level of the agents under test (debug, info, warn, error)")
 )
 
 // bins are the helper binaries TestMain builds once per test binary.

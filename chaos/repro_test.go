@@ -8,8 +8,10 @@ package chaos
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +32,21 @@ func reproServer(t *testing.T, single bool, delay time.Duration) *tacplustest.Se
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// reproAgent starts an agent that is closed when the test ends.
+func reproAgent(t *testing.T, cfg agent.Config, opts ...agent.Option) *agent.Agent {
+	t.Helper()
+	a, err := agent.New(cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), stopLimit)
+		defer cancel()
+		a.Close(ctx)
+	})
+	return a
 }
 
 // TestReproInFlightGaugeAfterClose (actors/connection, agent): an agent closed while sessions end leaves
@@ -97,16 +114,8 @@ func TestReproSingleConnectGaugeAfterFallback(t *testing.T) {
 	}
 	addr := refusing.Addr()
 	reg := prometheus.NewRegistry()
-	a, err := agent.New(agent.Config{Servers: []agent.Server{{Addr: addr, Key: []byte(chaosKey), Timeout: serverTimeout, IdleTimeout: -1}}},
+	a := reproAgent(t, agent.Config{Servers: []agent.Server{{Addr: addr, Key: []byte(chaosKey), Timeout: serverTimeout, IdleTimeout: -1}}},
 		agent.WithRegisterer(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), stopLimit)
-		defer cancel()
-		a.Close(ctx)
-	}()
 	login := func(name string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), reqDeadline)
 		defer cancel()
@@ -174,17 +183,9 @@ func TestReproQueuedBehindSilentNegotiation(t *testing.T) {
 	}
 	good := reproServer(t, true, 0)
 	const timeout, deadline = 300 * time.Millisecond, 3 * time.Second
-	a, err := agent.New(agent.Config{Servers: []agent.Server{
+	a := reproAgent(t, agent.Config{Servers: []agent.Server{
 		{Addr: silent.Addr(), Key: []byte(chaosKey), Timeout: timeout},
 		{Addr: good.Addr(), Key: []byte(chaosKey), Timeout: timeout}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), stopLimit)
-		defer cancel()
-		a.Close(ctx)
-	}()
 	const n = 10
 	type result struct {
 		took time.Duration
@@ -237,18 +238,10 @@ func TestReproAcceptThenCloseNeverDead(t *testing.T) {
 		}
 	}()
 	defer func() { ln.Close(); <-accepted }()
-	a, err := agent.New(agent.Config{Servers: []agent.Server{
+	a := reproAgent(t, agent.Config{Servers: []agent.Server{
 		{Addr: ln.Addr().String(), Key: []byte(chaosKey), Timeout: serverTimeout},
 		{Addr: good.Addr(), Key: []byte(chaosKey), Timeout: serverTimeout}},
 		DeadTime: 30 * time.Second, BackoffInitial: backoffInitial, BackoffMax: backoffMax})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), stopLimit)
-		defer cancel()
-		a.Close(ctx)
-	}()
 	var lat []time.Duration
 	for range 40 {
 		ctx, cancel := context.WithTimeout(context.Background(), reqDeadline)
@@ -266,5 +259,87 @@ func TestReproAcceptThenCloseNeverDead(t *testing.T) {
 	if p90 := Percentile(lat, 0.9); p90 > 10*time.Millisecond {
 		t.Errorf("40 logins with the first server cutting every connection: p50 %s p90 %s max %s; want the server dead-timed, logins at their normal few milliseconds",
 			Percentile(lat, 0.5), p90, Percentile(lat, 1))
+	}
+}
+
+// TestRevivalBehindProxy guards f491623's dead-timing of servers that accept and drop connections: both
+// servers sit behind TCP proxies (Toxiproxy) and die together for a second, so both are dead-timed; once
+// they are back, logins must pass again within the dead-time plus the restart backoff (plus a second).
+func TestRevivalBehindProxy(t *testing.T) {
+	n := NewNetwork()
+	defer n.Close()
+	users := map[string]tacplustest.User{user: {Password: password}}
+	var servers []*tacplustest.Server
+	var cfgs []agent.Server
+	for i := range 2 {
+		s, err := tacplustest.Start(tacplustest.Config{Key: []byte(chaosKey), SingleConnect: true, Users: users})
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, s)
+		l, err := n.Link(fmt.Sprint("server", i), s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfgs = append(cfgs, agent.Server{Addr: l.Addr(), Key: []byte(chaosKey), Timeout: serverTimeout, DialTimeout: dialTimeout, IdleTimeout: -1})
+	}
+	defer func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}()
+	a := reproAgent(t, agent.Config{Servers: cfgs, DeadTime: deadTime, BackoffInitial: backoffInitial, BackoffMax: backoffMax})
+	login := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), reqDeadline)
+		defer cancel()
+		_, err := a.Authenticate(ctx, agent.AuthenRequest{User: user, Type: tacplus.AuthenTypePAP, Password: password}, nil)
+		return err
+	}
+	var up atomic.Int64 // unix nanos when the servers came back; 0 while down
+	var firstOK atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10_000_000 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if login() == nil && up.Load() != 0 {
+					firstOK.CompareAndSwap(0, time.Now().UnixNano())
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	if err := poll(waitLimit, func() (bool, string) { return servers[0].Stats().AuthenPass > 100, "no load yet" }); err != nil {
+		t.Fatal(err)
+	}
+	addrs := []string{servers[0].Addr(), servers[1].Addr()}
+	for _, s := range servers {
+		s.Close()
+	}
+	timer := time.NewTimer(time.Second) // the outage: the load runs against two dead servers
+	<-timer.C
+	for i, addr := range addrs {
+		s, err := tacplustest.Start(tacplustest.Config{Addr: addr, Key: []byte(chaosKey), SingleConnect: true, Users: users})
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers[i] = s
+	}
+	back := time.Now()
+	up.Store(back.UnixNano())
+	bound := deadTime + backoffMax + time.Second
+	if err := poll(4*bound, func() (bool, string) { return firstOK.Load() != 0, "no login passed yet" }); err != nil {
+		t.Fatalf("no login passed within %s of both servers coming back: %v", 4*bound, err)
+	}
+	if took := time.Duration(firstOK.Load() - back.UnixNano()); took > bound {
+		t.Errorf("the first login passed %s after both servers came back; want within %s (dead-time %s + backoff %s + 1 s)",
+			took.Round(time.Millisecond), bound, deadTime, backoffMax)
 	}
 }

@@ -355,7 +355,7 @@ func (d *daemonProc) writeConfig(valid bool) error {
 	}
 	fmt.Fprintf(&b, "dead_time: %s\nbackoff:\n  initial: %s\n  max: %s\n", deadTime, backoffInitial, backoffMax)
 	b.WriteString("authentication:\n  failure_limit:\n    max: 0\n")
-	fmt.Fprintf(&b, "metrics:\n  address: %s\napi:\n  socket: %s\n  mode: \"0600\"\nlog:\n  level: warn\n", d.metrics, d.socket)
+	fmt.Fprintf(&b, "metrics:\n  address: %s\napi:\n  socket: %s\n  mode: \"0600\"\nlog:\n  level: %s\n", d.metrics, d.socket, agentLogLevel())
 	tmp := d.cfgPath + ".tmp"
 	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
 		return err
@@ -711,7 +711,16 @@ func newRig(t *testing.T, opts rigOptions) *rig {
 	return r
 }
 
-// startGoAPI starts the Go API agent of this process, logging warnings to goapi.log.
+// agentLogLevel is -chaos.loglevel, warn when it does not parse.
+func agentLogLevel() zerolog.Level {
+	l, err := zerolog.ParseLevel(*flagLogLevel)
+	if err != nil || l == zerolog.NoLevel {
+		return zerolog.WarnLevel
+	}
+	return l
+}
+
+// startGoAPI starts the Go API agent of this process, logging to goapi.log.
 func (r *rig) startGoAPI() {
 	r.t.Helper()
 	t := r.t
@@ -728,7 +737,7 @@ func (r *rig) startGoAPI() {
 	}
 	r.agent, err = agent.New(agent.Config{Servers: servers, DeadTime: deadTime, BackoffInitial: backoffInitial,
 		BackoffMax: backoffMax}, agent.WithRegisterer(r.agentReg),
-		agent.WithLogger(zerolog.New(r.agentLog).Level(zerolog.WarnLevel).With().Timestamp().Logger()))
+		agent.WithLogger(zerolog.New(r.agentLog).Level(agentLogLevel()).With().Timestamp().Logger()))
 	if err != nil {
 		t.Fatal(err)
 	}
