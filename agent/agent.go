@@ -281,7 +281,9 @@ func (a *Agent) Account(ctx context.Context, req AcctRequest, opts ...RequestOpt
 	return r, err
 }
 
-var errClosed = &tacplus.Error{Class: tacplus.ErrAborted, Msg: "agent is closed"}
+// ErrClosed is returned, as is, for a request made after Close began: nothing of it was sent. A caller that
+// replaced the agent (a reload) may send it again to the new one.
+var ErrClosed = &tacplus.Error{Class: tacplus.ErrAborted, Msg: "agent is closed"}
 
 // inboxSize bounds the messages in flight to one caller: at most one Prompt is outstanding (the session
 // waits for its answer) and one Outcome ends the request; the rest is headroom.
@@ -296,7 +298,7 @@ const abortGrace = time.Second
 // own timeouts reach the caller whatever step the conversation is at.
 func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation, opts []RequestOption) (*messages.Outcome, error) {
 	if a.closed.Load() {
-		return nil, errClosed
+		return nil, ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, &tacplus.Error{Class: tacplus.ErrAborted, Msg: "context done before the request was sent", Err: err}
@@ -361,7 +363,7 @@ func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation
 				timer.Reset(wait)
 			}
 		case *actor.DeadLetterResponse:
-			return nil, errClosed // the supervisor is gone: Close ran
+			return nil, ErrClosed // the supervisor is gone: Close ran
 		default:
 			return nil, &tacplus.Error{Class: tacplus.ErrProtocol, Msg: fmt.Sprintf("unexpected reply %T", res)}
 		}

@@ -17,8 +17,30 @@ func (d *Daemon) Backend() localapi.Backend { return backend{d} }
 
 type backend struct{ d *Daemon }
 
+// onCurrent runs f on the current runtime and, when a reload closed that runtime's agent before f could
+// send anything (agent.ErrClosed: the new runtime is already in place), once more on the new one, so that a
+// request arriving during a reload never fails because of it.
+func onCurrent[T any](b backend, f func(rt *runtime) (T, error)) (T, error) {
+	res, err := f(b.d.cur.Load())
+	if errors.Is(err, agent.ErrClosed) && !b.d.closing.Load() {
+		return f(b.d.cur.Load()) // once: the runtime current now has an agent that is not closed
+	}
+	return res, err
+}
+
 func (b backend) Authenticate(ctx context.Context, caller localapi.Caller, req localapi.AuthenRequest, conv localapi.Conversation) (localapi.AuthenResult, error) {
-	rt := b.d.cur.Load()
+	return onCurrent(b, func(rt *runtime) (localapi.AuthenResult, error) { return b.authenticate(ctx, rt, caller, req, conv) })
+}
+
+func (b backend) Authorize(ctx context.Context, caller localapi.Caller, req localapi.AuthorRequest) (localapi.AuthorResult, error) {
+	return onCurrent(b, func(rt *runtime) (localapi.AuthorResult, error) { return b.authorize(ctx, rt, caller, req) })
+}
+
+func (b backend) Account(ctx context.Context, caller localapi.Caller, req localapi.AcctRequest) (localapi.AcctResult, error) {
+	return onCurrent(b, func(rt *runtime) (localapi.AcctResult, error) { return b.account(ctx, rt, caller, req) })
+}
+
+func (b backend) authenticate(ctx context.Context, rt *runtime, caller localapi.Caller, req localapi.AuthenRequest, conv localapi.Conversation) (localapi.AuthenResult, error) {
 	preq := policy.Request{User: req.User, Password: policy.Password(req.Password), PrivLvl: uint8(req.PrivLvl),
 		Port: req.Port, RemAddr: req.RemAddr, Renew: req.Renew, Service: policy.Login, Type: policy.ASCII}
 	if req.Service == localapi.ServiceEnable {
@@ -134,8 +156,7 @@ func (b backend) chpass(ctx context.Context, rt *runtime, caller localapi.Caller
 	return res, err
 }
 
-func (b backend) Authorize(ctx context.Context, caller localapi.Caller, req localapi.AuthorRequest) (localapi.AuthorResult, error) {
-	rt := b.d.cur.Load()
+func (b backend) authorize(ctx context.Context, rt *runtime, caller localapi.Caller, req localapi.AuthorRequest) (localapi.AuthorResult, error) {
 	areq := agent.AuthorRequest{Method: tacplus.MethodTACACSPlus, PrivLvl: uint8(req.PrivLvl), Type: tacplus.AuthenTypeASCII,
 		Service: tacplus.ServiceLogin, User: req.User, Port: req.Port, RemAddr: req.RemAddr, Args: req.Pairs()}
 	r, err := rt.agent.Authorize(ctx, areq, agent.InGroup(rt.settings.AuthorGroup))
@@ -148,8 +169,7 @@ func (b backend) Authorize(ctx context.Context, caller localapi.Caller, req loca
 	return res, err
 }
 
-func (b backend) Account(ctx context.Context, caller localapi.Caller, req localapi.AcctRequest) (localapi.AcctResult, error) {
-	rt := b.d.cur.Load()
+func (b backend) account(ctx context.Context, rt *runtime, caller localapi.Caller, req localapi.AcctRequest) (localapi.AcctResult, error) {
 	flags, ok := map[string]tacplus.AcctFlag{
 		localapi.FlagStart: tacplus.AcctFlagStart, localapi.FlagStop: tacplus.AcctFlagStop,
 		localapi.FlagWatchdog: tacplus.AcctFlagWatchdog, localapi.FlagUpdate: tacplus.AcctFlagWatchdog | tacplus.AcctFlagStart,
