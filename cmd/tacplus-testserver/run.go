@@ -237,7 +237,7 @@ func readKey(file, env string, getenv func(string) string) ([]byte, error) {
 
 func (fc fileConfig) config() tacplustest.Config {
 	cfg := tacplustest.Config{SingleConnect: fc.SingleConnect, KeepOpen: fc.KeepOpen, IdleTimeout: fc.IdleTimeout,
-		Users: make(map[string]tacplustest.User, len(fc.Users)),
+		Users:  make(map[string]tacplustest.User, len(fc.Users)),
 		Faults: fc.Faults.faults()}
 	for name, u := range fc.Users {
 		tu := tacplustest.User{Password: u.Password, EnablePassword: u.EnablePassword, Delay: u.Delay, Groups: u.Groups}
