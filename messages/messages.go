@@ -307,3 +307,23 @@ type ConnectionIdle struct {
 	Server string
 	Reason string
 }
+
+// Retire asks a connection to take no new sessions (issue 12 point 9: the supervisor retires connections
+// older than max_connection_age). Queued and later requests are handed back (ReturnRetired); the
+// connection closes its socket and stops once its running sessions end. It is not a failure.
+type Retire struct{}
+
+// ConnectionStatus asks a connection actor for its counts; it responds (ctx.Respond) with a
+// *ConnectionCounts.
+type ConnectionStatus struct{}
+
+// ConnectionCounts answers ConnectionStatus.
+type ConnectionCounts struct {
+	Server    string
+	Epoch     uint64
+	State     string // the connection actor's state: idle, dialing, negotiating, open, draining, failing
+	InFlight  int    // sessions running on the socket
+	Queued    int    // requests waiting for a session on this connection
+	Multiplex bool   // the server agreed to single-connect on this socket
+	Retired   bool
+}

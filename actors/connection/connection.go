@@ -64,6 +64,7 @@ type Config struct {
 var (
 	errRefused     = errors.New("server did not agree to single-connect (RFC 8907 section 4.3)")
 	errRestart     = errors.New("connection restarting")
+	errRetired     = errors.New("connection retired")
 	errNegotiation = errors.New("single-connect negotiation pending or unanswered (RFC 8907 section 4.3)")
 )
 
@@ -187,6 +188,7 @@ type Actor struct {
 	queue   []*messages.StartSession
 	idleGen uint64
 	negWait bool // a negotiationWait timer is armed
+	retired bool // messages.Retire: no new sessions; stop once the running ones end
 }
 
 // Props returns the props of a connection actor with cfg. Defaults are applied here.
@@ -252,6 +254,11 @@ func (a *Actor) Receive(ctx actor.Context) {
 		} else {
 			a.cancelQueued(ctx, m.ReqID)
 		}
+	case *messages.Retire:
+		a.retire(ctx)
+	case *messages.ConnectionStatus:
+		ctx.Respond(&messages.ConnectionCounts{Server: a.cfg.Addr, Epoch: a.epoch, State: a.state.String(),
+			InFlight: len(a.routes), Queued: len(a.queue), Multiplex: a.multiplex, Retired: a.retired})
 	case *negotiationWait:
 		a.negWait = false
 		a.negotiationTimeout(ctx, m.epoch)
@@ -282,6 +289,11 @@ func (a *Actor) init(ctx actor.Context) {
 
 // start runs a request now, or queues it behind the dial, the negotiation or the in-flight limit.
 func (a *Actor) start(ctx actor.Context, m *messages.StartSession) {
+	if a.retired {
+		ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: []*messages.StartSession{m},
+			Reason: messages.ReturnRetired, Err: errRetired})
+		return
+	}
 	switch a.state {
 	case stDraining:
 		ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: []*messages.StartSession{m},
@@ -313,6 +325,23 @@ func (a *Actor) start(ctx actor.Context, m *messages.StartSession) {
 	if (a.state == stDialing || a.state == stNegotiating) && !a.negWait && a.cfg.NegotiationWait > 0 {
 		a.negWait = true
 		a.timer.After(a.cfg.NegotiationWait, a.self, &negotiationWait{epoch: a.epoch})
+	}
+}
+
+// retire stops the connection from taking new sessions (issue 12 point 9). Queued requests go back; the
+// socket closes and the actor stops when the running sessions have ended (at once when there are none).
+func (a *Actor) retire(ctx actor.Context) {
+	if a.retired {
+		return
+	}
+	a.retired = true
+	a.log.Debug().Int("sessions", len(a.routes)).Msg("connection retired")
+	a.returnQueued(ctx, messages.ReturnRetired, errRetired)
+	if len(a.routes) == 0 && a.state != stFailing {
+		a.closeSocket("retired")
+		a.state = stIdle
+		a.setState(metrics.StateDown)
+		ctx.Stop(ctx.Self())
 	}
 }
 
@@ -672,6 +701,16 @@ func (a *Actor) forget(sid uint32) {
 func (a *Actor) settle(ctx actor.Context) {
 	if len(a.routes) > 0 {
 		a.pump(ctx)
+		return
+	}
+	if a.retired && (a.state != stFailing || a.lost == 0) {
+		if a.state == stFailing && len(ctx.Children()) > 0 {
+			return // wait for the Terminated of the last sessions
+		}
+		a.closeSocket("retired")
+		a.state = stIdle
+		a.setState(metrics.StateDown)
+		ctx.Stop(ctx.Self())
 		return
 	}
 	switch a.state {
