@@ -323,8 +323,9 @@ func TestRestartBackoffResets(t *testing.T) {
 		return d.DialContext(ctx, "tcp", addr)
 	}
 	s.IdleTimeout = -1
-	// A dead-time this short ends before the server comes back, so the login after it dials.
-	h := newAgent(t, agent.Config{Servers: []agent.Server{s}, BackoffInitial: initial, BackoffMax: capped, DeadTime: time.Millisecond})
+	// The only server is dead-timed, so the login after the comeback is still tried on it (a request never
+	// fails untried) and dials; the long dead-time keeps background probes (which dial too) out of the count.
+	h := newAgent(t, agent.Config{Servers: []agent.Server{s}, BackoffInitial: initial, BackoffMax: capped, DeadTime: time.Minute})
 	eventually(t, waitLimit, "five failed probes", func() bool { return count() >= 5 }) // next delay: 160 ms
 	ln, err := net.Listen("tcp", dead)                                                  // the server is back
 	if err != nil {
