@@ -92,3 +92,46 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestCrossSessionServer is the headline regression against the test server's real misrouting: on a
+// multiplexed connection, the server answers alice's wrong password (FAIL) under the session_id of
+// another live session, bob's, whose right password the server answers later, under his own id. No
+// login may report PASS; the connection is torn down with ErrProtocol and the supervisor told. Repeated,
+// since which of bob's sessions is live when alice's FAIL goes out depends on the server's timing (when
+// none is, the FAIL goes under nobody's id: also a desync).
+func TestCrossSessionServer(t *testing.T) {
+	srv, err := tacplustest.Start(tacplustest.Config{Key: key, SingleConnect: true,
+		Faults: tacplustest.Faults{User: "alice", CrossSession: tacplustest.Always},
+		Users: map[string]tacplustest.User{"alice": {Password: "alice-pw"},
+			"bob": {Password: "bob-pw", Delay: 20 * time.Millisecond}}}) // bob's session stays live a while
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	for round := range 10 {
+		h := start(t, srv.Addr(), func(c *Config) { c.NegotiationWait = -1 })
+		h.loginAs("bob", "bob-pw", time.Time{}) // negotiates single-connect
+		if o := h.outcome(); o.Err != nil {
+			t.Fatalf("round %d: warm-up: %v", round, o.Err)
+		}
+		users := map[uint64]string{}
+		users[h.loginAs("bob", "bob-pw", time.Time{})] = "bob"
+		users[h.loginAs("alice", "wrong", time.Time{})] = "alice"
+		os := h.outcomes(2)
+		for id, o := range os {
+			if users[id] == "alice" && o.Err == nil {
+				t.Fatalf("round %d: alice's wrong password reported PASS", round)
+			}
+			// Bob may get his own PASS (when the load delayed alice until his reply was out), alice's FAIL
+			// (fail closed), or ErrProtocol; never anything else.
+			if o.Err != nil && !errors.Is(o.Err, tacplus.ErrProtocol) && !errors.Is(o.Err, tacplus.ErrAuthenticationFailed) {
+				t.Errorf("round %d: %s: %v, want ErrProtocol (or bob's FAIL taken from alice)", round, users[id], o.Err)
+			}
+		}
+		event[*messages.Desync](t, h)
+		h.protocolFailure()
+	}
+	if n := srv.Stats().Faults.CrossSession; n == 0 {
+		t.Fatal("the server never misrouted")
+	}
+}
