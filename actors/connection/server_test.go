@@ -135,3 +135,28 @@ func TestCrossSessionServer(t *testing.T) {
 		t.Fatal("the server never misrouted")
 	}
 }
+
+// TestProbeSession: the liveness probe the supervisor can run (issue 12 point 5) is an ASCII START
+// without a user: a real TACACS+ server answers GETUSER (the proof of life), the probe aborts (CONTINUE
+// with ABORT, section 5.4.3), the server ends the session quietly, and the connection stays healthy.
+func TestProbeSession(t *testing.T) {
+	srv := testServer(t, tacplustest.Faults{})
+	h := start(t, srv.Addr(), nil)
+	id := reqIDs.Add(1)
+	h.sys.Root.Send(h.conn, &messages.StartSession{ReplyTo: h.replies.PID(), Timeout: waitLimit,
+		Req: &messages.Request{ID: id, Authen: &messages.AuthenRequest{}}})
+	p := next[*messages.Prompt](t, h.replies)
+	if p.Status != tacplus.AuthenStatusGetUser {
+		t.Fatalf("prompt %v, want GETUSER", p.Status)
+	}
+	h.sys.Root.Send(h.conn, &messages.Abort{ReqID: id, Reason: "probe"})
+	if o := h.outcome(); !errors.Is(o.Err, tacplus.ErrAborted) || o.Retryable {
+		t.Fatalf("outcome %v retryable=%v, want aborted after a reply", o.Err, o.Retryable)
+	}
+	waitFor(t, "the server to see the ABORT", func() bool { return srv.Stats().Aborts == 1 })
+	h.loginAs("alice", "alice-pw", time.Time{}) // the connection is still good
+	if o := h.outcome(); o.Err != nil {
+		t.Fatal(o.Err)
+	}
+	h.noFailure()
+}
