@@ -29,6 +29,16 @@ const (
 	DefaultNegotiationWait = 50 * time.Millisecond
 )
 
+// Negotiation is a remembered single-connect answer.
+type Negotiation uint8
+
+// The remembered answers.
+const (
+	NegotiationUnknown Negotiation = iota
+	NegotiationAgreed
+	NegotiationRefused
+)
+
 // SessionInfo is what a new session needs to know about its connection.
 type SessionInfo struct {
 	SessionID uint32
@@ -47,6 +57,10 @@ type Config struct {
 	// is handed back (ReturnNegotiation) to run on a connection of its own; default
 	// DefaultNegotiationWait, <0 no bound.
 	NegotiationWait time.Duration
+	// Negotiation is what the supervisor remembers of this server's last single-connect answer (until a
+	// reload or a failure). NegotiationAgreed sends queued requests at once on a new socket, the first
+	// still asking for single-connect, instead of holding them for the reply (issue 12 point 2).
+	Negotiation Negotiation
 	MaxInFlight     int  // sessions at once on this socket; more queue; default DefaultMaxInFlight
 	SingleConnect   bool // ask for single-connect mode (RFC 8907 section 4.3)
 	// Transient connections serve the requests they are started with (per-session fallback) and stop when
@@ -189,6 +203,9 @@ type Actor struct {
 	idleGen uint64
 	negWait bool // a negotiationWait timer is armed
 	retired bool // messages.Retire: no new sessions; stop once the running ones end
+	// unagreed: sessions went out at once on a remembered agreement the server then refused; losing them
+	// to the server's close is our doing, not the server's failure.
+	unagreed bool
 }
 
 // Props returns the props of a connection actor with cfg. Defaults are applied here.
@@ -296,8 +313,12 @@ func (a *Actor) start(ctx actor.Context, m *messages.StartSession) {
 	}
 	switch a.state {
 	case stDraining:
+		why := messages.ReturnBadSecret
+		if errors.Is(a.closeErr, errRefused) {
+			why = messages.ReturnRefused
+		}
 		ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: []*messages.StartSession{m},
-			Reason: messages.ReturnBadSecret, Err: a.closeErr})
+			Reason: why, Err: a.closeErr})
 		return
 	case stFailing:
 		// Queued: settle hands the queue back for the restart, or dials again when nobody lost work.
@@ -312,7 +333,7 @@ func (a *Actor) start(ctx actor.Context, m *messages.StartSession) {
 			return
 		}
 	case stNegotiating:
-		if a.served == 0 {
+		if a.served == 0 || (a.cfg.Negotiation == NegotiationAgreed && len(a.routes) < a.cfg.MaxInFlight && len(a.queue) == 0) {
 			a.spawn(ctx, m)
 			return
 		}
@@ -322,7 +343,7 @@ func (a *Actor) start(ctx actor.Context, m *messages.StartSession) {
 	if a.state == stIdle {
 		a.dial(ctx)
 	}
-	if (a.state == stDialing || a.state == stNegotiating) && !a.negWait && a.cfg.NegotiationWait > 0 {
+	if (a.state == stDialing || a.state == stNegotiating) && !a.negWait && a.cfg.NegotiationWait > 0 && a.cfg.Negotiation != NegotiationAgreed {
 		a.negWait = true
 		a.timer.After(a.cfg.NegotiationWait, a.self, &negotiationWait{epoch: a.epoch})
 	}
@@ -406,7 +427,7 @@ func (a *Actor) dialed(ctx actor.Context, m *dialResult) {
 	a.conn = m.conn
 	a.w = newWriter()
 	a.state = stNegotiating
-	a.flagSent, a.multiplex, a.served, a.lost, a.closeErr = false, false, 0, 0, nil
+	a.flagSent, a.multiplex, a.served, a.lost, a.closeErr, a.unagreed = false, false, 0, 0, nil, false
 	clear(a.tombs)
 	a.tombQ = a.tombQ[:0]
 	a.cfg.Metrics.Opens.Inc()
@@ -430,6 +451,14 @@ func (a *Actor) dialed(ctx actor.Context, m *dialResult) {
 		a.queue = a.queue[1:]
 		a.cfg.Metrics.Queued.Dec()
 		a.spawn(ctx, first)
+		// A server remembered to agree gets the rest at once (the first packet still asks).
+		for a.cfg.Negotiation == NegotiationAgreed && len(a.queue) > 0 && len(a.routes) < a.cfg.MaxInFlight {
+			next := a.queue[0]
+			a.queue[0] = nil
+			a.queue = a.queue[1:]
+			a.cfg.Metrics.Queued.Dec()
+			a.spawn(ctx, next)
+		}
 	} else {
 		a.armIdle()
 	}
@@ -617,6 +646,14 @@ func (a *Actor) negotiated(ctx actor.Context, agreed bool) {
 	ctx.Send(ctx.Parent(), &messages.Negotiated{Server: a.cfg.Addr, Epoch: a.epoch, SingleConnect: a.multiplex})
 	if !a.multiplex {
 		a.returnQueued(ctx, messages.ReturnRefused, errRefused)
+		if len(a.routes) > 1 {
+			// Sessions went out at once on the strength of a remembered agreement the server no longer
+			// gives: they may finish (or be lost to a close, and retried); nothing new goes here.
+			a.log.Info().Int("sessions", len(a.routes)).Msg("single-connect no longer agreed: draining the sessions sent at once")
+			a.closeErr = errRefused
+			a.state = stDraining
+			a.unagreed = true
+		}
 		return
 	}
 	a.pump(ctx)
@@ -721,7 +758,7 @@ func (a *Actor) settle(ctx actor.Context) {
 		err, lost := a.closeErr, a.lost
 		a.closeSocket("lost")
 		a.state = stIdle
-		if lost > 0 {
+		if lost > 0 && !a.unagreed {
 			// Some session lost its work: a failure, so the supervisor restarts this actor with backoff.
 			// Requests that arrived meanwhile were never sent; they go back to wait for the restart.
 			a.log.Warn().Err(err).Int("sessions_lost", lost).Msg("connection lost")

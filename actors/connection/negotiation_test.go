@@ -90,3 +90,63 @@ func TestCallerDeadlineInFlight(t *testing.T) {
 	event[*messages.ConnectionIdle](t, h) // the negotiation ended unanswered: the socket closes, no failure
 	h.noFailure()
 }
+
+// TestRememberedAgreement: the supervisor remembers that the server agreed to single-connect: on a new
+// socket the queued requests go out at once (only the first asks), nothing waits for the first reply.
+func TestRememberedAgreement(t *testing.T) {
+	p := newPeer(t, key)
+	h := start(t, p.ln.Addr().String(), func(c *Config) { c.Negotiation = NegotiationAgreed })
+	h.loginAs("alice", "pw-a", time.Time{})
+	h.loginAs("bob", "pw-b", time.Time{})
+	c := p.accept()
+	first, _ := c.readStart()
+	second, _ := c.readStart() // before any reply
+	if first.Flags&tacplus.FlagSingleConnect == 0 || second.Flags&tacplus.FlagSingleConnect != 0 {
+		t.Fatalf("flags %v %v: only the first packet asks", first.Flags, second.Flags)
+	}
+	c.send(reply(first, first.SessionID, 2, tacplus.FlagSingleConnect), pass)
+	c.send(reply(second, second.SessionID, 2, 0), pass)
+	for _, o := range h.outcomes(2) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+	}
+	h.noFailure()
+}
+
+// TestRememberedAgreementWithdrawn: the server no longer agrees and closes after its first reply (a
+// classic one-session server). The session sent at once is lost and retryable, new requests go back as
+// refused, and the actor does not fail: the loss was our optimism, not the server's failure.
+func TestRememberedAgreementWithdrawn(t *testing.T) {
+	p := newPeer(t, key)
+	h := start(t, p.ln.Addr().String(), func(c *Config) { c.Negotiation = NegotiationAgreed })
+	h.loginAs("alice", "pw-a", time.Time{})
+	h.loginAs("bob", "pw-b", time.Time{})
+	c := p.accept()
+	first, _ := c.readStart()
+	c.readStart()
+	c.send(reply(first, first.SessionID, 2, 0), pass) // no flag: refused
+	if n := event[*messages.Negotiated](t, h); n.SingleConnect {
+		t.Fatalf("negotiated %+v", n)
+	}
+	carol := h.loginAs("carol", "pw-c", time.Time{})
+	if r := event[*messages.Returned](t, h); r.Reason != messages.ReturnRefused || r.Starts[0].Req.ID != carol {
+		t.Fatalf("returned %+v, want carol back as refused", r)
+	}
+	c.c.Close()
+	var lost int
+	for _, o := range h.outcomes(2) {
+		switch {
+		case o.Err == nil:
+		case errors.Is(o.Err, tacplus.ErrConnectionLost) && o.Retryable:
+			lost++
+		default:
+			t.Errorf("outcome %v retryable=%v", o.Err, o.Retryable)
+		}
+	}
+	if lost != 1 {
+		t.Errorf("%d sessions lost, want bob's", lost)
+	}
+	event[*messages.ConnectionIdle](t, h)
+	h.noFailure()
+}
