@@ -60,9 +60,9 @@ type Config struct {
 	// Negotiation is what the supervisor remembers of this server's last single-connect answer (until a
 	// reload or a failure). NegotiationAgreed sends queued requests at once on a new socket, the first
 	// still asking for single-connect, instead of holding them for the reply (issue 12 point 2).
-	Negotiation Negotiation
-	MaxInFlight     int  // sessions at once on this socket; more queue; default DefaultMaxInFlight
-	SingleConnect   bool // ask for single-connect mode (RFC 8907 section 4.3)
+	Negotiation   Negotiation
+	MaxInFlight   int  // sessions at once on this socket; more queue; default DefaultMaxInFlight
+	SingleConnect bool // ask for single-connect mode (RFC 8907 section 4.3)
 	// Transient connections serve the requests they are started with (per-session fallback) and stop when
 	// their socket closes; they are never restarted.
 	Transient  bool
