@@ -255,7 +255,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.dialed(ctx, m)
 	case *socketDone:
 		if m.epoch == a.epoch && a.conn != nil {
-			a.socketClosed(ctx, m.err)
+			a.socketClosed(ctx, m.err, true)
 		}
 	case *messages.SessionEnded:
 		a.sessionEnded(ctx, m)
@@ -560,7 +560,7 @@ func (a *Actor) inbound(ctx actor.Context, m *inbound) {
 	a.cfg.Metrics.BytesReceived.Add(float64(m.size))
 	if m.err != nil && !errors.Is(m.err, tacplus.ErrBadSecret) {
 		// A body that breaks the codec's rules: the stream can no longer be trusted (issue 12 point 7).
-		a.desync(ctx, m.err)
+		a.desync(ctx, m.err, true)
 		return
 	}
 	r, ok := a.routes[m.h.SessionID]
@@ -574,11 +574,11 @@ func (a *Actor) inbound(ctx actor.Context, m *inbound) {
 		}
 		// A session_id no live session has on this socket (never used, or a session that already had its
 		// last reply): the server is answering someone else. Nothing it says on this socket can be trusted.
-		a.desync(ctx, badPacket(tacplus.ReasonSession, "session_id", "0x%08x matches no session waiting on this connection", m.h.SessionID))
+		a.desync(ctx, badPacket(tacplus.ReasonSession, "session_id", "0x%08x matches no session waiting on this connection", m.h.SessionID), true)
 		return
 	}
 	if err := r.check(m.h); err != nil {
-		a.desync(ctx, err)
+		a.desync(ctx, err, true)
 		return
 	}
 	r.awaiting = false
@@ -623,7 +623,7 @@ func badPacket(r tacplus.Reason, field, format string, args ...any) error {
 // desync ends a connection whose packets can no longer be matched exactly to its sessions (issue 12 point
 // 1): every session gets ConnectionLost with an ErrProtocol cause, the reason is counted in bad_packets,
 // the supervisor is told (it stops multiplexing to the server for a while), and the socket closes.
-func (a *Actor) desync(ctx actor.Context, cause error) {
+func (a *Actor) desync(ctx actor.Context, cause error, count bool) {
 	reason := tacplus.ReasonOf(cause)
 	if reason == 0 {
 		reason = tacplus.ReasonSession
@@ -632,7 +632,7 @@ func (a *Actor) desync(ctx actor.Context, cause error) {
 		Msg: "connection desynchronised, closing it", Err: cause}
 	a.log.Warn().Err(cause).Str("reason", reason.String()).Int("sessions", len(a.routes)).Msg("connection desynchronised: failing its sessions")
 	ctx.Send(ctx.Parent(), &messages.Desync{Server: a.cfg.Addr, Epoch: a.epoch, Reason: reason.String()})
-	a.socketClosed(ctx, err)
+	a.socketClosed(ctx, err, count)
 }
 
 // negotiated applies the server's answer to the single-connect flag: section 4.3 honours it only in the
@@ -679,7 +679,8 @@ func (a *Actor) sessionEnded(ctx actor.Context, m *messages.SessionEnded) {
 	if m.Desync != "" && a.conn != nil && a.state != stFailing {
 		// The session refused a packet the connection routed to it (a version, a status or a body the
 		// session's rules forbid): the stream is in doubt, as for a misrouted packet.
-		a.desync(ctx, badPacket(reasonByName(m.Desync), "session", "session 0x%08x refused its reply", m.SessionID))
+		// The session counted the packet under its reason already.
+		a.desync(ctx, badPacket(reasonByName(m.Desync), "session", "session 0x%08x refused its reply", m.SessionID), false)
 		return
 	}
 	if m.TimedOut && a.state == stNegotiating {
@@ -787,9 +788,10 @@ func (a *Actor) settle(ctx actor.Context) {
 }
 
 // socketClosed handles the end of the socket: EOF, a reset, a write error or a framing error.
-func (a *Actor) socketClosed(ctx actor.Context, err error) {
+// count says whether a bad packet behind err is still to be counted in bad_packets.
+func (a *Actor) socketClosed(ctx actor.Context, err error, count bool) {
 	reason := closeReason(err)
-	if reason != "eof" && tacplus.ReasonOf(err) != 0 {
+	if count && reason != "eof" && tacplus.ReasonOf(err) != 0 {
 		a.cfg.Metrics.BadPacket(tacplus.ReasonOf(err).String())
 	}
 	if len(a.routes) == 0 && len(a.queue) == 0 {

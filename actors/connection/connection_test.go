@@ -126,6 +126,7 @@ type harness struct {
 	replies  *actorkit.Inbox
 	failures chan *Failure
 	conn     *actor.PID
+	metrics  *metrics.Metrics
 }
 
 type stand struct {
@@ -158,7 +159,8 @@ func start(t *testing.T, addr string, mod func(*Config)) *harness {
 		t.Fatal(err)
 	}
 	var epochs atomic.Uint64
-	m := metrics.Nop().Server(addr)
+	h.metrics = metrics.Nop()
+	m := h.metrics.Server(addr)
 	cfg := Config{Addr: addr, Codec: codec, SingleConnect: true, Epochs: &epochs, Metrics: m, Log: zerolog.Nop(), DialTimeout: time.Second,
 		NewSession: func(st *messages.StartSession, info SessionInfo) *actor.Props {
 			return session.Props(session.Config{Start: st, SessionID: info.SessionID, Epoch: info.Epoch, Server: info.Server,

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/tacagent/tacagent/messages"
 	"github.com/tacagent/tacagent/tacplus"
 )
@@ -253,6 +255,9 @@ func TestBadHeaderIsDesync(t *testing.T) {
 				t.Errorf("desync %+v, want reason %s", d, tc.reason)
 			}
 			h.protocolFailure()
+			if n := testutil.ToFloat64(h.metrics.BadPackets.WithLabelValues(c.ln.Addr().String(), tc.reason)); n != 1 {
+				t.Errorf("bad_packets{reason=%q} = %v, want 1 (the packet, counted once)", tc.reason, n)
+			}
 		})
 	}
 }
