@@ -132,3 +132,69 @@ func TestAllServersBack(t *testing.T) {
 		t.Errorf("the answer did not revive %s (server_dead=%v)", addrA, v)
 	}
 }
+
+// TestDesyncHoldDown (issue 12 point 1): a reply under a session_id nobody on the connection owns
+// desynchronises the connection; from then on the server is used one connection per session (the hold-down),
+// counted once in tacagent_single_connect_hold_downs_total even when it desynchronises again.
+func TestDesyncHoldDown(t *testing.T) {
+	srv := startServer(t, func(c *tacplustest.Config) { c.Faults = tacplustest.Faults{WrongSession: 1} })
+	h := newAgent(t, agent.Config{Servers: []agent.Server{server(srv.Addr())}, DeadTime: time.Minute})
+	holdDowns := h.m().HoldDowns.WithLabelValues(srv.Addr())
+	// The misrouted reply: the login ends (typed error) or is retried under the retry-safety rules.
+	if _, err := h.Authenticate(ctxT(t), pap("alice", "alice-pw"), nil); err != nil && tacplus.ClassOf(err) == nil {
+		t.Fatalf("untyped error %v", err)
+	}
+	eventually(t, waitLimit, "hold-down counted", func() bool { return h.metric(holdDowns) == 1 })
+	before := srv.Stats().Connections
+	const n = 5
+	for range n {
+		if r := h.login(t, "alice", "alice-pw"); r.Server != srv.Addr() {
+			t.Fatalf("served by %s", r.Server)
+		}
+	}
+	// One per login (sequential logins on a multiplexed connection would share one), plus at most the
+	// primary connection's own background reconnect after its failure.
+	if got := srv.Stats().Connections - before; got < n || got > n+1 {
+		t.Fatalf("%d connections for %d logins during the hold-down, want one per session", got, n)
+	}
+	st, err := h.Status(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Servers[0].SingleConnect {
+		t.Error("status says single-connect during the hold-down")
+	}
+	// A second desync during the hold-down: not logged or counted again.
+	if err := srv.SetFaults(tacplustest.Faults{WrongSession: 1}); err != nil {
+		t.Fatal(err)
+	}
+	h.Authenticate(ctxT(t), pap("alice", "alice-pw"), nil)
+	if v := h.metric(holdDowns); v != 1 {
+		t.Fatalf("hold_downs_total = %v after a second desync, want 1 (once per hold-down)", v)
+	}
+}
+
+// TestMaxConnectionAge (issue 12 point 9): a long-lived connection older than max_connection_age takes no
+// new sessions; a fresh one takes over, and the old one closes only once its sessions have ended (a slow
+// login running across the retirement still gets its answer).
+func TestMaxConnectionAge(t *testing.T) {
+	srv := startServer(t, nil)
+	s := server(srv.Addr())
+	s.IdleTimeout = -1
+	h := newAgent(t, agent.Config{Servers: []agent.Server{s}, MaxConnectionAge: 300 * time.Millisecond})
+	h.login(t, "alice", "alice-pw")
+	first := srv.Stats().Connections
+	slow := make(chan error, 1)
+	go func() {
+		_, err := h.Authenticate(ctxT(t), pap("slow", "slow-pw"), nil)
+		slow <- err
+	}()
+	eventually(t, waitLimit, "a fresh connection after the age limit", func() bool { return srv.Stats().Connections > first })
+	for range 5 {
+		h.login(t, "alice", "alice-pw")
+	}
+	if err := <-slow; err != nil {
+		t.Fatalf("a login running across the retirement of its connection: %v", err)
+	}
+	eventually(t, waitLimit, "retired connections closed", func() bool { return srv.Stats().OpenConnections <= 2 })
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,8 @@ const (
 	// DefaultHoldDown is how long a server whose connection desynchronised is used one connection per
 	// session (issue 12 point 1).
 	DefaultHoldDown = serverfsm.DefaultHoldDown
+	// DefaultMaxConnectionAge is MaxConnectionAge's default (issue 12 point 9).
+	DefaultMaxConnectionAge = serverfsm.DefaultMaxAge
 )
 
 // probeBit marks the request IDs of background probes; the API numbers its requests from 1 up.
@@ -64,11 +67,16 @@ type Config struct {
 	DeadTime time.Duration
 	// HoldDown is how long a server is used one connection per session after one of its connections
 	// desynchronised (a packet it could not match to a live session); default DefaultHoldDown.
-	HoldDown       time.Duration
-	BackoffInitial time.Duration
-	BackoffMax     time.Duration
-	Metrics        *metrics.Metrics
-	Log            zerolog.Logger
+	HoldDown time.Duration
+	// MaxConnectionAge retires a server's long-lived connection this long (plus or minus 10% jitter) after it
+	// was started: it takes no new sessions, a fresh one takes over, and it closes when its sessions end, so
+	// that a server's reloaded configuration reaches every connection. Default
+	// DefaultMaxConnectionAge; negative: never.
+	MaxConnectionAge time.Duration
+	BackoffInitial   time.Duration
+	BackoffMax       time.Duration
+	Metrics          *metrics.Metrics
+	Log              zerolog.Logger
 	// NewSession builds a session actor's props; the agent wires actors/session here.
 	NewSession func(start *messages.StartSession, info connection.SessionInfo) *actor.Props
 	// ConnProps are added to every connection actor's props (the agent's panic logger).
@@ -184,6 +192,13 @@ type restartConn struct {
 }
 
 type drainCheck struct{ actorkit.QuietMessage }
+
+// retireConn is the age timer of a primary connection actor.
+type retireConn struct {
+	actorkit.QuietMessage
+	addr string
+	pid  *actor.PID
+}
 
 // probeDue is the serverfsm.ArmProbe timer.
 type probeDue struct {
@@ -306,6 +321,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.checkDrain(ctx)
 	case *drainCheck:
 		a.checkDrain(ctx)
+	case *retireConn:
+		a.retire(ctx, m)
 	}
 }
 
@@ -326,10 +343,11 @@ func (a *Actor) start(ctx actor.Context) {
 	a.probes = make(map[uint64]*probe)
 	for _, sc := range a.cfg.Servers {
 		s := &server{cfg: sc, m: a.cfg.Metrics.Server(sc.Addr), rs: actor.NewRestartStatistics(), conns: map[string]*actor.PID{}}
-		s.fsm = serverfsm.New(serverfsm.Config{DeadTime: a.cfg.DeadTime, HoldDown: a.cfg.HoldDown, SingleConnect: sc.SingleConnect})
+		s.fsm = serverfsm.New(serverfsm.Config{DeadTime: a.cfg.DeadTime, HoldDown: a.cfg.HoldDown,
+			MaxAge: a.cfg.MaxConnectionAge, SingleConnect: sc.SingleConnect})
 		a.servers[sc.Addr] = s
 		a.order = append(a.order, s)
-		s.primary = a.spawnConn(ctx, s, false)
+		s.primary = a.spawnPrimary(ctx, s)
 	}
 	for i, g := range a.cfg.Groups {
 		for _, addr := range g.Servers {
@@ -460,6 +478,27 @@ func (a *Actor) sendOwn(ctx actor.Context, p *pending, s *server) {
 	start := &messages.StartSession{Req: p.req, ReplyTo: a.self, Timeout: s.cfg.Timeout, Attempt: p.attempt}
 	p.attempt++
 	ctx.Send(a.spawnConn(ctx, s, true), start)
+}
+
+// spawnPrimary starts a server's long-lived connection actor and arms its age limit.
+func (a *Actor) spawnPrimary(ctx actor.Context, s *server) *actor.PID {
+	pid := a.spawnConn(ctx, s, false)
+	if at := s.fsm.RetireAt(a.now(), rand.Float64()*2-1); !at.IsZero() {
+		a.timer.After(at.Sub(a.now()), a.self, &retireConn{addr: s.cfg.Addr, pid: pid})
+	}
+	return pid
+}
+
+// retire ends a primary connection's service: it takes no new sessions (it hands them back with
+// ReturnRetired), closes when its running sessions end, and a fresh primary takes over.
+func (a *Actor) retire(ctx actor.Context, m *retireConn) {
+	s := a.servers[m.addr]
+	if s == nil || s.primary == nil || !s.primary.Equal(m.pid) || a.draining != nil {
+		return // stopped, restarted under another PID, or the agent is closing
+	}
+	a.log.Debug().Str("server", s.cfg.Addr).Msg("retiring an aged connection")
+	ctx.Send(m.pid, &messages.Retire{})
+	s.primary = a.spawnPrimary(ctx, s)
 }
 
 func (a *Actor) spawnConn(ctx actor.Context, s *server, transient bool) *actor.PID {
@@ -628,9 +667,9 @@ func (a *Actor) returned(ctx actor.Context, m *messages.Returned) {
 		case messages.ReturnRefused:
 			// Single-connect refused, or a per-session connection already used: same server, own connection.
 			a.step(ctx, s, serverfsm.Negotiated{At: a.now(), Agreed: false})
-		case messages.ReturnNegotiation, messages.ReturnRetired:
-			// Waited too long behind a pending negotiation, or the connection retired: never sent, so the
-			// same server on a connection of its own, nothing used up, and the server is not marked refused.
+		case messages.ReturnNegotiation:
+			// Waited too long behind a pending negotiation: never sent, so the same server on a connection
+			// of its own, nothing used up, and the server is not marked refused.
 			if a.expired(p) {
 				a.finish(ctx, p, a.deadlineOutcome(p))
 				continue
