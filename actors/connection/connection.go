@@ -524,9 +524,10 @@ func (a *Actor) outbound(ctx actor.Context, m *messages.Outbound) {
 	if !ok || m.Epoch != a.epoch || a.conn == nil || a.state == stFailing {
 		return // a session of an older socket, or a session that already ended
 	}
-	if !r.deadline.IsZero() && !time.Now().Before(r.deadline) {
+	if !r.deadline.IsZero() && !time.Now().Before(r.deadline) && !isAbort(m.Body) {
 		// The caller's deadline passed: the packet is never written. The session's own timer (armed at
-		// the deadline at the latest) ends it.
+		// the deadline at the latest) ends it. An ABORT still goes: it tells the server the session is
+		// over and carries nothing of the request.
 		return
 	}
 	h := m.Header

@@ -160,3 +160,23 @@ func TestProbeSession(t *testing.T) {
 	}
 	h.noFailure()
 }
+
+// TestCallerDeadlineAtPrompt: the caller's deadline passes while a prompt waits for its answer. The
+// session ends (CallerDeadline) and still tells the server with a CONTINUE+ABORT, which the connection
+// writes although the deadline has passed (it carries nothing of the request).
+func TestCallerDeadlineAtPrompt(t *testing.T) {
+	srv := testServer(t, tacplustest.Faults{})
+	h := start(t, srv.Addr(), nil)
+	h.sys.Root.Send(h.conn, &messages.StartSession{ReplyTo: h.replies.PID(), Timeout: waitLimit,
+		Req: &messages.Request{ID: reqIDs.Add(1), Deadline: time.Now().Add(time.Second), // generous: the prompt must come first
+			Authen: &messages.AuthenRequest{}}})
+	if p := next[*messages.Prompt](t, h.replies); p.Status != tacplus.AuthenStatusGetUser {
+		t.Fatalf("prompt %v", p.Status)
+	}
+	// Nobody answers.
+	if o := h.outcome(); !errors.Is(o.Err, tacplus.ErrTimeout) || !o.CallerDeadline {
+		t.Fatalf("outcome %v caller_deadline=%v", o.Err, o.CallerDeadline)
+	}
+	waitFor(t, "the server to see the ABORT", func() bool { return srv.Stats().Aborts == 1 })
+	h.noFailure()
+}
