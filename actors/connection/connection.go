@@ -380,8 +380,10 @@ func (a *Actor) negotiationTimeout(ctx actor.Context, epoch uint64) {
 		if len(a.queue) > 1 {
 			rest := a.queue[1:]
 			a.queue = a.queue[:1:1]
-			ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: rest, Reason: messages.ReturnNegotiation, Err: errNegotiation})
 			a.cfg.Metrics.Queued.Sub(float64(len(rest)))
+			if live := a.answerExpired(ctx, rest); len(live) > 0 {
+				ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: live, Reason: messages.ReturnNegotiation, Err: errNegotiation})
+			}
 		}
 	}
 }
@@ -888,9 +890,26 @@ func (a *Actor) returnQueued(ctx actor.Context, why messages.ReturnReason, err e
 	if len(a.queue) == 0 {
 		return
 	}
-	ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: a.queue, Reason: why, Err: err})
 	a.cfg.Metrics.Queued.Sub(float64(len(a.queue)))
+	if live := a.answerExpired(ctx, a.queue); len(live) > 0 {
+		ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: live, Reason: why, Err: err})
+	}
 	a.queue = nil
+}
+
+// answerExpired answers the requests whose caller's deadline has passed (they were never sent and never
+// will be) and returns the others.
+func (a *Actor) answerExpired(ctx actor.Context, starts []*messages.StartSession) []*messages.StartSession {
+	now := time.Now()
+	live := starts[:0:0]
+	for _, m := range starts {
+		if dl := m.Req.Deadline; !dl.IsZero() && !now.Before(dl) {
+			a.replyExpired(ctx, m)
+			continue
+		}
+		live = append(live, m)
+	}
+	return live
 }
 
 func (a *Actor) cancelQueued(ctx actor.Context, reqID uint64) {

@@ -150,3 +150,24 @@ func TestRememberedAgreementWithdrawn(t *testing.T) {
 	event[*messages.ConnectionIdle](t, h)
 	h.noFailure()
 }
+
+// TestExpiredNotHandedBack: a queued request whose caller's deadline passed while it waited is answered
+// where it is, not handed back to be sent elsewhere (issue 12 point 3); a live one goes back.
+func TestExpiredNotHandedBack(t *testing.T) {
+	p := newPeer(t, key)
+	h := start(t, p.ln.Addr().String(), func(c *Config) { c.NegotiationWait = -1 })
+	a := h.loginAs("alice", "pw-a", time.Time{})
+	c := p.accept()
+	c.readStart()
+	expired := h.loginAs("bob", "pw-b", time.Now().Add(-time.Millisecond)) // queued behind the negotiation
+	live := h.loginAs("carol", "pw-c", time.Time{})
+	h.sys.Root.Send(h.conn, &messages.Abort{ReqID: a, Reason: "caller gone"}) // ends the negotiation
+	got := h.outcomes(2)
+	if o := got[expired]; o == nil || !errors.Is(o.Err, tacplus.ErrTimeout) || !o.CallerDeadline {
+		t.Fatalf("bob: %+v, want answered as expired", o)
+	}
+	r := event[*messages.Returned](t, h)
+	if len(r.Starts) != 1 || r.Starts[0].Req.ID != live {
+		t.Fatalf("returned %d requests, want carol's only", len(r.Starts))
+	}
+}
