@@ -55,4 +55,9 @@ func TestDeadlineIsTimeout(t *testing.T) {
 	if err := <-slowDone; err != nil {
 		t.Fatalf("the slow session: %v", err)
 	}
+	// Issue 12 point 3: a request whose caller gave up is never sent afterwards (not when the negotiation
+	// wait hands it back, not on another connection).
+	if n := srv.Stats().Sessions; n != 1 {
+		t.Fatalf("server saw %d sessions, want only the slow one: a request was sent after its caller gave up", n)
+	}
 }

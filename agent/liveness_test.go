@@ -198,3 +198,36 @@ func TestMaxConnectionAge(t *testing.T) {
 	}
 	eventually(t, waitLimit, "retired connections closed", func() bool { return srv.Stats().OpenConnections <= 2 })
 }
+
+// TestStatusCounts (issue 12 point 11): status shows the requests running and queued on a server's
+// connections, and zero once they are answered.
+func TestStatusCounts(t *testing.T) {
+	srv := startServer(t, nil)
+	s := server(srv.Addr())
+	s.MaxInFlight = 1
+	h := newAgent(t, agent.Config{Servers: []agent.Server{s}})
+	h.login(t, "alice", "alice-pw") // negotiated: both slow logins below share the connection
+	done := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := h.Authenticate(ctxT(t), pap("slow", "slow-pw"), nil)
+			done <- err
+		}()
+	}
+	eventually(t, waitLimit, "one running and one queued in status", func() bool {
+		st, err := h.Status(ctxT(t))
+		return err == nil && st.Servers[0].InFlight == 1 && st.Servers[0].Queued == 1 && st.Pending == 2
+	})
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatalf("slow login: %v", err)
+		}
+	}
+	st, err := h.Status(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Servers[0].InFlight != 0 || st.Servers[0].Queued != 0 || st.Pending != 0 {
+		t.Fatalf("after the answers: in flight %d, queued %d, pending %d", st.Servers[0].InFlight, st.Servers[0].Queued, st.Pending)
+	}
+}
