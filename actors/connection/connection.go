@@ -581,7 +581,11 @@ func (a *Actor) inbound(ctx actor.Context, m *inbound) {
 		return
 	}
 	if err := r.check(m.h); err != nil {
-		a.desync(ctx, err, true)
+		// The packet names a live session but is not the reply it is owed (out of turn, wrong seq_no or
+		// type). It goes to that session, which refuses it and ends with ErrProtocol: it did get an
+		// answer, a bad one, so it is not retried; the session counts it. The others lose the connection.
+		ctx.Send(r.pid, &messages.Inbound{Header: m.h, Body: m.body})
+		a.desync(ctx, err, false)
 		return
 	}
 	r.awaiting = false

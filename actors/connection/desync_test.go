@@ -247,8 +247,15 @@ func TestBadHeaderIsDesync(t *testing.T) {
 			os := h.outcomes(2)
 			wantNoPass(t, os, nil)
 			for _, o := range os {
-				if !errors.Is(o.Err, tacplus.ErrProtocol) {
-					t.Errorf("outcome %v, want ErrProtocol", o.Err)
+				switch {
+				case o.SessionID == first.SessionID:
+					// The bad reply was addressed to this session: it ends with the protocol error itself
+					// (an answer, if a bad one: never retried as "lost before a reply").
+					if !errors.Is(o.Err, tacplus.ErrProtocol) || errors.Is(o.Err, tacplus.ErrConnectionLost) {
+						t.Errorf("addressed session: %v, want class ErrProtocol", o.Err)
+					}
+				case !isProtocolLoss(o.Err) || !o.Retryable:
+					t.Errorf("other session: %v retryable=%v, want a retryable ConnectionLost caused by ErrProtocol", o.Err, o.Retryable)
 				}
 			}
 			if d := event[*messages.Desync](t, h); d.Reason != tc.reason {
