@@ -250,7 +250,14 @@ func TestBlackholedServer(t *testing.T) {
 			sortDurations(l)
 			return Percentile(l, 0.99)
 		}
-		before := r.ledger.OpsBetween(start, from, logins...)
+		// Before: the logins that started and ended before the blackhole (those in flight at its start
+		// waited for it, and belong to neither side).
+		var before []Brief
+		for _, op := range r.ledger.OpsBetween(start, from, logins...) {
+			if op.Start.Add(op.Latency).Before(from) {
+				before = append(before, op)
+			}
+		}
 		during := r.ledger.OpsBetween(detected, to, logins...)
 		pb, pd := p99(before), p99(during)
 		slow := 0
