@@ -315,3 +315,34 @@ func TestAbortedSessionOwesOneReply(t *testing.T) {
 		t.Errorf("desync %+v", d)
 	}
 }
+
+// TestReplyOutOfTurn: the server sends a packet for a session while the client holds the turn (a prompt
+// is waiting for the user): the connection is desynchronised. The addressed session ends with
+// ErrProtocol, the other with ConnectionLost(ErrProtocol).
+func TestReplyOutOfTurn(t *testing.T) {
+	h, c := multiplexed(t)
+	ascii := reqIDs.Add(1)
+	h.sys.Root.Send(h.conn, &messages.StartSession{ReplyTo: h.replies.PID(), Timeout: waitLimit,
+		Req: &messages.Request{ID: ascii, Authen: &messages.AuthenRequest{}}})
+	a, _ := c.readStart()
+	h.loginAs("bob", "pw-b", time.Time{})
+	c.readStart()
+	c.send(reply(a, a.SessionID, 2, 0), &tacplus.AuthenReply{Status: tacplus.AuthenStatusGetUser, ServerMsg: "Username: "})
+	if p := next[*messages.Prompt](t, h.replies); p.ReqID != ascii {
+		t.Fatalf("prompt %+v", p)
+	}
+	c.send(reply(a, a.SessionID, 4, 0), pass) // the client owes a CONTINUE: nothing may come now
+	for id, o := range h.outcomes(2) {
+		if id == ascii {
+			if !errors.Is(o.Err, tacplus.ErrProtocol) || errors.Is(o.Err, tacplus.ErrConnectionLost) {
+				t.Errorf("prompted session: %v, want class ErrProtocol", o.Err)
+			}
+		} else if !isProtocolLoss(o.Err) {
+			t.Errorf("bob: %v, want ConnectionLost caused by ErrProtocol", o.Err)
+		}
+	}
+	if d := event[*messages.Desync](t, h); d.Reason != "seq" {
+		t.Errorf("desync %+v, want reason seq", d)
+	}
+	h.protocolFailure()
+}
