@@ -207,8 +207,10 @@ func TestLateReplyForEndedSessionIsDesync(t *testing.T) {
 	if !isProtocolLoss(o.Err) || !o.Retryable {
 		t.Fatalf("bob: %v retryable=%v, want a retryable ConnectionLost caused by ErrProtocol", o.Err, o.Retryable)
 	}
-	if d := event[*messages.Desync](t, h); d.Reason != "session" {
-		t.Errorf("desync %+v, want reason session", d)
+	// "session" when alice's end was already recorded (a tombstone), "seq" when her route was still there
+	// (a reply to a session that is owed none): the two orders are both legitimate.
+	if d := event[*messages.Desync](t, h); d.Reason != "session" && d.Reason != "seq" {
+		t.Errorf("desync %+v, want reason session or seq", d)
 	}
 	h.protocolFailure()
 }
@@ -311,7 +313,7 @@ func TestAbortedSessionOwesOneReply(t *testing.T) {
 	}
 	h.noFailure()
 	c.send(reply(ha, ha.SessionID, 2, 0), fail) // owed no more
-	if d := event[*messages.Desync](t, h); d.Reason != "session" {
+	if d := event[*messages.Desync](t, h); d.Reason != "session" && d.Reason != "seq" {
 		t.Errorf("desync %+v", d)
 	}
 }

@@ -86,8 +86,11 @@ func TestCallerDeadlineInFlight(t *testing.T) {
 	if !errors.Is(o.Err, tacplus.ErrTimeout) || !o.CallerDeadline {
 		t.Fatalf("outcome %v caller_deadline=%v", o.Err, o.CallerDeadline)
 	}
+	// Once the session's end is recorded, the negotiation has ended unanswered: the socket closes (no
+	// failure), and the server's late reply finds nobody to harm.
+	waitFor(t, "the session's end to be recorded", func() bool { return h.counts().InFlight == 0 })
 	c.send(reply(hd, hd.SessionID, 2, 0), pass)
-	event[*messages.ConnectionIdle](t, h) // the negotiation ended unanswered: the socket closes, no failure
+	event[*messages.ConnectionIdle](t, h)
 	h.noFailure()
 }
 
