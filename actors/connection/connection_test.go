@@ -252,7 +252,7 @@ func TestSingleConnectNegotiation(t *testing.T) {
 // supervisor for a connection of its own.
 func TestRefusedHandsBackQueued(t *testing.T) {
 	p := newPeer(t, key)
-	h := start(t, p.ln.Addr().String(), nil)
+	h := start(t, p.ln.Addr().String(), func(c *Config) { c.NegotiationWait = -1 }) // the refusal, not the bound, hands it back
 	h.login()
 	h.login()
 	c := p.accept()
