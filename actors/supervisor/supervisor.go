@@ -364,8 +364,21 @@ func (a *Actor) connConfig(s *server, transient bool) connection.Config {
 		Addr: s.cfg.Addr, Codec: s.cfg.Codec, DialTimeout: s.cfg.DialTimeout, SourceAddr: s.cfg.SourceAddr,
 		IdleTimeout: s.cfg.IdleTimeout, MaxInFlight: s.cfg.MaxInFlight, SingleConnect: s.cfg.SingleConnect,
 		Transient: transient, DialNow: !transient, Epochs: &a.epochs, Metrics: s.m, Log: a.cfg.Log,
-		NewSession: a.cfg.NewSession, Dial: s.cfg.Dial,
+		NewSession: a.cfg.NewSession, Dial: s.cfg.Dial, Negotiation: connNegotiation(s.fsm.Negotiation()),
 	}
+}
+
+// connNegotiation hands the remembered negotiation to a new connection actor (issue 12 point 2): with
+// Agreed, a fresh primary (after a retirement) sends its queued requests at once. A restarted actor keeps
+// the value it was spawned with; the machine forgets it on a failure, so later spawns do not get it.
+func connNegotiation(n serverfsm.Negotiation) connection.Negotiation {
+	switch n {
+	case serverfsm.Agreed:
+		return connection.NegotiationAgreed
+	case serverfsm.Refused:
+		return connection.NegotiationRefused
+	}
+	return connection.NegotiationUnknown
 }
 
 func (a *Actor) request(ctx actor.Context, m *messages.Request) {
