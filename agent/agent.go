@@ -64,6 +64,12 @@ type Config struct {
 	BackoffInitial time.Duration
 	BackoffMax     time.Duration
 	UserTimeout    time.Duration // default DefaultUserTimeout
+	// SingleConnectHoldDown: after a connection desynchronised, its server is used one connection per
+	// session for this long; default supervisor.DefaultHoldDown (1 h).
+	SingleConnectHoldDown time.Duration
+	// MaxConnectionAge: a long-lived connection older than this (±10% jitter) takes no new sessions and
+	// closes when its sessions end; default supervisor.DefaultMaxConnectionAge (10 min); negative: never.
+	MaxConnectionAge time.Duration
 }
 
 type options struct {
@@ -120,6 +126,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	}
 	scfg := supervisor.Config{
 		Groups: cfg.Groups, DeadTime: cfg.DeadTime, BackoffInitial: cfg.BackoffInitial, BackoffMax: cfg.BackoffMax,
+		HoldDown: cfg.SingleConnectHoldDown, MaxConnectionAge: cfg.MaxConnectionAge,
 		Metrics: o.metrics, Log: o.log,
 	}
 	var maxWait time.Duration

@@ -46,6 +46,8 @@ func TestRetryRules(t *testing.T) {
 		// not the idle-close race; it is dead-timed so that later logins do not pay for it (found by chaos).
 		{name: "connection lost twice: next server, primary dead-timed", faults: tacplustest.Faults{CloseMidSession: 2}, run: papAs("alice", "alice-pw"),
 			want: want{servedBy: s, secSession: 1, primDead: true}},
+		// A reply with a wrong seq_no ends its own session with ErrProtocol (it saw a reply: never retried)
+		// and desynchronises the connection (issue 12 point 1: the other sessions get ConnectionLost).
 		{name: "protocol error stops", faults: tacplustest.Faults{WrongSeq: 1}, run: papAs("alice", "alice-pw"),
 			want: want{class: tacplus.ErrProtocol, servedBy: p}},
 		{name: "prompted login is not retried", faults: tacplustest.Faults{User: "alice", CloseMidSession: 1}, run: asciiLogin,

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -17,6 +18,9 @@ const (
 	ClassWrong = "wrong"
 	// ClassHung is a request that did not return within its deadline plus the grace.
 	ClassHung = "hung"
+	// ClassGaveUp is a request whose caller gave up (a short deadline or a cancellation, TestCallersGiveUp)
+	// and that ended with the matching context error.
+	ClassGaveUp = "gave_up"
 )
 
 // maxSamples bounds the error texts kept per class for reports.
@@ -32,6 +36,9 @@ type Op struct {
 	Err      string // the error text, for reports
 	Server   string // the server that answered, by name; "" when none did
 	TaskID   string // accounting records: the unique task_id
+	// GaveUp is when the caller gave up (its short deadline passed, or it cancelled) before the call
+	// returned; zero when it waited for the answer. From then on no server may receive the request.
+	GaveUp time.Time
 }
 
 // Key identifies a count in Counts.
@@ -79,6 +86,8 @@ type opSample struct {
 	start    time.Time
 	lat      time.Duration
 	frontend string
+	kind     string
+	class    string
 	ok       bool
 	hung     bool
 }
@@ -99,11 +108,13 @@ type Ledger struct {
 	acct    map[string]*acctEntry
 	hung    []Op
 	wrong   []Op
+	gaveUp  map[string]time.Time // task_id -> when its caller gave up
 }
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
-	return &Ledger{counts: Counts{}, samples: map[string][]string{}, acct: map[string]*acctEntry{}, served: map[string]int{}}
+	return &Ledger{counts: Counts{}, samples: map[string][]string{}, acct: map[string]*acctEntry{}, served: map[string]int{},
+		gaveUp: map[string]time.Time{}}
 }
 
 // Record adds one finished (or hung) request. An accounting record carries a TaskID unique in the ledger.
@@ -111,8 +122,8 @@ func (l *Ledger) Record(op Op) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.counts[Key{op.Frontend, op.Kind, op.Class}]++
-	l.ops = append(l.ops, opSample{start: op.Start, lat: op.Latency, frontend: op.Frontend, ok: op.Class == ClassOK,
-		hung: op.Class == ClassHung})
+	l.ops = append(l.ops, opSample{start: op.Start, lat: op.Latency, frontend: op.Frontend, kind: op.Kind,
+		class: op.Class, ok: op.Class == ClassOK, hung: op.Class == ClassHung})
 	if op.Server != "" {
 		l.served[op.Frontend+"/"+op.Server]++
 	}
@@ -127,6 +138,9 @@ func (l *Ledger) Record(op Op) {
 	}
 	if op.TaskID == "" {
 		return
+	}
+	if !op.GaveUp.IsZero() {
+		l.gaveUp[op.TaskID] = op.GaveUp
 	}
 	e := l.acct[op.TaskID]
 	if e == nil {
@@ -305,4 +319,38 @@ func (l *Ledger) Reconcile(sinks map[string][]string) AcctReport {
 	}
 	r.Duplicates = r.DupRepeats + r.DupFailed
 	return r
+}
+
+// GaveUp returns, for each accounting record whose caller gave up before its call returned, when it did.
+func (l *Ledger) GaveUp() map[string]time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]time.Time, len(l.gaveUp))
+	for k, v := range l.gaveUp {
+		out[k] = v
+	}
+	return out
+}
+
+// Brief is what OpsBetween returns of a request.
+type Brief struct {
+	Frontend, Kind, Class string
+	Start                 time.Time
+	Latency               time.Duration
+}
+
+// OpsBetween returns the requests of the given kinds (every kind when none is named) that started in
+// [from, to); a zero bound is open.
+func (l *Ledger) OpsBetween(from, to time.Time, kinds ...string) []Brief {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Brief
+	for _, s := range l.ops {
+		if (!from.IsZero() && s.start.Before(from)) || (!to.IsZero() && !s.start.Before(to)) ||
+			(len(kinds) > 0 && !slices.Contains(kinds, s.kind)) {
+			continue
+		}
+		out = append(out, Brief{Frontend: s.frontend, Kind: s.kind, Class: s.class, Start: s.start, Latency: s.lat})
+	}
+	return out
 }

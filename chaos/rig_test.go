@@ -114,6 +114,7 @@ const (
 type serverMode struct {
 	wrongKey     bool // a key that differs from the agents'
 	refuseSingle bool // refuse single-connect (test server only)
+	misroute     bool // answer every reply under a wrong session_id (test server only)
 }
 
 type server struct {
@@ -125,6 +126,7 @@ type server struct {
 	acctLog  string
 	logPath  string
 	config   string
+	misroute string // the test server's configuration with misrouting switched on
 	keyFile  string
 	wrongKey string
 	delay    time.Duration
@@ -159,13 +161,19 @@ func (s *server) writeFiles() error {
 	switch s.kind {
 	case kindTestServer:
 		s.config = filepath.Join(s.dir, s.name+".yaml")
+		s.misroute = filepath.Join(s.dir, s.name+"-misroute.yaml")
 		cfg := fmt.Sprintf(`users:
   %s: {password: %s, delay: %s}
 author_rules:
   - {user: %s, command: "show( .*)?", permit: true, args: [priv-lvl=15]}
   - {user: %s, command: "reload( .*)?", permit: false, server_msg: denied}
 `, user, password, s.delay, user, user)
-		return os.WriteFile(s.config, []byte(cfg), 0o600)
+		if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
+			return err
+		}
+		// Every reply under the session_id of another session live on the same connection (the test
+		// server's cross-session misrouting fault, issue 12).
+		return os.WriteFile(s.misroute, []byte(cfg+"faults:\n  cross_session: -1\n"), 0o600)
 	default:
 		s.config = filepath.Join(s.dir, s.name+"-users.json")
 		raw, err := json.Marshal([]map[string]any{{"name": user, "password": password, "priv_lvl": 15,
@@ -205,7 +213,11 @@ func (s *server) start(mode serverMode) error {
 		switch s.kind {
 		case kindTestServer:
 			path = bins.testserver
-			args = []string{"-listen", listen, "-config", s.config, "-key-file", key, "-acct-log", s.acctLog,
+			cfg := s.config
+			if mode.misroute {
+				cfg = s.misroute
+			}
+			args = []string{"-listen", listen, "-config", cfg, "-key-file", key, "-acct-log", s.acctLog,
 				"-idle-timeout", "-1s", "-single-connect=" + strconv.FormatBool(!mode.refuseSingle)}
 		default:
 			path = bins.tacquito
@@ -349,7 +361,7 @@ func (d *daemonProc) writeConfig(valid bool) error {
 	}
 	var b strings.Builder
 	b.WriteString("servers:\n")
-	for _, s := range []*server{d.r.primary, d.r.secondary} {
+	for _, s := range d.r.agentServers() {
 		fmt.Fprintf(&b, "  - name: %s\n    address: %s\n    key_file: %s\n    timeout: %s\n    connect_timeout: %s\n    idle_timeout: never\n",
 			s.name, s.addr(), s.keyFile, d.timeout, dialTimeout)
 	}
@@ -575,6 +587,18 @@ func (l localAPI) call(ctx context.Context, kind, taskID string, flags int) (str
 
 type rigOptions struct {
 	direct bool // the agents connect to the servers without proxies (a kill is then a refused connect)
+	only   bool // the agents know the primary only (the secondary runs, unused)
+	// giveUp is the share of requests whose caller gives up early: half of them with a short deadline,
+	// half by cancelling, each after 0.5 to 25 ms (impatient).
+	giveUp float64
+}
+
+// agentServers are the servers the agents are configured with, in order.
+func (r *rig) agentServers() []*server {
+	if r.opts.only {
+		return []*server{r.primary}
+	}
+	return []*server{r.primary, r.secondary}
 }
 
 type rig struct {
@@ -598,6 +622,7 @@ type rig struct {
 	names      map[string]string // an address the agents report -> server name
 	allowed    map[Key]bool      // outcome classes a scenario allows; an empty Frontend means either
 	seq        atomic.Uint64
+	impatient  atomic.Int64 // requests made with a short deadline or a cancellation (rigOptions.giveUp)
 	loadDur    time.Duration
 	goroutines int              // this process's, Toxiproxy's aside, once warm
 	gates      map[string]*gate // per front end: pauses its workers
@@ -731,7 +756,7 @@ func (r *rig) startGoAPI() {
 	}
 	r.agentReg = prometheus.NewRegistry()
 	var servers []agent.Server
-	for _, s := range []*server{r.primary, r.secondary} {
+	for _, s := range r.agentServers() {
 		servers = append(servers, agent.Server{Addr: s.addr(), Key: []byte(chaosKey), Timeout: serverTimeout,
 			DialTimeout: dialTimeout, IdleTimeout: -1})
 	}
@@ -800,15 +825,23 @@ func (r *rig) do(f frontend, kind string) Op {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), reqDeadline)
 	defer cancel()
+	gaveUp := func() time.Time { return time.Time{} }
+	if r.opts.giveUp > 0 && kind != opRecovery && rand.Float64() < r.opts.giveUp {
+		var stop func()
+		ctx, stop, gaveUp = impatient(ctx)
+		defer stop()
+		r.impatient.Add(1)
+	}
 	type result struct {
 		server string
 		err    error
+		gaveUp time.Time
 	}
 	done := make(chan result, 1)
 	start := time.Now()
 	go func() {
 		s, err := f.call(ctx, kind, taskID, int(n))
-		done <- result{s, err}
+		done <- result{s, err, gaveUp()}
 	}()
 	timer := time.NewTimer(reqDeadline + hungGrace)
 	defer timer.Stop()
@@ -821,6 +854,10 @@ func (r *rig) do(f frontend, kind string) Op {
 			op.Server = name
 		}
 		op.Class = classify(kind, f.classOf(res.err))
+		op.GaveUp = res.gaveUp
+		if !res.gaveUp.IsZero() && res.err != nil && (op.Class == "timeout" || op.Class == "aborted") {
+			op.Class = ClassGaveUp // the caller's own deadline or cancellation, as it asked
+		}
 		if res.err != nil {
 			op.Err = res.err.Error()
 		}
@@ -829,6 +866,37 @@ func (r *rig) do(f frontend, kind string) Op {
 	}
 	r.ledger.Record(op)
 	return op
+}
+
+// impatient derives a caller that gives up early from ctx: half the time a deadline 0.5 to 25 ms away,
+// half the time a cancellation that many ms later. when says when it gave up (zero while it has not):
+// the deadline itself, or the moment just before cancel was called. stop releases the context.
+func impatient(ctx context.Context) (c context.Context, stop func(), when func() time.Time) {
+	after := 500*time.Microsecond + rand.N(24500*time.Microsecond)
+	if rand.IntN(2) == 0 {
+		c, cancel := context.WithTimeout(ctx, after)
+		deadline, _ := c.Deadline()
+		return c, cancel, func() time.Time {
+			if errors.Is(c.Err(), context.DeadlineExceeded) {
+				return deadline
+			}
+			return time.Time{}
+		}
+	}
+	c, cancel := context.WithCancel(ctx)
+	var mu sync.Mutex
+	var at time.Time
+	timer := time.AfterFunc(after, func() {
+		mu.Lock()
+		at = time.Now()
+		mu.Unlock()
+		cancel()
+	})
+	return c, func() { timer.Stop(); cancel() }, func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return at
+	}
 }
 
 // load drives every front end with opts workers each for d, while faults (if any) runs on the test's

@@ -37,6 +37,8 @@ groups:
   - name: clear
     servers: [plain]
 dead_time: 1m
+single_connect_hold_down: 2h
+max_connection_age: 5m
 backoff: {initial: 10ms, max: 1s}
 authentication: {user_timeout: 45s}
 `)
@@ -57,6 +59,7 @@ authentication: {user_timeout: 45s}
 			{Name: "clear", Servers: []string{"[::1]:49"}},
 		},
 		DeadTime: time.Minute, BackoffInitial: 10 * time.Millisecond, BackoffMax: time.Second, UserTimeout: 45 * time.Second,
+		SingleConnectHoldDown: 2 * time.Hour, MaxConnectionAge: 5 * time.Minute,
 	}
 	// %#v shows every field, the key bytes included: this comparison is the one place a test prints them,
 	// and only in its own variable.

@@ -14,10 +14,12 @@ func (c *Config) Agent() (agent.Config, error) {
 		return agent.Config{}, err
 	}
 	out := agent.Config{
-		DeadTime:       c.DeadTime,
-		BackoffInitial: c.Backoff.Initial,
-		BackoffMax:     c.Backoff.Max,
-		UserTimeout:    c.Authentication.UserTimeout,
+		DeadTime:              c.DeadTime,
+		SingleConnectHoldDown: c.SingleConnectHoldDown,
+		MaxConnectionAge:      c.MaxConnectionAge,
+		BackoffInitial:        c.Backoff.Initial,
+		BackoffMax:            c.Backoff.Max,
+		UserTimeout:           c.Authentication.UserTimeout,
 	}
 	for _, s := range c.Servers {
 		as := agent.Server{

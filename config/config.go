@@ -26,9 +26,13 @@ const (
 	DefaultMaxInFlight    = connection.DefaultMaxInFlight
 	DefaultMaxBody        = tacplus.DefaultMaxBodyLen
 	DefaultDeadTime       = supervisor.DefaultDeadTime
-	DefaultBackoffInitial = supervisor.DefaultBackoffInitial
-	DefaultBackoffMax     = supervisor.DefaultBackoffMax
-	DefaultUserTimeout    = agent.DefaultUserTimeout
+	// DefaultSingleConnectHoldDown is single_connect_hold_down's default.
+	DefaultSingleConnectHoldDown = supervisor.DefaultHoldDown
+	// DefaultMaxConnectionAge is max_connection_age's default.
+	DefaultMaxConnectionAge = supervisor.DefaultMaxConnectionAge
+	DefaultBackoffInitial   = supervisor.DefaultBackoffInitial
+	DefaultBackoffMax       = supervisor.DefaultBackoffMax
+	DefaultUserTimeout      = agent.DefaultUserTimeout
 
 	// DefaultFailureMax failed authentications of one user within DefaultFailureWindow make the local API
 	// refuse that user's next attempts until the window moves on.
@@ -59,16 +63,22 @@ var LogLevels = []string{"debug", "info", "warn", "error"}
 // Validate fills in defaults, normalizes server addresses and reads the keys. A Config is not safe for
 // concurrent mutation.
 type Config struct {
-	Servers        []Server       `yaml:"servers"`
-	Groups         []Group        `yaml:"groups"` // the first is the default group
-	DeadTime       time.Duration  `yaml:"dead_time"`
-	Backoff        Backoff        `yaml:"backoff"`
-	Authentication Authentication `yaml:"authentication"`
-	Authorization  Authorization  `yaml:"authorization"`
-	Accounting     Accounting     `yaml:"accounting"`
-	Metrics        Metrics        `yaml:"metrics"`
-	API            API            `yaml:"api"`
-	Log            Log            `yaml:"log"`
+	Servers  []Server      `yaml:"servers"`
+	Groups   []Group       `yaml:"groups"` // the first is the default group
+	DeadTime time.Duration `yaml:"dead_time"`
+	// SingleConnectHoldDown: after one of its connections desynchronised (a reply it could not match to a
+	// live session), a server is used one connection per session for this long (or until a reload).
+	SingleConnectHoldDown time.Duration `yaml:"single_connect_hold_down"`
+	// MaxConnectionAge: a long-lived connection older than this (plus or minus 10% jitter) takes no new
+	// sessions and closes once its sessions end; a fresh one takes over.
+	MaxConnectionAge time.Duration  `yaml:"max_connection_age"`
+	Backoff          Backoff        `yaml:"backoff"`
+	Authentication   Authentication `yaml:"authentication"`
+	Authorization    Authorization  `yaml:"authorization"`
+	Accounting       Accounting     `yaml:"accounting"`
+	Metrics          Metrics        `yaml:"metrics"`
+	API              API            `yaml:"api"`
+	Log              Log            `yaml:"log"`
 
 	source string         // file name for errors
 	lines  map[string]int // field path -> YAML line
@@ -177,8 +187,10 @@ func Default(address string, key []byte) *Config {
 // defaults is a Config with every section at its default and no servers; decoding starts from it.
 func defaults() *Config {
 	return &Config{
-		DeadTime: DefaultDeadTime,
-		Backoff:  Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax},
+		DeadTime:              DefaultDeadTime,
+		SingleConnectHoldDown: DefaultSingleConnectHoldDown,
+		MaxConnectionAge:      DefaultMaxConnectionAge,
+		Backoff:               Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax},
 		Authentication: Authentication{
 			UserTimeout:  DefaultUserTimeout,
 			FailureLimit: FailureLimit{Max: DefaultFailureMax, Window: DefaultFailureWindow},

@@ -281,6 +281,8 @@ func (c *Config) serverNames() []string {
 
 func (c *Config) checkTimers(p *problems) {
 	positive(p, "dead_time", &c.DeadTime, DefaultDeadTime)
+	positive(p, "single_connect_hold_down", &c.SingleConnectHoldDown, DefaultSingleConnectHoldDown)
+	positive(p, "max_connection_age", &c.MaxConnectionAge, DefaultMaxConnectionAge)
 	positive(p, "backoff.initial", &c.Backoff.Initial, DefaultBackoffInitial)
 	positive(p, "backoff.max", &c.Backoff.Max, DefaultBackoffMax)
 	if c.Backoff.Initial > c.Backoff.Max {

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/tacagent/tacagent/tacplus"
@@ -70,7 +71,18 @@ type AuthenConfig struct {
 	Challenge []byte
 	// PeerChallenge is MS-CHAP-V2's 16-byte peer challenge (RFC 2759 section 4).
 	PeerChallenge []byte
+	// MaxPrompts bounds the server's GETUSER/GETPASS/GETDATA replies in one session: one more ends the
+	// session with an ABORT and ErrTooManyPrompts. 0 means DefaultMaxPrompts; below 0, only the seq_no
+	// limit of section 4.1 applies.
+	MaxPrompts int
 }
+
+// DefaultMaxPrompts is AuthenConfig.MaxPrompts' default (issue 12 point 6).
+const DefaultMaxPrompts = 16
+
+// ErrTooManyPrompts is the cause (in a *tacplus.Error of class tacplus.ErrProtocol) of a session the
+// server kept prompting past AuthenConfig.MaxPrompts.
+var ErrTooManyPrompts = errors.New("fsm: the server prompted more times than allowed")
 
 // String never shows the password.
 func (c AuthenConfig) String() string {
@@ -115,6 +127,8 @@ type Authen struct {
 	start  *tacplus.AuthenStart
 	prompt tacplus.AuthenStatus // the prompt being answered, in AuthenAwaitUser
 	result AuthenResult
+	// prompts counts the server's prompts so far; maxPrompts bounds them (<0: no bound).
+	prompts, maxPrompts int
 }
 
 // NewAuthen validates cfg and returns a machine in AuthenIdle. A configuration that cannot make a valid
@@ -184,6 +198,10 @@ func (m *Authen) Reset(cfg AuthenConfig) error {
 	m.state = AuthenIdle
 	m.start = start
 	m.prompt = 0
+	m.prompts, m.maxPrompts = 0, cfg.MaxPrompts
+	if m.maxPrompts == 0 {
+		m.maxPrompts = DefaultMaxPrompts
+	}
 	m.result = AuthenResult{Type: cfg.Type, User: cfg.User}
 	return nil
 }
@@ -347,6 +365,22 @@ func (m *Authen) onPrompt(h tacplus.Header, r *tacplus.AuthenReply) {
 		// The answer would need seq_no 255, which must never be reached (section 4.1).
 		m.protocolError(tacplus.ErrProtocol, badPacket(tacplus.ReasonSeq, "seq_no",
 			"%s at seq_no %d: the answer would reach 255, the session must end (RFC 8907 section 4.1)", r.Status, h.SeqNo))
+		return
+	}
+	m.prompts++
+	if m.maxPrompts >= 0 && m.prompts > m.maxPrompts {
+		// A server that prompts forever must not hold the session (issue 12 point 6). The client holds the
+		// turn, so it can end the session properly (section 5.4.3).
+		m.sendAbort("too many prompts")
+		m.finish(0, tacplus.ErrProtocol, ErrTooManyPrompts,
+			fmt.Sprintf("the server sent more than %d prompts", m.maxPrompts))
+		return
+	}
+	if r.Status == tacplus.AuthenStatusGetUser && m.start.User != "" {
+		// The START named the user: the server cannot change who logs in (issue 13 point 2). The machine
+		// answers with that user itself; the caller never sees this prompt.
+		m.send(&tacplus.AuthenContinue{UserMsg: m.start.User})
+		m.state = AuthenContinueSent
 		return
 	}
 	m.prompt = r.Status

@@ -286,6 +286,19 @@ func orASCII(t tacplus.AuthenType) tacplus.AuthenType {
 	return t
 }
 
+// asciiNamedUserTable is asciiTable for a START that named the user: the machine answers GETUSER itself
+// with that user (issue 13 point 2: the server cannot change who logs in), no prompt reaches the caller.
+func asciiNamedUserTable() []row[fsm.AuthenState] {
+	out := make([]row[fsm.AuthenState], len(asciiTable))
+	for i, r := range asciiTable {
+		if r.event == "GETUSER" && (r.from == aStartSent || r.from == aContSent) {
+			r = row[fsm.AuthenState]{r.from, "GETUSER", aContSent, "send CONTINUE", nil}
+		}
+		out[i] = r
+	}
+	return out
+}
+
 func TestAuthenTransitions(t *testing.T) {
 	all := fsm.AuthenStates()
 	single := []fsm.AuthenState{aIdle, aStartSent, aDone}
@@ -298,8 +311,9 @@ func TestAuthenTransitions(t *testing.T) {
 		table  []row[fsm.AuthenState]
 	}{
 		{"ascii-login", fsm.AuthenConfig{}, all, asciiTable},
-		{"ascii-enable", fsm.AuthenConfig{Service: tacplus.ServiceEnable, PrivLvl: 15, User: "alice"}, all, asciiTable},
-		{"ascii-chpass", fsm.AuthenConfig{Action: tacplus.ActionChPass, User: "alice"}, all, asciiTable},
+		{"ascii-login-user", fsm.AuthenConfig{User: "alice"}, all, asciiNamedUserTable()},
+		{"ascii-enable", fsm.AuthenConfig{Service: tacplus.ServiceEnable, PrivLvl: 15, User: "alice"}, all, asciiNamedUserTable()},
+		{"ascii-chpass", fsm.AuthenConfig{Action: tacplus.ActionChPass, User: "alice"}, all, asciiNamedUserTable()},
 		{"pap", fsm.AuthenConfig{Type: tacplus.AuthenTypePAP, User: "alice", Password: "pw"}, single, singleReplyTable},
 		{"pap-enable", fsm.AuthenConfig{Type: tacplus.AuthenTypePAP, Service: tacplus.ServiceEnable, PrivLvl: 15, User: "alice", Password: "pw"}, single, singleReplyTable},
 		{"chap", fsm.AuthenConfig{Type: tacplus.AuthenTypeCHAP, User: "alice", Password: "pw", Challenge: ch8}, single, singleReplyTable},
@@ -318,7 +332,7 @@ func TestAuthenTransitions(t *testing.T) {
 // The session ends before seq_no reaches 255 (RFC 8907 section 4.1): a server that prompts forever gets
 // a protocol error after its reply at seq_no 254, and no packet above 253 is ever sent.
 func TestAuthenSequenceNeverWraps(t *testing.T) {
-	m, err := fsm.NewAuthen(fsm.AuthenConfig{SessionID: 7})
+	m, err := fsm.NewAuthen(fsm.AuthenConfig{SessionID: 7, MaxPrompts: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,5 +528,74 @@ func TestEnumStrings(t *testing.T) {
 	var m fsm.Authen
 	if effs, err := m.Step(fsm.Start()); effs != nil || !errors.Is(err, fsm.ErrUnexpectedEvent) {
 		t.Errorf("zero machine: %v, %v", effs, err)
+	}
+}
+
+// A server that prompts forever (a GETDATA loop) gets MaxPrompts answers, then an ABORT and a typed error
+// (issue 12 point 6); the default bound is 16.
+func TestAuthenMaxPrompts(t *testing.T) {
+	for _, max := range []int{0, 3} {
+		m, err := fsm.NewAuthen(fsm.AuthenConfig{SessionID: 9, MaxPrompts: max})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := max
+		if want == 0 {
+			want = fsm.DefaultMaxPrompts
+		}
+		effs, err := m.Step(fsm.Start())
+		prompts := 0
+		for steps := 0; steps < 100 && !m.Done(); steps++ {
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := effs[len(effs)-1]
+			switch last.Kind {
+			case fsm.EffectSend:
+				h := tacplus.Header{Version: last.Header.Version, Type: tacplus.TypeAuthen, SeqNo: last.Header.SeqNo + 1, SessionID: 9}
+				effs, err = m.Step(fsm.Packet(h, &tacplus.AuthenReply{Status: tacplus.AuthenStatusGetData, ServerMsg: "again: "}))
+			case fsm.EffectPrompt:
+				prompts++
+				effs, err = m.Step(fsm.Input("x"))
+			}
+		}
+		if !m.Done() || len(effs) != 2 {
+			t.Fatalf("max %d: not done after %d prompts (effects %v)", max, prompts, effs)
+		}
+		if c, ok := effs[0].Body.(*tacplus.AuthenContinue); effs[0].Kind != fsm.EffectSend || !ok || c.Flags&tacplus.FlagAbort == 0 {
+			t.Errorf("max %d: first effect %v, want a CONTINUE with ABORT", max, effs[0])
+		}
+		if e := effs[1].Err; !errors.Is(e, fsm.ErrTooManyPrompts) || !errors.Is(e, tacplus.ErrProtocol) {
+			t.Errorf("max %d: completed with %v, want ErrTooManyPrompts", max, e)
+		}
+		if prompts != want {
+			t.Errorf("max %d: %d prompts reached the user, want %d", max, prompts, want)
+		}
+	}
+}
+
+// The START named alice; the server asks GETUSER (hoping the user types another name): the machine
+// answers alice itself, the caller is never asked, and the result reports alice (issue 13 point 2).
+func TestAuthenNamedUserAnswersGetUser(t *testing.T) {
+	m, err := fsm.NewAuthen(fsm.AuthenConfig{SessionID: 11, User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	effs, _ := m.Step(fsm.Start())
+	h := tacplus.Header{Version: effs[0].Header.Version, Type: tacplus.TypeAuthen, SeqNo: 2, SessionID: 11}
+	effs, err = m.Step(fsm.Packet(h, &tacplus.AuthenReply{Status: tacplus.AuthenStatusGetUser, ServerMsg: "Username: "}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := effs[0].Body.(*tacplus.AuthenContinue)
+	if len(effs) != 1 || !ok || c.UserMsg != "alice" || c.Flags != 0 {
+		t.Fatalf("effects %v, want one CONTINUE answering alice", effs)
+	}
+	h.SeqNo = 4
+	if _, err = m.Step(fsm.Packet(h, &tacplus.AuthenReply{Status: tacplus.AuthenStatusPass})); err != nil {
+		t.Fatal(err)
+	}
+	if r := m.Result(); r.Err != nil || r.User != "alice" {
+		t.Fatalf("result %v, want PASS for alice", r)
 	}
 }

@@ -234,6 +234,9 @@ func runTable[S interface {
 func checkSends(t *testing.T, d *driven, ev fsm.Event, effs []fsm.Effect) {
 	t.Helper()
 	want := d.lastRecv + 1
+	if ev.Kind == fsm.EventPacket {
+		want = ev.Header.SeqNo + 1 // an answer to this packet (GETUSER answered by the machine itself)
+	}
 	for _, e := range effs {
 		if e.Kind != fsm.EffectSend {
 			continue

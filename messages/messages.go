@@ -163,8 +163,11 @@ type Outcome struct {
 	Retryable bool
 	// SecretSent is set when the session sent a password or CHAP response before it failed.
 	SecretSent bool
-	Started    time.Time
-	Finished   time.Time
+	// CallerDeadline is set when Err is a timeout caused by the request's own Deadline (the caller gave
+	// up), not by the server's reply timeout: it says nothing about the server's health.
+	CallerDeadline bool
+	Started        time.Time
+	Finished       time.Time
 
 	// The result of the session's kind, as its state machine recorded it (also set on failure).
 	Authen *fsm.AuthenResult
@@ -240,6 +243,19 @@ type SessionEnded struct {
 	// TimedOut says the session timed out without ever getting a reply: on a connection still negotiating
 	// single-connect, the server is not answering the connection at all.
 	TimedOut bool
+	// Desync is set (a bad-packet reason name) when the session ended because it refused a packet the
+	// connection routed to it: the connection's stream is in doubt and the connection ends.
+	Desync string
+}
+
+// Desync tells the supervisor that a connection found a packet it could not match exactly to a live
+// session (unknown or ended session_id, unexpected seq_no, wrong type or version, a body that breaks the
+// rules) and tore itself down: every session on it got ConnectionLost with an ErrProtocol cause. Reason is
+// the bad-packet reason name. The supervisor stops multiplexing to Server for a hold-down.
+type Desync struct {
+	Server string
+	Epoch  uint64
+	Reason string
 }
 
 // Connected tells the supervisor that a connection actor has a socket (a successful probe).
@@ -269,6 +285,13 @@ const (
 	// ReturnRestart: the connection failed before it sent them and is about to be restarted. Same server,
 	// same connection actor (the requests wait in its mailbox for the restart); no retry is used up.
 	ReturnRestart
+	// ReturnNegotiation: the single-connect negotiation was still pending after Config.NegotiationWait, or
+	// the first session ended without a reply (its caller gave up), so the negotiation ended unanswered.
+	// Same server, one connection per request, nothing used up; the server is NOT marked refused.
+	ReturnNegotiation
+	// ReturnRetired: the connection was retired (messages.Retire): it takes no new sessions. Same server,
+	// another connection, nothing used up.
+	ReturnRetired
 )
 
 // Returned hands requests back to the supervisor: the connection will not run them. Err is the cause.
@@ -283,4 +306,24 @@ type Returned struct {
 type ConnectionIdle struct {
 	Server string
 	Reason string
+}
+
+// Retire asks a connection to take no new sessions (issue 12 point 9: the supervisor retires connections
+// older than max_connection_age). Queued and later requests are handed back (ReturnRetired); the
+// connection closes its socket and stops once its running sessions end. It is not a failure.
+type Retire struct{}
+
+// ConnectionStatus asks a connection actor for its counts; it responds (ctx.Respond) with a
+// *ConnectionCounts.
+type ConnectionStatus struct{}
+
+// ConnectionCounts answers ConnectionStatus.
+type ConnectionCounts struct {
+	Server    string
+	Epoch     uint64
+	State     string // the connection actor's state: idle, dialing, negotiating, open, draining, failing
+	InFlight  int    // sessions running on the socket
+	Queued    int    // requests waiting for a session on this connection
+	Multiplex bool   // the server agreed to single-connect on this socket
+	Retired   bool
 }

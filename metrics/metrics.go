@@ -33,6 +33,7 @@ type Metrics struct {
 	ConnectionLost    *prometheus.CounterVec   // server
 	Failovers         *prometheus.CounterVec   // from (server failed away from), kind
 	ServerDead        *prometheus.GaugeVec     // server
+	HoldDowns         *prometheus.CounterVec   // server
 	DeadLetters       prometheus.Counter
 	SupervisorEvents  *prometheus.CounterVec // directive
 	ActorPanics       prometheus.Counter
@@ -84,6 +85,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		ConnectionLost:    cv("connection_lost_broadcasts_total", "ConnectionLost notices sent to sessions of a failed connection.", "server"),
 		Failovers:         cv("failovers_total", "Requests moved from a server to the next one.", "from", "kind"),
 		ServerDead:        gv("server_dead", "1 while a server is dead-timed (skipped for new sessions).", "server"),
+		HoldDowns:         cv("single_connect_hold_downs_total", "Multiplexing hold-downs started after a desynchronised connection (the server is used one connection per session until the hold-down ends).", "server"),
 		DeadLetters:       c("dead_letters_total", "Actor messages that reached no live actor."),
 		SupervisorEvents:  cv("supervisor_events_total", "Supervision decisions, by directive.", "directive"),
 		ActorPanics:       c("actor_panics_total", "Panics recovered inside actors."),
@@ -101,7 +103,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		m.SessionsStarted, m.SessionsFinished, m.SessionDuration, m.SessionsInFlight, m.SessionsQueued,
 		m.ConnOpens, m.ConnCloses, m.ConnFailures, m.ConnTimeouts, m.ConnRestarts, m.ConnState, m.SingleConnect,
 		m.PacketsSent, m.PacketsReceived, m.BytesSent, m.BytesReceived, m.BadPackets, m.ConnectionLost,
-		m.Failovers, m.ServerDead, m.DeadLetters, m.SupervisorEvents, m.ActorPanics,
+		m.Failovers, m.ServerDead, m.HoldDowns, m.DeadLetters, m.SupervisorEvents, m.ActorPanics,
 		m.SpoolDepth, m.SpoolDropped, m.SpoolReplayed, m.ConfigReloads, m.APIRequests, m.APIRejected,
 		m.AuthRateLimited, m.PolicyDecisions, m.PolicyHandlerRuns,
 	} {

@@ -25,6 +25,18 @@ const (
 	DefaultDialTimeout = 2 * time.Second
 	DefaultIdleTimeout = 10 * time.Second // below tacquito's 15 s, so that we close first
 	DefaultMaxInFlight = 1024
+	// DefaultNegotiationWait is NegotiationWait's default (issue 12 point 2).
+	DefaultNegotiationWait = 50 * time.Millisecond
+)
+
+// Negotiation is a remembered single-connect answer.
+type Negotiation uint8
+
+// The remembered answers.
+const (
+	NegotiationUnknown Negotiation = iota
+	NegotiationAgreed
+	NegotiationRefused
 )
 
 // SessionInfo is what a new session needs to know about its connection.
@@ -36,13 +48,21 @@ type SessionInfo struct {
 
 // Config configures one connection actor. Addr, Codec, Epochs and NewSession are required.
 type Config struct {
-	Addr          string         // "host:port"; IPv6 literals in brackets
-	Codec         *tacplus.Codec // keyed or unencrypted, role client
-	DialTimeout   time.Duration  // per connect attempt; default DefaultDialTimeout
-	SourceAddr    string         // optional local IP to dial from
-	IdleTimeout   time.Duration  // close after this long without sessions; default DefaultIdleTimeout, <0 never
-	MaxInFlight   int            // sessions at once on this socket; more queue; default DefaultMaxInFlight
-	SingleConnect bool           // ask for single-connect mode (RFC 8907 section 4.3)
+	Addr        string         // "host:port"; IPv6 literals in brackets
+	Codec       *tacplus.Codec // keyed or unencrypted, role client
+	DialTimeout time.Duration  // per connect attempt; default DefaultDialTimeout
+	SourceAddr  string         // optional local IP to dial from
+	IdleTimeout time.Duration  // close after this long without sessions; default DefaultIdleTimeout, <0 never
+	// NegotiationWait bounds how long a request waits behind a pending single-connect negotiation before it
+	// is handed back (ReturnNegotiation) to run on a connection of its own; default
+	// DefaultNegotiationWait, <0 no bound.
+	NegotiationWait time.Duration
+	// Negotiation is what the supervisor remembers of this server's last single-connect answer (until a
+	// reload or a failure). NegotiationAgreed sends queued requests at once on a new socket, the first
+	// still asking for single-connect, instead of holding them for the reply (issue 12 point 2).
+	Negotiation   Negotiation
+	MaxInFlight   int  // sessions at once on this socket; more queue; default DefaultMaxInFlight
+	SingleConnect bool // ask for single-connect mode (RFC 8907 section 4.3)
 	// Transient connections serve the requests they are started with (per-session fallback) and stop when
 	// their socket closes; they are never restarted.
 	Transient  bool
@@ -56,8 +76,10 @@ type Config struct {
 }
 
 var (
-	errRefused = errors.New("server did not agree to single-connect (RFC 8907 section 4.3)")
-	errRestart = errors.New("connection restarting")
+	errRefused     = errors.New("server did not agree to single-connect (RFC 8907 section 4.3)")
+	errRestart     = errors.New("connection restarting")
+	errRetired     = errors.New("connection retired")
+	errNegotiation = errors.New("single-connect negotiation pending or unanswered (RFC 8907 section 4.3)")
 )
 
 // Failure is the panic value a connection actor fails with; the supervisor's HandleFailure reads it.
@@ -125,12 +147,33 @@ type (
 		actorkit.QuietMessage
 		gen uint64
 	}
+	negotiationWait struct {
+		actorkit.QuietMessage
+		epoch uint64
+	}
 )
 
 type route struct {
-	pid   *actor.PID
-	reqID uint64
+	pid      *actor.PID
+	reqID    uint64
+	deadline time.Time          // the request's absolute deadline; zero for none
+	ptype    tacplus.PacketType // the session's packet type, known from its first packet
+	seq      uint8              // seq_no of the last packet the session sent
+	awaiting bool               // the server owes the session a reply (seq+1)
 }
+
+// tomb remembers a session that ended on this socket, so that a later packet for it is recognised (and
+// treated as a desync) rather than mistaken for nothing. late is set when the session ended while the
+// server held the turn without an ABORT going out (a timeout, or a cancellation while waiting): the server
+// still owes one reply, at seq+1, which is dropped once; anything else is a desync.
+type tomb struct {
+	seq   uint8
+	ptype tacplus.PacketType
+	late  bool
+}
+
+// maxTombs bounds the tombstones kept per socket; the oldest go first.
+const maxTombs = 256
 
 // Actor is the connection actor. Create it with Props.
 type Actor struct {
@@ -152,10 +195,17 @@ type Actor struct {
 	lost      int  // sessions that ended with ConnectionLost on this socket
 	closeErr  error
 
-	routes  map[uint32]route // session_id -> session
+	routes  map[uint32]*route // session_id -> session
+	tombs   map[uint32]tomb   // sessions that ended on this socket
+	tombQ   []uint32          // tombs in age order, for the bound
 	byReq   map[uint64]uint32
 	queue   []*messages.StartSession
 	idleGen uint64
+	negWait bool // a negotiationWait timer is armed
+	retired bool // messages.Retire: no new sessions; stop once the running ones end
+	// unagreed: sessions went out at once on a remembered agreement the server then refused; losing them
+	// to the server's close is our doing, not the server's failure.
+	unagreed bool
 }
 
 // Props returns the props of a connection actor with cfg. Defaults are applied here.
@@ -165,6 +215,9 @@ func Props(cfg Config, opts ...actor.PropsOption) *actor.Props {
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.NegotiationWait == 0 {
+		cfg.NegotiationWait = DefaultNegotiationWait
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
@@ -202,7 +255,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.dialed(ctx, m)
 	case *socketDone:
 		if m.epoch == a.epoch && a.conn != nil {
-			a.socketClosed(ctx, m.err)
+			a.socketClosed(ctx, m.err, true)
 		}
 	case *messages.SessionEnded:
 		a.sessionEnded(ctx, m)
@@ -218,6 +271,14 @@ func (a *Actor) Receive(ctx actor.Context) {
 		} else {
 			a.cancelQueued(ctx, m.ReqID)
 		}
+	case *messages.Retire:
+		a.retire(ctx)
+	case *messages.ConnectionStatus:
+		ctx.Respond(&messages.ConnectionCounts{Server: a.cfg.Addr, Epoch: a.epoch, State: a.state.String(),
+			InFlight: len(a.routes), Queued: len(a.queue), Multiplex: a.multiplex, Retired: a.retired})
+	case *negotiationWait:
+		a.negWait = false
+		a.negotiationTimeout(ctx, m.epoch)
 	case *idleTimeout:
 		if m.gen == a.idleGen && (a.state == stOpen || a.state == stNegotiating) && len(a.routes) == 0 && len(a.queue) == 0 {
 			a.log.Debug().Msg("closing idle connection")
@@ -237,17 +298,27 @@ func (a *Actor) init(ctx actor.Context) {
 	a.timer = actorkit.NewTimer(ctx.ActorSystem().Root)
 	a.self = ctx.Self()
 	a.log = a.cfg.Log.With().Str("server", a.cfg.Addr).Logger()
-	a.routes = make(map[uint32]route)
+	a.routes = make(map[uint32]*route)
+	a.tombs = make(map[uint32]tomb)
 	a.byReq = make(map[uint64]uint32)
 	a.setState(metrics.StateDown)
 }
 
 // start runs a request now, or queues it behind the dial, the negotiation or the in-flight limit.
 func (a *Actor) start(ctx actor.Context, m *messages.StartSession) {
+	if a.retired {
+		ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: []*messages.StartSession{m},
+			Reason: messages.ReturnRetired, Err: errRetired})
+		return
+	}
 	switch a.state {
 	case stDraining:
+		why := messages.ReturnBadSecret
+		if errors.Is(a.closeErr, errRefused) {
+			why = messages.ReturnRefused
+		}
 		ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: []*messages.StartSession{m},
-			Reason: messages.ReturnBadSecret, Err: a.closeErr})
+			Reason: why, Err: a.closeErr})
 		return
 	case stFailing:
 		// Queued: settle hands the queue back for the restart, or dials again when nobody lost work.
@@ -262,7 +333,7 @@ func (a *Actor) start(ctx actor.Context, m *messages.StartSession) {
 			return
 		}
 	case stNegotiating:
-		if a.served == 0 {
+		if a.served == 0 || (a.cfg.Negotiation == NegotiationAgreed && len(a.routes) < a.cfg.MaxInFlight && len(a.queue) == 0) {
 			a.spawn(ctx, m)
 			return
 		}
@@ -271,6 +342,49 @@ func (a *Actor) start(ctx actor.Context, m *messages.StartSession) {
 	a.cfg.Metrics.Queued.Inc()
 	if a.state == stIdle {
 		a.dial(ctx)
+	}
+	if (a.state == stDialing || a.state == stNegotiating) && !a.negWait && a.cfg.NegotiationWait > 0 && a.cfg.Negotiation != NegotiationAgreed {
+		a.negWait = true
+		a.timer.After(a.cfg.NegotiationWait, a.self, &negotiationWait{epoch: a.epoch})
+	}
+}
+
+// retire stops the connection from taking new sessions (issue 12 point 9). Queued requests go back; the
+// socket closes and the actor stops when the running sessions have ended (at once when there are none).
+func (a *Actor) retire(ctx actor.Context) {
+	if a.retired {
+		return
+	}
+	a.retired = true
+	a.log.Debug().Int("sessions", len(a.routes)).Msg("connection retired")
+	a.returnQueued(ctx, messages.ReturnRetired, errRetired)
+	if len(a.routes) == 0 && a.state != stFailing {
+		a.closeSocket("retired")
+		a.state = stIdle
+		a.setState(metrics.StateDown)
+		ctx.Stop(ctx.Self())
+	}
+}
+
+// negotiationTimeout hands back the requests that waited NegotiationWait behind a pending negotiation
+// (issue 12 point 2): a server slow to answer the first request (one that delays its FAIL replies, say)
+// must not hold the others. While dialing, the first queued request stays: it carries the negotiation.
+func (a *Actor) negotiationTimeout(ctx actor.Context, epoch uint64) {
+	if epoch != a.epoch || len(a.queue) == 0 {
+		return
+	}
+	switch a.state {
+	case stNegotiating:
+		a.returnQueued(ctx, messages.ReturnNegotiation, errNegotiation)
+	case stDialing:
+		if len(a.queue) > 1 {
+			rest := a.queue[1:]
+			a.queue = a.queue[:1:1]
+			a.cfg.Metrics.Queued.Sub(float64(len(rest)))
+			if live := a.answerExpired(ctx, rest); len(live) > 0 {
+				ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: live, Reason: messages.ReturnNegotiation, Err: errNegotiation})
+			}
+		}
 	}
 }
 
@@ -315,7 +429,9 @@ func (a *Actor) dialed(ctx actor.Context, m *dialResult) {
 	a.conn = m.conn
 	a.w = newWriter()
 	a.state = stNegotiating
-	a.flagSent, a.multiplex, a.served, a.lost, a.closeErr = false, false, 0, 0, nil
+	a.flagSent, a.multiplex, a.served, a.lost, a.closeErr, a.unagreed = false, false, 0, 0, nil, false
+	clear(a.tombs)
+	a.tombQ = a.tombQ[:0]
 	a.cfg.Metrics.Opens.Inc()
 	a.setState(metrics.StateUp)
 	a.setSingleConnect(0)
@@ -337,6 +453,14 @@ func (a *Actor) dialed(ctx actor.Context, m *dialResult) {
 		a.queue = a.queue[1:]
 		a.cfg.Metrics.Queued.Dec()
 		a.spawn(ctx, first)
+		// A server remembered to agree gets the rest at once (the first packet still asks).
+		for a.cfg.Negotiation == NegotiationAgreed && len(a.queue) > 0 && len(a.routes) < a.cfg.MaxInFlight {
+			next := a.queue[0]
+			a.queue[0] = nil
+			a.queue = a.queue[1:]
+			a.cfg.Metrics.Queued.Dec()
+			a.spawn(ctx, next)
+		}
 	} else {
 		a.armIdle()
 	}
@@ -363,6 +487,11 @@ func (a *Actor) read(root *actor.RootContext, self *actor.PID, epoch uint64, con
 }
 
 func (a *Actor) spawn(ctx actor.Context, m *messages.StartSession) {
+	if dl := m.Req.Deadline; !dl.IsZero() && !time.Now().Before(dl) {
+		// The caller is gone: nothing of this request may reach the server.
+		a.replyExpired(ctx, m)
+		return
+	}
 	sid, err := a.newSessionID()
 	if err != nil {
 		a.reply(ctx, m, tacplus.ErrProtocol, err.Error(), true)
@@ -370,7 +499,7 @@ func (a *Actor) spawn(ctx actor.Context, m *messages.StartSession) {
 	}
 	props := a.cfg.NewSession(m, SessionInfo{SessionID: sid, Epoch: a.epoch, Server: a.cfg.Addr})
 	pid := ctx.Spawn(props)
-	a.routes[sid] = route{pid: pid, reqID: m.Req.ID}
+	a.routes[sid] = &route{pid: pid, reqID: m.Req.ID, deadline: m.Req.Deadline}
 	a.byReq[m.Req.ID] = sid
 	a.served++
 	a.idleGen++
@@ -384,7 +513,8 @@ func (a *Actor) newSessionID() (uint32, error) {
 		if err != nil {
 			return 0, err
 		}
-		if _, used := a.routes[id]; !used {
+		_, used := a.routes[id]
+		if _, dead := a.tombs[id]; !used && !dead {
 			return id, nil
 		}
 	}
@@ -395,6 +525,12 @@ func (a *Actor) outbound(ctx actor.Context, m *messages.Outbound) {
 	r, ok := a.routes[m.Header.SessionID]
 	if !ok || m.Epoch != a.epoch || a.conn == nil || a.state == stFailing {
 		return // a session of an older socket, or a session that already ended
+	}
+	if !r.deadline.IsZero() && !time.Now().Before(r.deadline) && !isAbort(m.Body) {
+		// The caller's deadline passed: the packet is never written. The session's own timer (armed at
+		// the deadline at the latest) ends it. An ABORT still goes: it tells the server the session is
+		// over and carries nothing of the request.
+		return
 	}
 	h := m.Header
 	if a.cfg.SingleConnect && !a.flagSent && a.state == stNegotiating {
@@ -407,22 +543,58 @@ func (a *Actor) outbound(ctx actor.Context, m *messages.Outbound) {
 		ctx.Send(r.pid, &messages.Inbound{Header: h, Err: err})
 		return
 	}
+	r.ptype, r.seq = h.Type, h.SeqNo
+	// After a CONTINUE with the ABORT flag the server must not answer (RFC 8907 section 5.4.3).
+	r.awaiting = !isAbort(m.Body)
 	a.cfg.Metrics.PacketsSent.Inc()
 	a.cfg.Metrics.BytesSent.Add(float64(n))
 }
 
+func isAbort(b tacplus.Body) bool {
+	c, ok := b.(*tacplus.AuthenContinue)
+	return ok && c.Flags&tacplus.FlagAbort != 0
+}
+
 func (a *Actor) inbound(ctx actor.Context, m *inbound) {
-	if m.epoch != a.epoch || a.conn == nil {
+	if m.epoch != a.epoch || a.conn == nil || a.state == stFailing {
 		return
 	}
 	a.cfg.Metrics.PacketsReceived.Inc()
 	a.cfg.Metrics.BytesReceived.Add(float64(m.size))
+	if m.err != nil && !errors.Is(m.err, tacplus.ErrBadSecret) {
+		// A body that breaks the codec's rules: the stream can no longer be trusted (issue 12 point 7).
+		a.desync(ctx, m.err, true)
+		return
+	}
+	r, ok := a.routes[m.h.SessionID]
+	if !ok {
+		if t, dead := a.tombs[m.h.SessionID]; dead && t.late && m.h.SeqNo == t.seq+1 && m.h.Type == t.ptype {
+			// The one reply the server still owed a session that gave up while waiting: expected, dropped.
+			t.late = false
+			a.tombs[m.h.SessionID] = t
+			a.log.Debug().Uint32("session", m.h.SessionID).Msg("late reply for an ended session dropped")
+			return
+		}
+		// A session_id no live session has on this socket (never used, or a session that already had its
+		// last reply): the server is answering someone else. Nothing it says on this socket can be trusted.
+		a.desync(ctx, badPacket(tacplus.ReasonSession, "session_id", "0x%08x matches no session waiting on this connection", m.h.SessionID), true)
+		return
+	}
+	if err := r.check(m.h); err != nil {
+		// The packet names a live session but is not the reply it is owed (out of turn, wrong seq_no or
+		// type). It goes to that session, which refuses it and ends with ErrProtocol: it did get an
+		// answer, a bad one, so it is not retried; the session counts it. The others lose the connection.
+		ctx.Send(r.pid, &messages.Inbound{Header: m.h, Body: m.body})
+		a.desync(ctx, err, false)
+		return
+	}
+	r.awaiting = false
 	if a.state == stNegotiating {
 		a.negotiated(ctx, m.h.Flags&tacplus.FlagSingleConnect != 0)
 	}
 	if m.err != nil {
 		a.cfg.Metrics.BadPacket(tacplus.ReasonOf(m.err).String())
-		if errors.Is(m.err, tacplus.ErrBadSecret) && a.state != stFailing {
+		if a.state != stFailing && a.state != stDraining {
 			// Section 4.4: a key mismatch is a connection-level error. Running sessions may finish; nothing
 			// new goes on this connection.
 			a.log.Error().Err(m.err).Msg("key mismatch: draining connection")
@@ -431,14 +603,43 @@ func (a *Actor) inbound(ctx actor.Context, m *inbound) {
 			a.returnQueued(ctx, messages.ReturnBadSecret, m.err)
 		}
 	}
-	r, ok := a.routes[m.h.SessionID]
-	if !ok {
-		a.cfg.Metrics.BadPacket(tacplus.ReasonSession.String())
-		a.log.Debug().Uint32("session", m.h.SessionID).Msg("packet for no live session dropped")
-		return
-	}
 	ctx.Send(r.pid, &messages.Inbound{Header: m.h, Body: m.body, Err: m.err})
 	a.settle(ctx)
+}
+
+// check reports whether h is the reply the session is owed: the server holds the turn, and the packet
+// has the session's type and the next seq_no (RFC 8907 section 4.1). The version is the session's to judge
+// (an ERROR reply may carry another minor version, section 5.4.1); a version the session refuses ends the
+// connection too (SessionEnded.Desync).
+func (r *route) check(h tacplus.Header) error {
+	switch {
+	case !r.awaiting:
+		return badPacket(tacplus.ReasonSeq, "seq_no", "%d for session 0x%08x, which is not waiting for a reply", h.SeqNo, h.SessionID)
+	case h.Type != r.ptype:
+		return badPacket(tacplus.ReasonType, "type", "%s packet for a %s session", h.Type, r.ptype)
+	case h.SeqNo != r.seq+1:
+		return badPacket(tacplus.ReasonSeq, "seq_no", "%d, want %d (RFC 8907 section 4.1)", h.SeqNo, r.seq+1)
+	}
+	return nil
+}
+
+func badPacket(r tacplus.Reason, field, format string, args ...any) error {
+	return &tacplus.DecodeError{Reason: r, Field: field, Detail: fmt.Sprintf(format, args...)}
+}
+
+// desync ends a connection whose packets can no longer be matched exactly to its sessions (issue 12 point
+// 1): every session gets ConnectionLost with an ErrProtocol cause, the reason is counted in bad_packets,
+// the supervisor is told (it stops multiplexing to the server for a while), and the socket closes.
+func (a *Actor) desync(ctx actor.Context, cause error, count bool) {
+	reason := tacplus.ReasonOf(cause)
+	if reason == 0 {
+		reason = tacplus.ReasonSession
+	}
+	err := &tacplus.Error{Class: tacplus.ErrProtocol, Server: a.cfg.Addr, State: "connection " + a.state.String(),
+		Msg: "connection desynchronised, closing it", Err: cause}
+	a.log.Warn().Err(cause).Str("reason", reason.String()).Int("sessions", len(a.routes)).Msg("connection desynchronised: failing its sessions")
+	ctx.Send(ctx.Parent(), &messages.Desync{Server: a.cfg.Addr, Epoch: a.epoch, Reason: reason.String()})
+	a.socketClosed(ctx, err, count)
 }
 
 // negotiated applies the server's answer to the single-connect flag: section 4.3 honours it only in the
@@ -452,6 +653,14 @@ func (a *Actor) negotiated(ctx actor.Context, agreed bool) {
 	ctx.Send(ctx.Parent(), &messages.Negotiated{Server: a.cfg.Addr, Epoch: a.epoch, SingleConnect: a.multiplex})
 	if !a.multiplex {
 		a.returnQueued(ctx, messages.ReturnRefused, errRefused)
+		if len(a.routes) > 1 {
+			// Sessions went out at once on the strength of a remembered agreement the server no longer
+			// gives: they may finish (or be lost to a close, and retried); nothing new goes here.
+			a.log.Info().Int("sessions", len(a.routes)).Msg("single-connect no longer agreed: draining the sessions sent at once")
+			a.closeErr = errRefused
+			a.state = stDraining
+			a.unagreed = true
+		}
 		return
 	}
 	a.pump(ctx)
@@ -474,6 +683,13 @@ func (a *Actor) sessionEnded(ctx actor.Context, m *messages.SessionEnded) {
 		a.cfg.Metrics.ConnectionLost.Inc()
 	}
 	a.forget(m.SessionID)
+	if m.Desync != "" && a.conn != nil && a.state != stFailing {
+		// The session refused a packet the connection routed to it (a version, a status or a body the
+		// session's rules forbid): the stream is in doubt, as for a misrouted packet.
+		// The session counted the packet under its reason already.
+		a.desync(ctx, badPacket(reasonByName(m.Desync), "session", "session 0x%08x refused its reply", m.SessionID), false)
+		return
+	}
 	if m.TimedOut && a.state == stNegotiating {
 		// The server never answered the connection's first packet (RFC 8907 section 4.3: nothing else may
 		// go out before that reply). The requests queued behind it must not wait for their callers'
@@ -487,7 +703,27 @@ func (a *Actor) sessionEnded(ctx actor.Context, m *messages.SessionEnded) {
 			return
 		}
 	}
+	if a.state == stNegotiating && len(a.routes) == 0 && a.conn != nil {
+		// The first session ended without a reply (its caller gave up, it was aborted or stopped): the
+		// negotiation ends with it, unanswered (issue 12 point 2). The socket still owes that session a
+		// reply and learnt nothing, so it closes; queued requests go back to run on connections of their
+		// own, and nothing is marked refused.
+		a.returnQueued(ctx, messages.ReturnNegotiation, errNegotiation)
+		a.closeSocket("negotiation_ended")
+		a.becomeIdle(ctx, "negotiation_ended")
+		return
+	}
 	a.settle(ctx)
+}
+
+// reasonByName maps a bad-packet reason name back to the Reason (ReasonSession when unknown).
+func reasonByName(name string) tacplus.Reason {
+	for _, r := range tacplus.Reasons() {
+		if r.String() == name {
+			return r
+		}
+	}
+	return tacplus.ReasonSession
 }
 
 func (a *Actor) forget(sid uint32) {
@@ -497,6 +733,12 @@ func (a *Actor) forget(sid uint32) {
 	}
 	delete(a.routes, sid)
 	delete(a.byReq, r.reqID)
+	if len(a.tombQ) >= maxTombs {
+		delete(a.tombs, a.tombQ[0])
+		a.tombQ = a.tombQ[1:]
+	}
+	a.tombs[sid] = tomb{seq: r.seq, ptype: r.ptype, late: r.awaiting}
+	a.tombQ = append(a.tombQ, sid)
 }
 
 // settle moves the state machine on once sessions have ended: start queued work, close a drained socket,
@@ -504,6 +746,16 @@ func (a *Actor) forget(sid uint32) {
 func (a *Actor) settle(ctx actor.Context) {
 	if len(a.routes) > 0 {
 		a.pump(ctx)
+		return
+	}
+	if a.retired && (a.state != stFailing || a.lost == 0) {
+		if a.state == stFailing && len(ctx.Children()) > 0 {
+			return // wait for the Terminated of the last sessions
+		}
+		a.closeSocket("retired")
+		a.state = stIdle
+		a.setState(metrics.StateDown)
+		ctx.Stop(ctx.Self())
 		return
 	}
 	switch a.state {
@@ -514,7 +766,7 @@ func (a *Actor) settle(ctx actor.Context) {
 		err, lost := a.closeErr, a.lost
 		a.closeSocket("lost")
 		a.state = stIdle
-		if lost > 0 {
+		if lost > 0 && !a.unagreed {
 			// Some session lost its work: a failure, so the supervisor restarts this actor with backoff.
 			// Requests that arrived meanwhile were never sent; they go back to wait for the restart.
 			a.log.Warn().Err(err).Int("sessions_lost", lost).Msg("connection lost")
@@ -543,9 +795,10 @@ func (a *Actor) settle(ctx actor.Context) {
 }
 
 // socketClosed handles the end of the socket: EOF, a reset, a write error or a framing error.
-func (a *Actor) socketClosed(ctx actor.Context, err error) {
+// count says whether a bad packet behind err is still to be counted in bad_packets.
+func (a *Actor) socketClosed(ctx actor.Context, err error, count bool) {
 	reason := closeReason(err)
-	if reason != "eof" && tacplus.ReasonOf(err) != 0 {
+	if count && reason != "eof" && tacplus.ReasonOf(err) != 0 {
 		a.cfg.Metrics.BadPacket(tacplus.ReasonOf(err).String())
 	}
 	if len(a.routes) == 0 && len(a.queue) == 0 {
@@ -609,6 +862,17 @@ func (a *Actor) closeSocket(reason string) {
 	a.setSingleConnect(0)
 }
 
+// replyExpired answers a request whose caller's deadline passed before it got a session: it was never
+// sent, and the caller is gone, so it is not retried.
+func (a *Actor) replyExpired(ctx actor.Context, m *messages.StartSession) {
+	now := time.Now()
+	ctx.Send(m.ReplyTo, &messages.Outcome{
+		ReqID: m.Req.ID, Kind: m.Req.Kind(), Server: a.cfg.Addr, CallerDeadline: true, Started: now, Finished: now,
+		Err: &tacplus.Error{Class: tacplus.ErrTimeout, Server: a.cfg.Addr, State: "connection " + a.state.String(),
+			Msg: "the caller's deadline passed before the request was sent; it never was"},
+	})
+}
+
 // reply answers a request that never got a session.
 func (a *Actor) reply(ctx actor.Context, m *messages.StartSession, class error, msg string, retryable bool) {
 	now := time.Now()
@@ -630,9 +894,26 @@ func (a *Actor) returnQueued(ctx actor.Context, why messages.ReturnReason, err e
 	if len(a.queue) == 0 {
 		return
 	}
-	ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: a.queue, Reason: why, Err: err})
 	a.cfg.Metrics.Queued.Sub(float64(len(a.queue)))
+	if live := a.answerExpired(ctx, a.queue); len(live) > 0 {
+		ctx.Send(ctx.Parent(), &messages.Returned{Server: a.cfg.Addr, Starts: live, Reason: why, Err: err})
+	}
 	a.queue = nil
+}
+
+// answerExpired answers the requests whose caller's deadline has passed (they were never sent and never
+// will be) and returns the others.
+func (a *Actor) answerExpired(ctx actor.Context, starts []*messages.StartSession) []*messages.StartSession {
+	now := time.Now()
+	live := starts[:0:0]
+	for _, m := range starts {
+		if dl := m.Req.Deadline; !dl.IsZero() && !now.Before(dl) {
+			a.replyExpired(ctx, m)
+			continue
+		}
+		live = append(live, m)
+	}
+	return live
 }
 
 func (a *Actor) cancelQueued(ctx actor.Context, reqID uint64) {

@@ -126,6 +126,7 @@ type harness struct {
 	replies  *actorkit.Inbox
 	failures chan *Failure
 	conn     *actor.PID
+	metrics  *metrics.Metrics
 }
 
 type stand struct {
@@ -138,7 +139,7 @@ func (s *stand) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
 		s.ready <- c.Spawn(s.props)
-	case *messages.Returned, *messages.ConnectionIdle, *messages.Negotiated, *actor.Terminated:
+	case *messages.Returned, *messages.ConnectionIdle, *messages.Negotiated, *messages.Desync, *actor.Terminated:
 		c.Send(s.h.events.PID(), m)
 	}
 }
@@ -158,7 +159,8 @@ func start(t *testing.T, addr string, mod func(*Config)) *harness {
 		t.Fatal(err)
 	}
 	var epochs atomic.Uint64
-	m := metrics.Nop().Server(addr)
+	h.metrics = metrics.Nop()
+	m := h.metrics.Server(addr)
 	cfg := Config{Addr: addr, Codec: codec, SingleConnect: true, Epochs: &epochs, Metrics: m, Log: zerolog.Nop(), DialTimeout: time.Second,
 		NewSession: func(st *messages.StartSession, info SessionInfo) *actor.Props {
 			return session.Props(session.Config{Start: st, SessionID: info.SessionID, Epoch: info.Epoch, Server: info.Server,
@@ -220,7 +222,7 @@ func (h *harness) noFailure() {
 // without the flag (it is honoured in the first two packets only).
 func TestSingleConnectNegotiation(t *testing.T) {
 	p := newPeer(t, key)
-	h := start(t, p.ln.Addr().String(), nil)
+	h := start(t, p.ln.Addr().String(), func(c *Config) { c.NegotiationWait = -1 })
 	h.login()
 	h.login()
 	c := p.accept()
@@ -250,7 +252,7 @@ func TestSingleConnectNegotiation(t *testing.T) {
 // supervisor for a connection of its own.
 func TestRefusedHandsBackQueued(t *testing.T) {
 	p := newPeer(t, key)
-	h := start(t, p.ln.Addr().String(), nil)
+	h := start(t, p.ln.Addr().String(), func(c *Config) { c.NegotiationWait = -1 }) // the refusal, not the bound, hands it back
 	h.login()
 	h.login()
 	c := p.accept()
@@ -359,9 +361,21 @@ func TestTransientStops(t *testing.T) {
 	if o := h.outcome(); o.Err != nil {
 		t.Fatal(o.Err)
 	}
-	next[*messages.Negotiated](t, h.events)
-	if term := next[*actor.Terminated](t, h.events); !term.Who.Equal(h.conn) {
-		t.Fatalf("terminated %v", term.Who)
+	// Terminated is a system message: it may overtake the Negotiated the actor sent just before it stopped.
+	// Wait for both, in either order.
+	var negotiated, terminated bool
+	for !negotiated || !terminated {
+		switch m := next[any](t, h.events).(type) {
+		case *messages.Negotiated:
+			negotiated = true
+		case *actor.Terminated:
+			if !m.Who.Equal(h.conn) {
+				t.Fatalf("terminated %v", m.Who)
+			}
+			terminated = true
+		default:
+			t.Fatalf("unexpected %T %+v", m, m)
+		}
 	}
 	c.c.SetReadDeadline(time.Now().Add(waitLimit))
 	if _, err := c.c.Read(make([]byte, 1)); err == nil {

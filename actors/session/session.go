@@ -22,6 +22,7 @@ type Config struct {
 	Epoch       uint64 // the connection epoch the session runs on
 	Server      string
 	UserTimeout time.Duration // how long to wait for an answer to a prompt
+	MaxPrompts  int           // fsm.AuthenConfig.MaxPrompts: 0 default (16), <0 unbounded
 	Metrics     *metrics.Server
 	Log         zerolog.Logger
 }
@@ -32,7 +33,9 @@ type Actor struct {
 	m        fsm.Machine
 	kind     messages.Kind
 	done     bool
-	lost     bool // ended by ConnectionLost: the connection counts it as lost work
+	lost     bool   // ended by ConnectionLost: the connection counts it as lost work
+	desync   string // ended by refusing a routed packet: the bad-packet reason, for the connection
+	callerDL bool   // the armed timer is the request's deadline, not the server's or the user's timeout
 	started  time.Time
 	timer    actorkit.Timer
 	timerGen uint64
@@ -86,7 +89,7 @@ func (a *Actor) begin(ctx actor.Context) {
 	a.timer = actorkit.NewTimer(ctx.ActorSystem().Root)
 	a.kind = a.cfg.Start.Req.Kind()
 	a.cfg.Metrics.SessionStarted(a.kind.String())
-	m, err := newMachine(a.cfg.Start.Req, a.cfg.SessionID)
+	m, err := newMachine(a.cfg.Start.Req, a.cfg.SessionID, a.cfg.MaxPrompts)
 	if err != nil {
 		a.complete(ctx, nil, withServer(err, a.cfg.Server))
 		return
@@ -125,6 +128,12 @@ func (a *Actor) step(ctx actor.Context, ev fsm.Event) {
 				if r := tacplus.ReasonOf(e.Err); r != 0 {
 					a.cfg.Metrics.BadPacket(r.String())
 				}
+				if r := tacplus.ReasonOf(e.Err); r != 0 && errors.Is(e.Err, tacplus.ErrProtocol) {
+					// The connection routed this packet here and the session refused it as malformed for
+					// the session (version, status, body): the stream is in doubt (issue 12 points 1 and 7).
+					// A well-formed reply the session merely ends on (too many prompts) is not.
+					a.desync = r.String()
+				}
 			}
 			a.complete(ctx, e, withServer(e.Err, a.cfg.Server))
 			return
@@ -148,8 +157,11 @@ func (a *Actor) arm() {
 	default:
 		return
 	}
+	a.callerDL = false
 	if dl := a.cfg.Start.Req.Deadline; !dl.IsZero() {
-		d = min(d, time.Until(dl))
+		if until := time.Until(dl); until <= d {
+			d, a.callerDL = until, true
+		}
 	}
 	a.timerGen++
 	a.cancel = a.timer.After(max(d, 0), a.self, &messages.SessionTimeout{Gen: a.timerGen})
@@ -170,6 +182,7 @@ func (a *Actor) complete(ctx actor.Context, e *fsm.Effect, err error) {
 		o.Retryable = !a.m.Replied()
 		o.SecretSent = a.m.SecretSent()
 	}
+	o.CallerDeadline = a.callerDL && errors.Is(err, tacplus.ErrTimeout)
 	if e != nil {
 		o.Authen, o.Author, o.Acct = e.Authen, e.Author, e.Acct
 	}
@@ -180,7 +193,7 @@ func (a *Actor) complete(ctx actor.Context, e *fsm.Effect, err error) {
 	}
 	a.cfg.Metrics.SessionFinished(a.kind.String(), outcome, o.Finished.Sub(a.started).Seconds())
 	timedOut := errors.Is(err, tacplus.ErrTimeout) && a.m != nil && !a.m.Replied()
-	ctx.Send(a.parent, &messages.SessionEnded{SessionID: a.cfg.SessionID, Lost: a.lost, TimedOut: timedOut})
+	ctx.Send(a.parent, &messages.SessionEnded{SessionID: a.cfg.SessionID, Lost: a.lost, TimedOut: timedOut && !o.CallerDeadline, Desync: a.desync})
 	ctx.Stop(a.self)
 }
 
@@ -202,12 +215,12 @@ func withServer(err error, server string) error {
 
 // newMachine builds the state machine for a request. CHAP and MS-CHAP challenges come from crypto/rand
 // here, since the machines draw no randomness.
-func newMachine(req *messages.Request, sid uint32) (fsm.Machine, error) {
+func newMachine(req *messages.Request, sid uint32, maxPrompts int) (fsm.Machine, error) {
 	switch {
 	case req.Authen != nil:
 		r := req.Authen
 		cfg := fsm.AuthenConfig{SessionID: sid, Action: r.Action, Type: r.Type, Service: r.Service, PrivLvl: r.PrivLvl,
-			User: r.User, Port: r.Port, RemAddr: r.RemAddr, Password: r.Password}
+			User: r.User, Port: r.Port, RemAddr: r.RemAddr, Password: r.Password, MaxPrompts: maxPrompts}
 		if err := challenges(&cfg); err != nil {
 			return nil, err
 		}

@@ -158,3 +158,45 @@ func TestEndsWithTypedError(t *testing.T) {
 		})
 	}
 }
+
+// TestEndReports: what a session tells its connection and its caller about why it ended. A reply the
+// session refuses as malformed for it (another minor version on a PASS) is a desync the connection must
+// act on; a server timeout says TimedOut; the caller's own deadline says CallerDeadline and not TimedOut
+// (the server is not to blame).
+func TestEndReports(t *testing.T) {
+	t.Run("refused reply", func(t *testing.T) {
+		h := start(t, papRequest(), time.Minute)
+		out := next[*messages.Outbound](t, h.toParent)
+		r := out.Header
+		r.SeqNo, r.Version = 2, r.Version^1
+		h.sys.Root.Send(h.session, &messages.Inbound{Header: r, Body: &tacplus.AuthenReply{Status: tacplus.AuthenStatusPass}})
+		if o := next[*messages.Outcome](t, h.replies); !errors.Is(o.Err, tacplus.ErrProtocol) {
+			t.Fatalf("outcome %v", o.Err)
+		}
+		if e := next[*messages.SessionEnded](t, h.toParent); e.Desync != "version" {
+			t.Fatalf("ended %+v, want Desync version", e)
+		}
+	})
+	t.Run("server timeout", func(t *testing.T) {
+		h := start(t, papRequest(), 20*time.Millisecond)
+		next[*messages.Outbound](t, h.toParent)
+		if o := next[*messages.Outcome](t, h.replies); !errors.Is(o.Err, tacplus.ErrTimeout) || o.CallerDeadline {
+			t.Fatalf("outcome %v caller_deadline=%v", o.Err, o.CallerDeadline)
+		}
+		if e := next[*messages.SessionEnded](t, h.toParent); !e.TimedOut || e.Desync != "" {
+			t.Fatalf("ended %+v", e)
+		}
+	})
+	t.Run("caller deadline", func(t *testing.T) {
+		req := papRequest()
+		req.Deadline = time.Now().Add(20 * time.Millisecond)
+		h := start(t, req, time.Minute)
+		next[*messages.Outbound](t, h.toParent)
+		if o := next[*messages.Outcome](t, h.replies); !errors.Is(o.Err, tacplus.ErrTimeout) || !o.CallerDeadline {
+			t.Fatalf("outcome %v caller_deadline=%v", o.Err, o.CallerDeadline)
+		}
+		if e := next[*messages.SessionEnded](t, h.toParent); e.TimedOut {
+			t.Fatalf("ended %+v: a caller's deadline is not the server's timeout", e)
+		}
+	})
+}

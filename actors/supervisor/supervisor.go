@@ -4,17 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 
 	"github.com/tacagent/tacagent/actors/connection"
 	"github.com/tacagent/tacagent/internal/actorkit"
 	"github.com/tacagent/tacagent/messages"
 	"github.com/tacagent/tacagent/metrics"
+	"github.com/tacagent/tacagent/serverfsm"
 	"github.com/tacagent/tacagent/tacplus"
 )
 
@@ -26,7 +30,15 @@ const (
 	DefaultBackoffMax     = 5 * time.Second
 	// DefaultFailureWindow is how far back failures count towards the backoff.
 	DefaultFailureWindow = 5 * time.Minute
+	// DefaultHoldDown is how long a server whose connection desynchronised is used one connection per
+	// session (issue 12 point 1).
+	DefaultHoldDown = serverfsm.DefaultHoldDown
+	// DefaultMaxConnectionAge is MaxConnectionAge's default (issue 12 point 9).
+	DefaultMaxConnectionAge = serverfsm.DefaultMaxAge
 )
+
+// probeBit marks the request IDs of background probes; the API numbers its requests from 1 up.
+const probeBit = uint64(1) << 63
 
 // Server configures one TACACS+ server.
 type Server struct {
@@ -50,13 +62,21 @@ type Group struct {
 
 // Config configures the supervisor.
 type Config struct {
-	Servers        []Server
-	Groups         []Group // the first is the default group; when empty, one group of all servers in order
-	DeadTime       time.Duration
-	BackoffInitial time.Duration
-	BackoffMax     time.Duration
-	Metrics        *metrics.Metrics
-	Log            zerolog.Logger
+	Servers  []Server
+	Groups   []Group // the first is the default group; when empty, one group of all servers in order
+	DeadTime time.Duration
+	// HoldDown is how long a server is used one connection per session after one of its connections
+	// desynchronised (a packet it could not match to a live session); default DefaultHoldDown.
+	HoldDown time.Duration
+	// MaxConnectionAge retires a server's long-lived connection this long (plus or minus 10% jitter) after it
+	// was started: it takes no new sessions, a fresh one takes over, and it closes when its sessions end, so
+	// that a server's reloaded configuration reaches every connection. Default
+	// DefaultMaxConnectionAge; negative: never.
+	MaxConnectionAge time.Duration
+	BackoffInitial   time.Duration
+	BackoffMax       time.Duration
+	Metrics          *metrics.Metrics
+	Log              zerolog.Logger
 	// NewSession builds a session actor's props; the agent wires actors/session here.
 	NewSession func(start *messages.StartSession, info connection.SessionInfo) *actor.Props
 	// ConnProps are added to every connection actor's props (the agent's panic logger).
@@ -102,6 +122,9 @@ func (c *Config) Validate() error {
 	if c.DeadTime <= 0 {
 		c.DeadTime = DefaultDeadTime
 	}
+	if c.HoldDown <= 0 {
+		c.HoldDown = DefaultHoldDown
+	}
 	if c.BackoffInitial <= 0 {
 		c.BackoffInitial = DefaultBackoffInitial
 	}
@@ -121,9 +144,9 @@ type server struct {
 	cfg        Server
 	m          *metrics.Server
 	primary    *actor.PID
-	perSession bool      // the server refused single-connect: one connection per session
-	deadUntil  time.Time // skipped until then
-	connected  bool      // the primary connection actor has a socket or had one since it last failed
+	fsm        *serverfsm.Machine // health, dead-time, negotiation memory, hold-down
+	connected  bool               // the primary connection actor has a socket or had one since it last failed
+	badKey     bool               // its last failure was a key mismatch: only the probe is tried until it answers
 	lastErr    string
 	restartGen uint64
 	rs         *actor.RestartStatistics
@@ -170,6 +193,25 @@ type restartConn struct {
 
 type drainCheck struct{ actorkit.QuietMessage }
 
+// retireConn is the age timer of a primary connection actor.
+type retireConn struct {
+	actorkit.QuietMessage
+	addr string
+	pid  *actor.PID
+}
+
+// probeDue is the serverfsm.ArmProbe timer.
+type probeDue struct {
+	actorkit.QuietMessage
+	addr string
+}
+
+// probe is a running background probe: an ASCII LOGIN START without a user on a connection of its own.
+type probe struct {
+	s        *server
+	answered bool
+}
+
 // Actor is the supervisor actor.
 type Actor struct {
 	cfg      Config
@@ -184,6 +226,8 @@ type Actor struct {
 	groups   map[string][]*server
 	defGroup string
 	pending  map[uint64]*pending
+	probes   map[uint64]*probe
+	probeSeq uint64
 	draining *drainState
 	now      func() time.Time
 }
@@ -213,6 +257,16 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.Prompt:
 		// The request stays pending, so that its Outcome comes back here (the caller always hears from
 		// the supervisor) and Cancel and Drain still see it; a prompted request is never retried.
+		if pr, ok := a.probes[m.ReqID]; ok {
+			// The probe's GETUSER: a well-formed answer under our key. The server is back; end the session.
+			pr.answered = true
+			a.step(ctx, pr.s, serverfsm.Answered{At: a.now()})
+			ctx.Send(m.Session, &messages.Abort{ReqID: m.ReqID, Reason: "probe"})
+			return
+		}
+		if s := a.servers[m.Server]; s != nil {
+			a.step(ctx, s, serverfsm.Answered{At: a.now()})
+		}
 		if p, ok := a.pending[m.ReqID]; ok {
 			p.session = m.Session
 			ctx.Send(p.caller, m)
@@ -222,20 +276,28 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.Returned:
 		a.returned(ctx, m)
 	case *messages.Connected:
+		// A socket is not proof of life (a blackholed server accepts connections): only the backoff resets.
 		if s := a.servers[m.Server]; s != nil {
 			s.connected = true
 			if s.rs != nil {
 				s.rs.Reset()
 			}
-			a.updateDead(s)
 		}
 	case *messages.Negotiated:
 		if s := a.servers[m.Server]; s != nil {
-			perSession := !(s.cfg.SingleConnect && m.SingleConnect)
-			if perSession != s.perSession {
-				a.log.Info().Str("server", s.cfg.Addr).Bool("single_connect", !perSession).Msg("connection mode changed")
+			before := s.fsm.Negotiation()
+			a.step(ctx, s, serverfsm.Negotiated{At: a.now(), Agreed: m.SingleConnect})
+			if s.fsm.Negotiation() != before {
+				a.log.Info().Str("server", s.cfg.Addr).Stringer("negotiation", s.fsm.Negotiation()).Msg("single-connect negotiated")
 			}
-			s.perSession = perSession
+		}
+	case *messages.Desync:
+		if s := a.servers[m.Server]; s != nil {
+			a.step(ctx, s, serverfsm.Desynced{At: a.now(), Reason: m.Reason})
+		}
+	case *probeDue:
+		if s := a.servers[m.addr]; s != nil {
+			a.step(ctx, s, serverfsm.ProbeDue{At: a.now()})
 		}
 	case *messages.ConnectionIdle:
 	case *restartConn:
@@ -259,6 +321,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.checkDrain(ctx)
 	case *drainCheck:
 		a.checkDrain(ctx)
+	case *retireConn:
+		a.retire(ctx, m)
 	}
 }
 
@@ -276,12 +340,14 @@ func (a *Actor) start(ctx actor.Context) {
 	a.byPID = make(map[string]*server)
 	a.groups = make(map[string][]*server)
 	a.pending = make(map[uint64]*pending)
+	a.probes = make(map[uint64]*probe)
 	for _, sc := range a.cfg.Servers {
 		s := &server{cfg: sc, m: a.cfg.Metrics.Server(sc.Addr), rs: actor.NewRestartStatistics(), conns: map[string]*actor.PID{}}
-		s.perSession = !sc.SingleConnect
+		s.fsm = serverfsm.New(serverfsm.Config{DeadTime: a.cfg.DeadTime, HoldDown: a.cfg.HoldDown,
+			MaxAge: a.cfg.MaxConnectionAge, SingleConnect: sc.SingleConnect})
 		a.servers[sc.Addr] = s
 		a.order = append(a.order, s)
-		s.primary = a.spawnConn(ctx, s, false)
+		s.primary = a.spawnPrimary(ctx, s)
 	}
 	for i, g := range a.cfg.Groups {
 		for _, addr := range g.Servers {
@@ -298,8 +364,21 @@ func (a *Actor) connConfig(s *server, transient bool) connection.Config {
 		Addr: s.cfg.Addr, Codec: s.cfg.Codec, DialTimeout: s.cfg.DialTimeout, SourceAddr: s.cfg.SourceAddr,
 		IdleTimeout: s.cfg.IdleTimeout, MaxInFlight: s.cfg.MaxInFlight, SingleConnect: s.cfg.SingleConnect,
 		Transient: transient, DialNow: !transient, Epochs: &a.epochs, Metrics: s.m, Log: a.cfg.Log,
-		NewSession: a.cfg.NewSession, Dial: s.cfg.Dial,
+		NewSession: a.cfg.NewSession, Dial: s.cfg.Dial, Negotiation: connNegotiation(s.fsm.Negotiation()),
 	}
+}
+
+// connNegotiation hands the remembered negotiation to a new connection actor (issue 12 point 2): with
+// Agreed, a fresh primary (after a retirement) sends its queued requests at once. A restarted actor keeps
+// the value it was spawned with; the machine forgets it on a failure, so later spawns do not get it.
+func connNegotiation(n serverfsm.Negotiation) connection.Negotiation {
+	switch n {
+	case serverfsm.Agreed:
+		return connection.NegotiationAgreed
+	case serverfsm.Refused:
+		return connection.NegotiationRefused
+	}
+	return connection.NegotiationUnknown
 }
 
 func (a *Actor) request(ctx actor.Context, m *messages.Request) {
@@ -322,27 +401,51 @@ func (a *Actor) request(ctx actor.Context, m *messages.Request) {
 	a.dispatch(ctx, p)
 }
 
-// pick returns the first server of the group that has not been tried for this request and is alive.
+// pick returns the first alive server of the group not yet tried for this request. When no server of the
+// group is alive, it returns the first untried one in order anyway: a request is never failed untried, and
+// a server that came back serves the first login after its return (its answer revives it).
 func (a *Actor) pick(p *pending) *server {
-	now := a.now()
+	anyAlive := false
 	for _, s := range a.groups[p.req.Group] {
-		if p.triedOn(s) {
+		if !s.fsm.Alive() {
 			continue
 		}
-		if !s.deadUntil.IsZero() {
-			if now.Before(s.deadUntil) || !s.connected {
-				continue // dead-timed, or dead-time passed but the background probe has not connected yet
-			}
-			a.updateDead(s)
+		anyAlive = true
+		if !p.triedOn(s) {
+			return s
 		}
-		return s
+	}
+	if anyAlive {
+		return nil // no login waits on a dead server while another is alive
+	}
+	for _, s := range a.groups[p.req.Group] {
+		// A key mismatch is configuration, not an outage: retrying it on every login is a retry storm,
+		// so such a server waits for its probe to answer.
+		if !p.triedOn(s) && !s.badKey {
+			return s
+		}
 	}
 	return nil
+}
+
+// expired says whether the caller's deadline has passed: such a request is never sent (again).
+func (a *Actor) expired(p *pending) bool {
+	return !p.req.Deadline.IsZero() && !a.now().Before(p.req.Deadline)
+}
+
+func (a *Actor) deadlineOutcome(p *pending) *messages.Outcome {
+	o := a.failOutcome(p.req, &tacplus.Error{Class: tacplus.ErrTimeout, Msg: "the caller's deadline passed before the request could be sent"})
+	o.CallerDeadline = true
+	return o
 }
 
 func (a *Actor) dispatch(ctx actor.Context, p *pending) {
 	if p.cancelled != "" {
 		a.finish(ctx, p, a.failOutcome(p.req, cancelledError(p.cancelled)))
+		return
+	}
+	if a.expired(p) {
+		a.finish(ctx, p, a.deadlineOutcome(p))
 		return
 	}
 	s := a.pick(p)
@@ -374,11 +477,41 @@ func (a *Actor) send(ctx actor.Context, p *pending, s *server) {
 	p.current = s
 	start := &messages.StartSession{Req: p.req, ReplyTo: a.self, Timeout: s.cfg.Timeout, Attempt: p.attempt}
 	p.attempt++
-	if s.perSession || s.primary == nil {
+	if !s.fsm.Multiplex(a.now()) || s.primary == nil {
 		ctx.Send(a.spawnConn(ctx, s, true), start)
 		return
 	}
 	ctx.Send(s.primary, start)
+}
+
+// sendOwn sends a request that was never sent to the server on a connection of its own.
+func (a *Actor) sendOwn(ctx actor.Context, p *pending, s *server) {
+	p.tried = append(p.tried, s)
+	p.current = s
+	start := &messages.StartSession{Req: p.req, ReplyTo: a.self, Timeout: s.cfg.Timeout, Attempt: p.attempt}
+	p.attempt++
+	ctx.Send(a.spawnConn(ctx, s, true), start)
+}
+
+// spawnPrimary starts a server's long-lived connection actor and arms its age limit.
+func (a *Actor) spawnPrimary(ctx actor.Context, s *server) *actor.PID {
+	pid := a.spawnConn(ctx, s, false)
+	if at := s.fsm.RetireAt(a.now(), rand.Float64()*2-1); !at.IsZero() {
+		a.timer.After(at.Sub(a.now()), a.self, &retireConn{addr: s.cfg.Addr, pid: pid})
+	}
+	return pid
+}
+
+// retire ends a primary connection's service: it takes no new sessions (it hands them back with
+// ReturnRetired), closes when its running sessions end, and a fresh primary takes over.
+func (a *Actor) retire(ctx actor.Context, m *retireConn) {
+	s := a.servers[m.addr]
+	if s == nil || s.primary == nil || !s.primary.Equal(m.pid) || a.draining != nil {
+		return // stopped, restarted under another PID, or the agent is closing
+	}
+	a.log.Debug().Str("server", s.cfg.Addr).Msg("retiring an aged connection")
+	ctx.Send(m.pid, &messages.Retire{})
+	s.primary = a.spawnPrimary(ctx, s)
 }
 
 func (a *Actor) spawnConn(ctx actor.Context, s *server, transient bool) *actor.PID {
@@ -388,17 +521,48 @@ func (a *Actor) spawnConn(ctx actor.Context, s *server, transient bool) *actor.P
 	return pid
 }
 
+// realAnswer says whether an outcome carries a well-formed TACACS+ reply from the server: a PASS, a FAIL,
+// an ERROR. Only such an answer proves a server alive.
+func realAnswer(o *messages.Outcome) bool {
+	return o.Err == nil || errors.Is(o.Err, tacplus.ErrAuthenticationFailed) || errors.Is(o.Err, tacplus.ErrDenied) ||
+		errors.Is(o.Err, tacplus.ErrServerError)
+}
+
 func (a *Actor) outcome(ctx actor.Context, o *messages.Outcome) {
+	if pr, ok := a.probes[o.ReqID]; ok {
+		delete(a.probes, o.ReqID)
+		switch {
+		case pr.answered:
+		case realAnswer(o):
+			a.step(ctx, pr.s, serverfsm.Answered{At: a.now()})
+		default:
+			cause := "probe ended without an answer"
+			if o.Err != nil {
+				cause = o.Err.Error()
+			}
+			a.step(ctx, pr.s, serverfsm.ProbeFailed{At: a.now(), Cause: cause})
+		}
+		return
+	}
+	s := a.servers[o.Server]
+	if s != nil && realAnswer(o) {
+		a.step(ctx, s, serverfsm.Answered{At: a.now()})
+	}
 	p, ok := a.pending[o.ReqID]
 	if !ok {
 		return // the caller gave up, or the request was already answered
 	}
-	s := a.servers[o.Server]
 	if o.Err == nil || s == nil {
 		a.finish(ctx, p, o)
 		return
 	}
 	p.lastErr = o.Err
+	if o.CallerDeadline || a.expired(p) && errors.Is(o.Err, tacplus.ErrTimeout) {
+		// The caller's deadline, not the server's timeout: nothing about the server's health, and the
+		// caller is gone, so no retry either.
+		a.finish(ctx, p, o)
+		return
+	}
 	retry, markDead := a.classify(o)
 	if errors.Is(o.Err, tacplus.ErrConnectionLost) && p.sameServer && p.sameAddr == s.cfg.Addr {
 		// Lost again, on a fresh connection to the same server: not the idle-close race but a server that
@@ -409,7 +573,7 @@ func (a *Actor) outcome(ctx actor.Context, o *messages.Outcome) {
 		s.lastErr = o.Err.Error() // the server's health; a FAIL or the caller's mistakes say nothing of it
 	}
 	if markDead {
-		a.markDead(s, o.Err)
+		a.markDead(ctx, s, o.Err)
 	}
 	if !retry || p.session != nil || p.cancelled != "" {
 		// A request that showed the user a prompt is never retried: the conversation cannot be replayed.
@@ -448,23 +612,49 @@ func (a *Actor) classify(o *messages.Outcome) (retry, markDead bool) {
 	return false, false // protocol errors: the server misbehaved mid-session; the caller decides
 }
 
-func (a *Actor) markDead(s *server, err error) {
-	until := a.now().Add(a.cfg.DeadTime)
-	if until.After(s.deadUntil) {
-		if s.deadUntil.IsZero() || a.now().After(s.deadUntil) {
-			a.log.Warn().Str("server", s.cfg.Addr).Err(err).Dur("dead_time", a.cfg.DeadTime).Msg("server marked dead")
-		}
-		s.deadUntil = until
-	}
-	s.m.Dead.Set(1)
+// markDead reports a failure of the server itself to its machine.
+func (a *Actor) markDead(ctx actor.Context, s *server, err error) {
+	s.badKey = errors.Is(err, tacplus.ErrBadSecret)
+	a.step(ctx, s, serverfsm.Failed{At: a.now(), Cause: err.Error()})
 }
 
-func (a *Actor) updateDead(s *server) {
-	if !s.deadUntil.IsZero() && !a.now().Before(s.deadUntil) && s.connected {
-		s.deadUntil = time.Time{}
-		s.m.Dead.Set(0)
-		a.log.Info().Str("server", s.cfg.Addr).Msg("server alive again")
+// step applies an event to a server's machine and carries out its effects.
+func (a *Actor) step(ctx actor.Context, s *server, ev serverfsm.Event) {
+	for _, fx := range s.fsm.Step(ev) {
+		switch f := fx.(type) {
+		case serverfsm.LogDead:
+			a.log.Warn().Str("server", s.cfg.Addr).Str("cause", f.Cause).Dur("dead_time", f.DeadTime).Msg("server marked dead")
+			s.m.Dead.Set(1)
+		case serverfsm.LogAlive:
+			s.badKey = false
+			a.log.Info().Str("server", s.cfg.Addr).Msg("server alive again (it answered)")
+			s.m.Dead.Set(0)
+		case serverfsm.ArmProbe:
+			s.m.Dead.Set(1)
+			a.timer.After(f.At.Sub(a.now()), a.self, &probeDue{addr: s.cfg.Addr})
+		case serverfsm.StartProbe:
+			a.startProbe(ctx, s)
+		case serverfsm.LogHoldDown:
+			a.log.Warn().Str("server", s.cfg.Addr).Str("reason", f.Reason).Time("until", f.Until).
+				Msg("connection desynchronised: server used one connection per session until the hold-down ends or a reload")
+			a.cfg.Metrics.HoldDowns.WithLabelValues(s.cfg.Addr).Inc()
+		}
 	}
+}
+
+// startProbe sends the background probe: an ASCII LOGIN START without a user, on a connection of its own.
+// A GETUSER (or any well-formed reply) under our key revives the server; the session is then aborted.
+func (a *Actor) startProbe(ctx actor.Context, s *server) {
+	if a.draining != nil {
+		return
+	}
+	a.probeSeq++
+	id := probeBit | a.probeSeq
+	a.probes[id] = &probe{s: s}
+	req := &messages.Request{ID: id, Authen: &messages.AuthenRequest{Action: tacplus.ActionLogin,
+		Type: tacplus.AuthenTypeASCII, Service: tacplus.ServiceLogin}}
+	a.log.Debug().Str("server", s.cfg.Addr).Msg("probing dead server")
+	ctx.Send(a.spawnConn(ctx, s, true), &messages.StartSession{Req: req, ReplyTo: a.self, Timeout: s.cfg.Timeout})
 }
 
 func (a *Actor) returned(ctx actor.Context, m *messages.Returned) {
@@ -481,14 +671,30 @@ func (a *Actor) returned(ctx actor.Context, m *messages.Returned) {
 		switch m.Reason {
 		case messages.ReturnBadSecret:
 			// Section 4.4: nothing new on that connection; the server is misconfigured for us.
-			a.markDead(s, m.Err)
+			a.markDead(ctx, s, m.Err)
+			s.badKey = true
 			s.lastErr = "key mismatch"
 			p.lastErr = &tacplus.Error{Class: tacplus.ErrBadSecret, Server: m.Server, Msg: "connection draining after a key mismatch", Err: m.Err}
 			a.dispatch(ctx, p)
 			continue
 		case messages.ReturnRefused:
 			// Single-connect refused, or a per-session connection already used: same server, own connection.
-			s.perSession = true
+			a.step(ctx, s, serverfsm.Negotiated{At: a.now(), Agreed: false})
+		case messages.ReturnNegotiation:
+			// Waited too long behind a pending negotiation: never sent, so the same server on a connection
+			// of its own, nothing used up, and the server is not marked refused.
+			if a.expired(p) {
+				a.finish(ctx, p, a.deadlineOutcome(p))
+				continue
+			}
+			p.untry(s)
+			p.attempt--
+			a.sendOwn(ctx, p, s)
+			continue
+		}
+		if a.expired(p) {
+			a.finish(ctx, p, a.deadlineOutcome(p))
+			continue
 		}
 		// ReturnRefused and ReturnRestart: the request was never sent; same server, nothing used up.
 		p.untry(s)
@@ -561,8 +767,18 @@ func (a *Actor) checkDrain(ctx actor.Context) {
 func (a *Actor) status() *messages.StatusReport {
 	r := &messages.StatusReport{Pending: len(a.pending)}
 	now := a.now()
+	handed := map[*server]int{}
+	for _, p := range a.pending {
+		if p.current != nil {
+			handed[p.current]++
+		}
+	}
 	for _, s := range a.order {
-		st := messages.ServerStatus{Addr: s.cfg.Addr, SingleConnect: !s.perSession, LastError: s.lastErr, DeadUntil: s.deadUntil}
+		st := messages.ServerStatus{Addr: s.cfg.Addr, SingleConnect: s.fsm.Multiplex(now), LastError: s.lastErr, DeadUntil: s.fsm.DeadUntil()}
+		// Handed to the server's connections and not answered yet: queued there (the connections keep the
+		// queued gauge) or running.
+		st.Queued = min(handed[s], gaugeValue(s.m.Queued))
+		st.InFlight = handed[s] - st.Queued
 		for name, g := range a.groups {
 			for _, gs := range g {
 				if gs == s {
@@ -571,7 +787,7 @@ func (a *Actor) status() *messages.StatusReport {
 			}
 		}
 		switch {
-		case now.Before(s.deadUntil):
+		case !s.fsm.Alive():
 			st.State = "dead"
 		case s.connected:
 			st.State = "up"
@@ -581,6 +797,15 @@ func (a *Actor) status() *messages.StatusReport {
 		r.Servers = append(r.Servers, st)
 	}
 	return r
+}
+
+// gaugeValue reads a gauge (0 when it cannot be read).
+func gaugeValue(g prometheus.Gauge) int {
+	var m dto.Metric
+	if g == nil || g.Write(&m) != nil || m.Gauge == nil {
+		return 0
+	}
+	return max(0, int(m.Gauge.GetValue()))
 }
 
 // HandleFailure implements actor.SupervisorStrategy for the connection actors: a failed transient
@@ -603,7 +828,9 @@ func (a *Actor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child 
 	// server closing an idle connection as a request went out: those sessions are retried on this server,
 	// and the restart's own connect (the probe) marks the server dead if it really is gone.
 	if f, ok := reason.(*connection.Failure); ok && f.Dial {
-		a.markDead(s, err)
+		a.markDead(nil, s, err)
+	} else {
+		a.step(nil, s, serverfsm.ConnectionLost{At: a.now()})
 	}
 	s.rs.Fail()
 	n := s.rs.NumberOfFailures(DefaultFailureWindow)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tacagent/tacagent/actors/connection"
 	"github.com/tacagent/tacagent/messages"
+	"github.com/tacagent/tacagent/serverfsm"
 	"github.com/tacagent/tacagent/tacplus"
 )
 
@@ -97,5 +98,74 @@ func TestValidate(t *testing.T) {
 				t.Errorf("defaults not applied: %+v", c)
 			}
 		}
+	}
+}
+
+// TestPick: the first alive untried server of the group; with none alive, the dead ones in order (never
+// failing untried), except one dead for a key mismatch; with an alive one already tried, no dead one.
+func TestPick(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	mk := func(addr string) *server {
+		return &server{cfg: Server{Addr: addr}, fsm: serverfsm.New(serverfsm.Config{SingleConnect: true})}
+	}
+	a, b, c := mk("a"), mk("b"), mk("c")
+	act := &Actor{groups: map[string][]*server{"g": {a, b, c}}, now: func() time.Time { return now }}
+	req := func() *pending { return &pending{req: &messages.Request{Group: "g"}} }
+	kill := func(s *server) { s.fsm.Step(serverfsm.Failed{At: now, Cause: "test"}) }
+
+	if got := act.pick(req()); got != a {
+		t.Fatalf("all alive: picked %v, want a", name(got))
+	}
+	kill(a)
+	if got := act.pick(req()); got != b {
+		t.Fatalf("a dead: picked %v, want b (no waiting on a dead server)", name(got))
+	}
+	p := req()
+	p.tried = []*server{b, c}
+	if got := act.pick(p); got != nil {
+		t.Fatalf("alive servers tried, a dead: picked %v, want none", name(got))
+	}
+	kill(b)
+	kill(c)
+	if got := act.pick(req()); got != a {
+		t.Fatalf("all dead: picked %v, want a (tried in order)", name(got))
+	}
+	a.badKey = true
+	if got := act.pick(req()); got != b {
+		t.Fatalf("all dead, a with a key mismatch: picked %v, want b", name(got))
+	}
+	p = req()
+	p.tried = []*server{b, c}
+	if got := act.pick(p); got != nil {
+		t.Fatalf("all dead and tried but the key-mismatched one: picked %v, want none", name(got))
+	}
+	b.fsm.Step(serverfsm.Answered{At: now})
+	if got := act.pick(req()); got != b {
+		t.Fatalf("b answered again: picked %v, want b", name(got))
+	}
+}
+
+func name(s *server) string {
+	if s == nil {
+		return "none"
+	}
+	return s.cfg.Addr
+}
+
+// TestExpired: a request past its deadline is never sent; no deadline never expires.
+func TestExpired(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	act := &Actor{now: func() time.Time { return now }}
+	for _, tc := range []struct {
+		dl   time.Time
+		want bool
+	}{{time.Time{}, false}, {now.Add(time.Nanosecond), false}, {now, true}, {now.Add(-time.Second), true}} {
+		if got := act.expired(&pending{req: &messages.Request{Deadline: tc.dl}}); got != tc.want {
+			t.Errorf("deadline %v: expired %v, want %v", tc.dl, got, tc.want)
+		}
+	}
+	o := act.deadlineOutcome(&pending{req: &messages.Request{ID: 7}})
+	if !o.CallerDeadline || !errors.Is(o.Err, tacplus.ErrTimeout) || o.ReqID != 7 {
+		t.Errorf("deadline outcome %+v", o)
 	}
 }

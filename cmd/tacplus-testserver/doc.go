@@ -24,6 +24,15 @@
 //	idle_timeout: 15s
 //	faults: {delay: 5ms, drop_replies: 0, error_replies: 0}
 //
+// Faults (tacplustest.Faults; a count is how many replies get it, -1 every reply): user (limit to one
+// user), delay, drop_replies (-1: accept TCP and never answer), close_mid_session, truncate, garbage,
+// error_replies, wrong_key, wrong_seq (a seq_no that skips one), wrong_session (nobody's session_id),
+// cross_session (the session_id of another live session on the same connection: misrouting),
+// close_after_reply, prompt_forever (GETDATA loop), fail_delay (hold back FAIL replies). The flags
+// -fault-drop-replies, -fault-wrong-session, -fault-cross-session, -fault-wrong-seq,
+// -fault-close-after-reply, -fault-error-replies, -fault-prompt-forever, -fault-fail-delay and -fault-delay
+// set the same.
+//
 // Flags given on the command line override the file.
 //
 // It imports only tacplustest, yaml.v3 and the standard library: it is a test peer, never part of the agent.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -351,5 +352,49 @@ func TestProcessKill(t *testing.T) {
 	}
 	if recs := readRecords(t, acctLog); recs[len(recs)-1].TaskID != "after" {
 		t.Errorf("the restarted server did not append: %+v", recs[len(recs)-1])
+	}
+}
+
+// TestFaultFlags: the chaos suite switches faults on from the file (every fault field) or by flag, a flag
+// overriding the file. The file asks for a seq_no that skips one on every reply; the flag replaces that
+// with a reply under a session_id nobody has.
+func TestFaultFlags(t *testing.T) {
+	var fc fileConfig
+	all := writeFile(t, "faults.yaml", `
+faults: {user: alice, delay: 1ms, drop_replies: 1, close_mid_session: 2, truncate: 3, garbage: 4, error_replies: 5,
+  wrong_key: 6, wrong_seq: 7, wrong_session: 8, cross_session: -1, close_after_reply: 9, prompt_forever: true, fail_delay: 1s}
+`)
+	if err := readConfig(all, &fc); err != nil {
+		t.Fatal(err)
+	}
+	want := tacplustest.Faults{User: "alice", Delay: time.Millisecond, DropReplies: 1, CloseMidSession: 2, Truncate: 3,
+		Garbage: 4, ErrorReplies: 5, WrongKey: 6, WrongSeq: 7, WrongSession: 8, CrossSession: tacplustest.Always,
+		CloseAfterReply: 9, PromptForever: true, FailDelay: time.Second}
+	if got := fc.config().Faults; !reflect.DeepEqual(got, want) {
+		t.Errorf("faults from the file %+v, want %+v", got, want)
+	}
+
+	cfg := writeFile(t, "cfg.yaml", testConfig+"faults: {wrong_seq: -1}\n")
+	stdoutR, stdoutW := io.Pipe()
+	var stderr syncBuffer
+	sig := make(chan os.Signal, 1)
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run([]string{"-config", cfg, "-fault-wrong-seq", "0", "-fault-wrong-session", "-1"},
+			env(map[string]string{defaultKeyEnv: testKey}), stdoutW, &stderr, sig)
+	}()
+	c := dial(t, readLine(t, stdoutR, exited))
+	pap := &tacplus.AuthenStart{Action: tacplus.ActionLogin, PrivLvl: 1, Type: tacplus.AuthenTypePAP,
+		Service: tacplus.ServiceLogin, User: "alice", Data: "alice-pw"}
+	if err := c.Send(tacplus.Header{SessionID: 1, SeqNo: 1}, pap); err != nil {
+		t.Fatal(err)
+	}
+	rh, _, err := c.Recv()
+	if err != nil || rh.SeqNo != 2 || rh.SessionID == 1 {
+		t.Fatalf("reply %v %v: want seq_no 2 (the flag cleared wrong_seq) under another session_id", rh, err)
+	}
+	sig <- syscall.SIGTERM
+	if code := <-exited; code != exitOK {
+		t.Fatalf("exit status %d, stderr %s", code, stderr.String())
 	}
 }

@@ -61,10 +61,29 @@ type fileRule struct {
 	ServerMsg string   `yaml:"server_msg"`
 }
 
+// fileFaults are tacplustest.Faults; counts are replies (-1: every reply).
 type fileFaults struct {
-	Delay        time.Duration `yaml:"delay"`
-	DropReplies  int           `yaml:"drop_replies"`
-	ErrorReplies int           `yaml:"error_replies"`
+	User            string        `yaml:"user"`
+	Delay           time.Duration `yaml:"delay"`
+	DropReplies     int           `yaml:"drop_replies"` // -1: accept TCP, never answer
+	CloseMidSession int           `yaml:"close_mid_session"`
+	Truncate        int           `yaml:"truncate"`
+	Garbage         int           `yaml:"garbage"`
+	ErrorReplies    int           `yaml:"error_replies"`
+	WrongKey        int           `yaml:"wrong_key"`
+	WrongSeq        int           `yaml:"wrong_seq"`     // seq_no 2 higher: skips one
+	WrongSession    int           `yaml:"wrong_session"` // session_id XOR a mask: nobody's
+	CrossSession    int           `yaml:"cross_session"` // another live session's id on the same connection
+	CloseAfterReply int           `yaml:"close_after_reply"`
+	PromptForever   bool          `yaml:"prompt_forever"` // GETDATA loop
+	FailDelay       time.Duration `yaml:"fail_delay"`     // hold back FAIL replies
+}
+
+func (f fileFaults) faults() tacplustest.Faults {
+	return tacplustest.Faults{User: f.User, Delay: f.Delay, DropReplies: f.DropReplies, CloseMidSession: f.CloseMidSession,
+		Truncate: f.Truncate, Garbage: f.Garbage, ErrorReplies: f.ErrorReplies, WrongKey: f.WrongKey, WrongSeq: f.WrongSeq,
+		WrongSession: f.WrongSession, CrossSession: f.CrossSession, CloseAfterReply: f.CloseAfterReply,
+		PromptForever: f.PromptForever, FailDelay: f.FailDelay}
 }
 
 // acctLine is one record of the -acct-log file.
@@ -97,6 +116,17 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, si
 	single := fs.Bool("single-connect", false, "agree to single-connect (RFC 8907 section 4.3)")
 	keepOpen := fs.Bool("keep-open", false, "keep connections open after a session without single-connect")
 	idle := fs.Duration("idle-timeout", tacplustest.DefaultIdleTimeout, "close connections idle this long (<0: never)")
+	// Faults (issue 12): counts are how many replies get the fault, -1 every reply; they override the file.
+	var ff fileFaults
+	fs.IntVar(&ff.DropReplies, "fault-drop-replies", 0, "drop this many replies (-1: accept TCP and never answer)")
+	fs.IntVar(&ff.WrongSession, "fault-wrong-session", 0, "reply under a session_id nobody has")
+	fs.IntVar(&ff.CrossSession, "fault-cross-session", 0, "reply under another live session's id on the same connection (misrouting)")
+	fs.IntVar(&ff.WrongSeq, "fault-wrong-seq", 0, "reply with a seq_no that skips one")
+	fs.IntVar(&ff.CloseAfterReply, "fault-close-after-reply", 0, "close the connection after the reply")
+	fs.IntVar(&ff.ErrorReplies, "fault-error-replies", 0, "answer ERROR")
+	fs.BoolVar(&ff.PromptForever, "fault-prompt-forever", false, "answer every authentication packet with GETDATA")
+	fs.DurationVar(&ff.FailDelay, "fault-fail-delay", 0, "hold back authentication FAIL replies this long")
+	fs.DurationVar(&ff.Delay, "fault-delay", 0, "hold back every reply this long")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -121,6 +151,24 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, si
 			cfg.KeepOpen = *keepOpen
 		case "idle-timeout":
 			cfg.IdleTimeout = *idle
+		case "fault-drop-replies":
+			cfg.Faults.DropReplies = ff.DropReplies
+		case "fault-wrong-session":
+			cfg.Faults.WrongSession = ff.WrongSession
+		case "fault-cross-session":
+			cfg.Faults.CrossSession = ff.CrossSession
+		case "fault-wrong-seq":
+			cfg.Faults.WrongSeq = ff.WrongSeq
+		case "fault-close-after-reply":
+			cfg.Faults.CloseAfterReply = ff.CloseAfterReply
+		case "fault-error-replies":
+			cfg.Faults.ErrorReplies = ff.ErrorReplies
+		case "fault-prompt-forever":
+			cfg.Faults.PromptForever = ff.PromptForever
+		case "fault-fail-delay":
+			cfg.Faults.FailDelay = ff.FailDelay
+		case "fault-delay":
+			cfg.Faults.Delay = ff.Delay
 		}
 	})
 
@@ -189,9 +237,8 @@ func readKey(file, env string, getenv func(string) string) ([]byte, error) {
 
 func (fc fileConfig) config() tacplustest.Config {
 	cfg := tacplustest.Config{SingleConnect: fc.SingleConnect, KeepOpen: fc.KeepOpen, IdleTimeout: fc.IdleTimeout,
-		Users: make(map[string]tacplustest.User, len(fc.Users)),
-		Faults: tacplustest.Faults{Delay: fc.Faults.Delay, DropReplies: fc.Faults.DropReplies,
-			ErrorReplies: fc.Faults.ErrorReplies}}
+		Users:  make(map[string]tacplustest.User, len(fc.Users)),
+		Faults: fc.Faults.faults()}
 	for name, u := range fc.Users {
 		tu := tacplustest.User{Password: u.Password, EnablePassword: u.EnablePassword, Delay: u.Delay, Groups: u.Groups}
 		for _, p := range u.Prompts {

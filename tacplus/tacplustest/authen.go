@@ -13,6 +13,7 @@ const (
 	promptEnable      = "Enable password: "
 	promptOldPass     = "Old password: "
 	promptNewPass     = "New password: "
+	promptMore        = "More: " // Faults.PromptForever
 	msgSendAuth       = "outbound authentication (SENDAUTH) is not supported"
 	msgUnsupported    = "authentication type not supported"
 	msgMalformedCHAP  = "malformed CHAP or MS-CHAP data"
@@ -36,6 +37,10 @@ const (
 func (c *conn) authenStart(s *session, h tacplus.Header, b *tacplus.AuthenStart) {
 	s.action, s.service = b.Action, b.Service
 	c.setUser(s, b.User)
+	if c.s.promptForever(s.user) {
+		c.prompt(s, h, tacplus.AuthenStatusGetData, promptMore, false)
+		return
+	}
 	if c.s.restart(s.user, b.Type) {
 		// Section 5.4.2: RESTART asks the client to start over, typically with another authen_type.
 		c.answer(s, h, &tacplus.AuthenReply{Status: tacplus.AuthenStatusRestart}, true, c.s.plan(s.user))
@@ -106,6 +111,10 @@ func (c *conn) authenContinue(s *session, h tacplus.Header, b *tacplus.AuthenCon
 		// Section 5.4.4: the session is over and gets no reply.
 		c.s.st.aborts.Add(1)
 		c.endQuietly(s)
+		return
+	}
+	if c.s.promptForever(s.user) {
+		c.prompt(s, h, tacplus.AuthenStatusGetData, promptMore, false)
 		return
 	}
 	switch s.state {

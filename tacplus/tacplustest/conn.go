@@ -267,6 +267,7 @@ type reply struct {
 	body       tacplus.Body
 	p          plan
 	closeAfter bool
+	crossID    uint32 // for fCross: the session_id of another live session, chosen when the reply was made
 }
 
 // answer sends body as the reply to the packet with header req. final ends the session; p holds the faults
@@ -285,12 +286,26 @@ func (c *conn) answer(s *session, req tacplus.Header, body tacplus.Body, final b
 		body: body, p: p,
 	}
 	c.firstFlag = 0
+	if p.f&fCross != 0 {
+		// Chosen here, on the reader goroutine that owns c.sessions (emit may run on a timer goroutine).
+		r.crossID = s.id ^ wrongSessionMask
+		for id := range c.sessions {
+			if id != s.id {
+				r.crossID = id
+				break
+			}
+		}
+	}
+	if r, ok := body.(*tacplus.AuthenReply); ok && r.Status == tacplus.AuthenStatusFail {
+		p.delay += c.s.failDelay(s.user)
+	}
 	if final {
 		delete(c.sessions, s.id)
 		r.closeAfter = !c.multi
 	} else {
 		s.expect = req.SeqNo + 2
 	}
+	r.p = p
 	delay := s.delay + p.delay
 	if delay <= 0 {
 		c.emit(r)
@@ -355,6 +370,9 @@ func (c *conn) emit(r reply) {
 	if r.p.f&fWrongSession != 0 {
 		h.SessionID ^= wrongSessionMask
 	}
+	if r.p.f&fCross != 0 {
+		h.SessionID = r.crossID
+	}
 	start := len(c.wbuf)
 	buf, err := codec.AppendPacket(c.wbuf, h, r.body)
 	if err != nil {
@@ -378,7 +396,7 @@ func (c *conn) emit(r reply) {
 	}
 	c.wbuf = buf
 	c.s.st.pktOut.Add(1)
-	if r.closeAfter {
+	if r.closeAfter || r.p.f&fCloseAfter != 0 {
 		c.closeAfter = true
 	}
 }

@@ -29,8 +29,22 @@ type Faults struct {
 	ErrorReplies      int
 	WrongKey          int // obfuscate the reply with a different key (section 4.5)
 	WrongSeq          int // reply with a sequence number 2 higher than the right one (still even)
-	WrongSession      int // reply under a different session_id
+	WrongSession      int // reply under a different session_id (the right one XOR a mask: nobody's)
 	ToggleUnencrypted int // flip TAC_PLUS_UNENCRYPTED_FLAG in the reply's header (the body stays as it was)
+	// CrossSession replies under the session_id of ANOTHER live session on the same connection (true
+	// misrouting: that session gets this answer, and later its own answer under its own id as well). The
+	// body is obfuscated for the id in the header, so only the routing betrays it. With no other live
+	// session on the connection, it falls back to WrongSession's id.
+	CrossSession int
+	// CloseAfterReply closes the connection right after the reply is written (a server that serves one
+	// reply per connection, whatever was negotiated).
+	CloseAfterReply int
+
+	// PromptForever answers every authentication START and CONTINUE with GETDATA (a server that prompts
+	// forever); an ABORT still ends the session quietly.
+	PromptForever bool
+	// FailDelay holds back authentication FAIL replies by this much (production servers delay FAIL by 1 s).
+	FailDelay time.Duration
 
 	// Delay holds back every reply by this much, on top of the user's own delay.
 	Delay time.Duration
@@ -40,12 +54,12 @@ type Faults struct {
 
 func (f Faults) validate() error {
 	for _, n := range []int{f.DropReplies, f.CloseMidSession, f.Truncate, f.Garbage, f.ErrorReplies,
-		f.WrongKey, f.WrongSeq, f.WrongSession, f.ToggleUnencrypted} {
+		f.WrongKey, f.WrongSeq, f.WrongSession, f.ToggleUnencrypted, f.CrossSession, f.CloseAfterReply} {
 		if n < Always {
 			return tacplus.NewError(tacplus.ErrConfig, "tacplustest: fault count %d is below Always (-1)", n)
 		}
 	}
-	if f.Delay < 0 {
+	if f.Delay < 0 || f.FailDelay < 0 {
 		return tacplus.NewError(tacplus.ErrConfig, "tacplustest: negative fault delay")
 	}
 	return nil
@@ -55,7 +69,8 @@ func (f Faults) validate() error {
 func (f *Faults) armed() bool {
 	return f.DropReplies != 0 || f.CloseMidSession != 0 || f.Truncate != 0 || f.Garbage != 0 ||
 		f.ErrorReplies != 0 || f.WrongKey != 0 || f.WrongSeq != 0 || f.WrongSession != 0 ||
-		f.ToggleUnencrypted != 0 || f.Delay > 0 || len(f.Restart) > 0
+		f.ToggleUnencrypted != 0 || f.Delay > 0 || len(f.Restart) > 0 || f.CrossSession != 0 ||
+		f.CloseAfterReply != 0 || f.PromptForever || f.FailDelay > 0
 }
 
 // FaultCounts says how many replies got each fault since the server started.
@@ -63,6 +78,7 @@ type FaultCounts struct {
 	DropReplies, CloseMidSession, Truncate, Garbage                   int64
 	ErrorReplies, WrongKey, WrongSeq, WrongSession, ToggleUnencrypted int64
 	Delayed, Restarts                                                 int64
+	CrossSession, CloseAfterReply, PromptForever, FailDelayed         int64
 }
 
 // fault is a set of faults chosen for one reply.
@@ -78,6 +94,8 @@ const (
 	fWrongSeq
 	fWrongSession
 	fToggle
+	fCross
+	fCloseAfter
 )
 
 // plan is what happens to one reply.
@@ -126,7 +144,8 @@ func (f *Faults) choose(user string, c *FaultCounts) plan {
 		bit fault
 	}{{&f.ErrorReplies, &c.ErrorReplies, fError}, {&f.WrongKey, &c.WrongKey, fWrongKey},
 		{&f.WrongSeq, &c.WrongSeq, fWrongSeq}, {&f.WrongSession, &c.WrongSession, fWrongSession},
-		{&f.ToggleUnencrypted, &c.ToggleUnencrypted, fToggle}} {
+		{&f.ToggleUnencrypted, &c.ToggleUnencrypted, fToggle}, {&f.CrossSession, &c.CrossSession, fCross},
+		{&f.CloseAfterReply, &c.CloseAfterReply, fCloseAfter}} {
 		if take(m.n, m.c) {
 			p.f |= m.bit
 		}
@@ -144,4 +163,22 @@ func (f *Faults) restart(user string, t tacplus.AuthenType, c *FaultCounts) bool
 		return true
 	}
 	return false
+}
+
+// promptForever reports whether an authentication packet of user must be answered GETDATA.
+func (f *Faults) promptForever(user string, c *FaultCounts) bool {
+	if !f.PromptForever || (f.User != "" && f.User != user) {
+		return false
+	}
+	c.PromptForever++
+	return true
+}
+
+// failDelay is the extra delay of a FAIL reply to user.
+func (f *Faults) failDelay(user string, c *FaultCounts) time.Duration {
+	if f.FailDelay <= 0 || (f.User != "" && f.User != user) {
+		return 0
+	}
+	c.FailDelayed++
+	return f.FailDelay
 }

@@ -161,6 +161,53 @@ func TestFaults(t *testing.T) {
 			c.pap(2, false) // the client restarts with PAP
 			c.expectPass(2)
 		}, FaultCounts{Restarts: 1}},
+		{"cross session: another live session's id", Faults{}, func(t *testing.T, c *client, srv *Server) {
+			// Session 1 stays live, waiting for its username.
+			if _, r := c.authen(hdr(1, 1, tacplus.FlagSingleConnect), asciiStart(tacplus.ActionLogin, tacplus.ServiceLogin, "")); r.Status != tacplus.AuthenStatusGetUser {
+				t.Fatalf("START: %v", r.Status)
+			}
+			srv.SetFaults(Faults{CrossSession: 1})
+			c.pap(2, false)
+			// Session 2's PASS arrives under session 1's id, obfuscated for that id (it decodes).
+			if h, b := c.mustRecv(); h.SessionID != 1 || h.SeqNo != 2 || b.(*tacplus.AuthenReply).Status != tacplus.AuthenStatusPass {
+				t.Fatalf("want session 2's PASS under session 1's id, got %v %v", h, b)
+			}
+		}, FaultCounts{CrossSession: 1}},
+		{"cross session alone falls back to a wrong id", Faults{CrossSession: 1}, func(t *testing.T, c *client, _ *Server) {
+			c.pap(1, true)
+			if h, _ := c.mustRecv(); h.SessionID != 1^wrongSessionMask {
+				t.Fatalf("want session 0x%x, got %v", 1^wrongSessionMask, h)
+			}
+		}, FaultCounts{CrossSession: 1}},
+		{"close after reply", Faults{CloseAfterReply: 1}, func(t *testing.T, c *client, _ *Server) {
+			c.pap(1, true) // single-connect agreed, yet the server closes after its reply
+			c.expectPass(1)
+			c.expectClosed()
+		}, FaultCounts{CloseAfterReply: 1}},
+		{"prompt forever", Faults{PromptForever: true}, func(t *testing.T, c *client, _ *Server) {
+			if _, r := c.authen(hdr(1, 1, tacplus.FlagSingleConnect), asciiStart(tacplus.ActionLogin, tacplus.ServiceLogin, "alice")); r.Status != tacplus.AuthenStatusGetData {
+				t.Fatalf("START: %v", r.Status)
+			}
+			for seq := uint8(3); seq <= 9; seq += 2 {
+				if _, r := c.authen(hdr(1, seq, 0), cont("alice-pw")); r.Status != tacplus.AuthenStatusGetData {
+					t.Fatalf("CONTINUE %d: %v", seq, r.Status)
+				}
+			}
+			c.send(hdr(1, 11, 0), &tacplus.AuthenContinue{Flags: tacplus.FlagAbort}) // ends it quietly
+		}, FaultCounts{PromptForever: 5}},
+		{"fail delay", Faults{FailDelay: 150 * time.Millisecond}, func(t *testing.T, c *client, _ *Server) {
+			start := time.Now()
+			h := hdr(1, 1, tacplus.FlagSingleConnect)
+			h.Version = ver(tacplus.AuthenTypePAP)
+			if _, r := c.authen(h, papStart("alice", "wrong")); r.Status != tacplus.AuthenStatusFail {
+				t.Fatalf("want FAIL, got %v", r.Status)
+			}
+			if el := time.Since(start); el < 150*time.Millisecond {
+				t.Fatalf("FAIL after %v", el)
+			}
+			c.pap(2, false) // PASS is not held back (not timed: only its arrival is checked)
+			c.expectPass(2)
+		}, FaultCounts{FailDelayed: 1}},
 		{"only one user", Faults{User: "bob", ErrorReplies: Always}, func(t *testing.T, c *client, _ *Server) {
 			c.pap(1, true)
 			c.expectPass(1)

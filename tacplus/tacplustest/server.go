@@ -261,6 +261,26 @@ func (s *Server) plan(user string) plan {
 	return p
 }
 
+// promptForever reports whether an authentication packet of user is answered GETDATA (Faults.PromptForever).
+func (s *Server) promptForever(user string) bool {
+	if !s.armed.Load() {
+		return false
+	}
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	return s.faults.promptForever(user, &s.counts)
+}
+
+// failDelay is the extra delay of a FAIL reply to user (Faults.FailDelay).
+func (s *Server) failDelay(user string) time.Duration {
+	if !s.armed.Load() {
+		return 0
+	}
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	return s.faults.failDelay(user, &s.counts)
+}
+
 // restart reports whether a START of type t from user must be answered RESTART.
 func (s *Server) restart(user string, t tacplus.AuthenType) bool {
 	if !s.armed.Load() {

@@ -247,20 +247,26 @@ func TestOutOfOrder(t *testing.T) {
 		}
 		order = append(order, rh.SessionID)
 	}
-	if want := []uint32{0xc, 0xb, 0xa}; !slices.Equal(order, want) {
-		t.Errorf("replies in order %x, want %x", order, want)
+	// The slow session, first on the wire, is answered last. Between the inline and the 100 ms reply the
+	// order is a matter of scheduling on a loaded machine, so it is not asserted.
+	if len(order) != 3 || order[2] != 0xa || !slices.Contains(order, 0xb) || !slices.Contains(order, 0xc) {
+		t.Errorf("replies in order %x, want 0xa last", order)
 	}
 }
 
 // TestIdleTimeout proves an idle connection is closed, but not while a delayed reply is pending.
+//
+// The idle clock starts at accept, so the client's first packet must reach the server within the idle
+// timeout; on a loaded machine it may not. Each attempt therefore checks that precondition from the
+// server's own counters (the session started, the idle close did not come first) and is repeated when the
+// machine, not the server, broke it. Only the server's behaviour is asserted.
 func TestIdleTimeout(t *testing.T) {
 	const idle = 100 * time.Millisecond
 	us := users()
 	us["slow"] = User{Password: "s", Delay: 3 * idle}
 	srv := startServer(t, Config{Users: us, SingleConnect: true, IdleTimeout: idle})
 
-	// The server's idle clock starts at accept, so the stopwatch starts before the dial: the close can then
-	// never be measured as early.
+	// The stopwatch starts before the dial: the close can then never be measured as early.
 	start := time.Now()
 	c := dial(t, srv.Addr())
 	c.expectClosed()
@@ -269,17 +275,39 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	waitFor(t, "IdleClosed", func() bool { return srv.Stats().IdleClosed == 1 })
 
-	c = dial(t, srv.Addr())
-	h := hdr(1, 1, tacplus.FlagSingleConnect)
-	h.Version = ver(tacplus.AuthenTypePAP)
-	if _, r := c.authen(h, papStart("slow", "s")); r.Status != tacplus.AuthenStatusPass {
-		t.Fatalf("delayed reply: %v", r.Status)
+	for attempt := 1; ; attempt++ {
+		if attempt > 20 {
+			t.Fatal("in 20 attempts the client never got its packets to the server within the idle timeout")
+		}
+		before := srv.Stats()
+		c = dial(t, srv.Addr())
+		h := hdr(1, 1, tacplus.FlagSingleConnect)
+		h.Version = ver(tacplus.AuthenTypePAP)
+		c.send(h, papStart("slow", "s"))
+		_, b, err := c.recv()
+		if err != nil {
+			// Either the START came too late (precondition broken: retry) or the server closed the
+			// connection while its reply was pending (the bug this test is for).
+			waitFor(t, "the close to be counted", func() bool { return srv.Stats().OpenConnections == 0 })
+			if after := srv.Stats(); after.Sessions > before.Sessions {
+				t.Fatalf("the server closed the connection while a delayed reply was pending: %v", err)
+			}
+			continue
+		}
+		if r := b.(*tacplus.AuthenReply); r.Status != tacplus.AuthenStatusPass {
+			t.Fatalf("delayed reply: %v", r.Status)
+		}
+		// The reply restarted the idle clock: a next session on the same connection is served.
+		c.send(hdr(2, 1, 0), papStart("alice", "alice-pw"))
+		if _, b, err := c.recv(); err != nil {
+			c.Close()
+			continue // the machine took longer than the idle timeout between the two: retry
+		} else if r := b.(*tacplus.AuthenReply); r.Status != tacplus.AuthenStatusPass {
+			t.Fatalf("after the delayed reply: %v", r.Status)
+		}
+		c.expectClosed()
+		break
 	}
-	if _, r := c.authen(hdr(2, 1, 0), papStart("alice", "alice-pw")); r.Status != tacplus.AuthenStatusPass {
-		t.Fatalf("after the delayed reply: %v", r.Status)
-	}
-	c.expectClosed()
-	waitFor(t, "IdleClosed", func() bool { return srv.Stats().IdleClosed == 2 })
 	waitFor(t, "no open connection", func() bool { return srv.Stats().OpenConnections == 0 })
 }
 
