@@ -558,3 +558,65 @@ func TestInvalidRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestFailNeverUnavailable is the field report's invariant (issue 13 point 1) as a property, over every
+// stack of up to three lines of the flags and the network-gear controls and every sequence of results:
+// when a line that ran said FAIL and every line that said unavailable or error had that result ignored
+// by its control, the outcome is never unavailable or error, which a PAM fallback
+// (authinfo_unavail=ignore) would skip to a local password.
+func TestFailNeverUnavailable(t *testing.T) {
+	controls := []string{"required", "requisite", "sufficient", "optional", mlist, mend}
+	n, guarded := 0, 0
+	var rec func(stack []string)
+	rec = func(stack []string) {
+		if len(stack) > 0 {
+			forEachResults(len(stack), func(results []Result) {
+				n++
+				elems := make([]Element, len(stack))
+				for i, c := range stack {
+					ctl, err := ParseControl(c)
+					if err != nil {
+						t.Fatal(err)
+					}
+					elems[i] = Element{Name: fmt.Sprintf("h%d", i), Handler: &scripted{err: errFor(results[i], i)}, Control: ctl}
+				}
+				st, err := NewStack(newClock().Now, elems...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, rc, _ := st.Authenticate(context.Background(), Request{User: "u", Password: "p", Type: PAP, Service: Login}, nil, nil)
+				sawFail, onlyIgnored := false, true
+				for _, s := range rc.Steps {
+					if !s.Tried {
+						continue
+					}
+					switch s.Result {
+					case Fail:
+						sawFail = true
+					case Unavailable, Error:
+						if s.Action != Ignore {
+							onlyIgnored = false
+						}
+					}
+				}
+				if sawFail && onlyIgnored {
+					guarded++
+					if rc.Result == Unavailable || rc.Result == Error {
+						t.Errorf("%v with %v: a FAIL behind ignored lines came out as %s", stack, results, rc.Result)
+					}
+				}
+			})
+		}
+		if len(stack) == 3 {
+			return
+		}
+		for _, c := range controls {
+			rec(append(append([]string(nil), stack...), c))
+		}
+	}
+	rec(nil)
+	if guarded == 0 {
+		t.Fatal("no stack exercised the invariant")
+	}
+	t.Logf("%d stacks, %d with a FAIL behind ignored unavailable/error lines", n, guarded)
+}
