@@ -487,7 +487,9 @@ func authenResultOf(err error) string {
 	switch r {
 	case policy.Success:
 		return ResultPass
-	case policy.Fail:
+	case policy.Fail, policy.Denied:
+		// Denied: the stack's controls refused (no line decided, Linux-PAM's PAM_PERM_DENIED). It is a
+		// refusal like a FAIL, never "unavailable" or "error", which a PAM fallback line would skip.
 		return ResultFail
 	case policy.Unavailable:
 		return ResultUnavailable

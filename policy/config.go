@@ -37,7 +37,8 @@ type HandlerConfig struct {
 	Deny bool `yaml:"deny,omitempty"`
 	// Control is a flag word (required, requisite, sufficient, optional) or the bracket form
 	// "[success=... fail=... unavailable=... error=... default=...]". Default: MethodList, the network-gear
-	// rule "[success=done fail=die unavailable=ignore error=die]".
+	// rule "[success=done fail=die unavailable=ignore error=die]"; on the last line MethodListEnd,
+	// "[success=done default=die]" (no next method: no usable answer ends the stack as unavailable).
 	Control Control `yaml:"control,omitempty"`
 
 	// Line is the YAML line the entry started on (0 when not decoded from YAML), for error messages.
@@ -176,8 +177,9 @@ func (r Registry) hasGroup(g string) bool {
 
 // DefaultStack is the network-gear rule over every server group in reg, in order: each group is a tacacs
 // handler with the MethodList control, so a PASS ends the stack with success, a FAIL ends it with a
-// failure, and no usable answer moves on to the next group; when the last group gives no usable answer
-// either, the stack fails with Unavailable (tacplus.ErrUnreachable).
+// failure, and no usable answer moves on to the next group; the last group has MethodListEnd, so that when
+// it gives no usable answer either the stack fails with Unavailable (tacplus.ErrUnreachable), not with
+// the Denied of a stack in which no line decided.
 func DefaultStack(reg Registry) (*Stack, error) {
 	if len(reg.Groups) == 0 {
 		return nil, configErr("authentication: no stack and no server groups")
@@ -189,6 +191,7 @@ func DefaultStack(reg Registry) (*Stack, error) {
 	for i, g := range reg.Groups {
 		elems[i] = Element{Name: g, Handler: NewTacacs(g, reg.Tacacs), Control: MethodList}
 	}
+	elems[len(elems)-1].Control = MethodListEnd
 	return NewStack(reg.Now, elems...)
 }
 
@@ -244,6 +247,9 @@ func (c Config) Build(reg Registry) (*Stack, error) {
 		e.Control = h.Control
 		if e.Control == (Control{}) {
 			e.Control = MethodList
+			if i == len(c.Stack)-1 {
+				e.Control = MethodListEnd
+			}
 		}
 		elems = append(elems, e)
 	}

@@ -56,15 +56,33 @@ func TestParseControl(t *testing.T) {
 	}
 	for _, bad := range []string{
 		"", "Required", "sufficent", "[]", "[success=ok", "success=ok]", "[success]",
-		"[success=okk]", "[success=2]", "[user_unknown=ignore]", "[success=ok success=done]",
+		"[success=okk]", "[success=0]", "[success=201]", "[success=-1]", "[success=+1]", "[user_unknown=ignore]", "[success=ok success=done]",
 		"[default=ok default=bad]", "[=ok]",
 	} {
 		if _, err := ParseControl(bad); !errors.Is(err, tacplus.ErrConfig) {
 			t.Errorf("ParseControl(%q) = %v, want ErrConfig", bad, err)
 		}
 	}
-	if _, err := ParseControl("[success=2]"); err == nil || !strings.Contains(err.Error(), "jump") {
-		t.Errorf("jump: %v", err)
+	if _, err := ParseControl("[success=0]"); err == nil || !strings.Contains(err.Error(), "jump") {
+		t.Errorf("jump 0: %v", err)
+	}
+	for s, n := range map[string]int{"[success=2 default=ignore]": 2, "[success=ok default=200]": 200} {
+		c, err := ParseControl(s)
+		if err != nil {
+			t.Fatalf("ParseControl(%q): %v", s, err)
+		}
+		got := 0
+		for _, r := range Results {
+			if k, ok := c.Action(r).JumpLen(); ok {
+				got = k
+			}
+		}
+		if got != n {
+			t.Errorf("ParseControl(%q): jump %d, want %d", s, got, n)
+		}
+		if back, err := ParseControl(c.String()); err != nil || back != c {
+			t.Errorf("%q: String %q does not parse back: %v", s, c.String(), err)
+		}
 	}
 }
 
@@ -167,7 +185,7 @@ func TestDocExamples(t *testing.T) {
 			{failAt("a:49", "no"), nil, "pw", Fail, "core"},
 			{down("a:49"), nil, "pw", Unavailable, "core"},
 		})
-		if got := build(t, ex[0], &fakeAgent{}).String(); got != "core(tacacs) "+MethodList.String() {
+		if got := build(t, ex[0], &fakeAgent{}).String(); got != "core(tacacs) "+MethodListEnd.String() {
 			t.Errorf("stack %s", got)
 		}
 	})

@@ -18,17 +18,24 @@ const (
 	Fail                          // the handler refused it (TACACS+ FAIL, wrong local password, locked account)
 	Unavailable                   // no usable answer: unreachable, timeout, connection lost, ERROR, bad secret, garbled reply
 	Error                         // the handler could not run: aborted by the user, misconfigured, or an unclassified error
+
+	// Denied is never a handler's result, only a stack's outcome: no line decided, or the controls alone
+	// refused (a success whose action was bad, a jump past the end). Linux-PAM returns PAM_PERM_DENIED
+	// (its PAM_MUST_FAIL_CODE) for exactly these cases. It is a refusal, like Fail, never a reason to
+	// fall back: it is not a valid value in a bracket control.
+	Denied
 )
 
 // Results lists every result, in the order they are written in a bracket control.
 var Results = [...]Result{Success, Fail, Unavailable, Error}
 
-var resultNames = [...]string{Success: "success", Fail: "fail", Unavailable: "unavailable", Error: "error"}
+var resultNames = [...]string{Success: "success", Fail: "fail", Unavailable: "unavailable", Error: "error", Denied: "denied"}
 
+// valid reports whether r is a handler result (Denied is not one).
 func (r Result) valid() bool { return r >= Success && r <= Error }
 
 func (r Result) String() string {
-	if r.valid() {
+	if r >= Success && r <= Denied {
 		return resultNames[r]
 	}
 	return "result(" + strconv.Itoa(int(r)) + ")"
@@ -55,12 +62,42 @@ const (
 	Reset
 )
 
+// jumpBase is the Action value of a jump over zero lines (not itself valid): Jump(n) is jumpBase+n.
+const jumpBase Action = 32
+
+// MaxJump is the longest jump a control may hold.
+const MaxJump = 200
+
+// Jump returns the action that skips the next n lines (pam.conf(5) "N"), 1 <= n <= MaxJump. As in
+// Linux-PAM, a jump neither sets nor changes the stack's outcome, and a jump past the last line makes the
+// stack fail (PAM_PERM_DENIED there, Denied here). An n out of range gives an invalid action.
+func Jump(n int) Action {
+	if n < 1 || n > MaxJump {
+		return 0
+	}
+	return jumpBase + Action(n)
+}
+
+// JumpLen returns n for Jump(n), and false for any other action.
+func (a Action) JumpLen() (int, bool) {
+	if a > jumpBase && a <= jumpBase+MaxJump {
+		return int(a - jumpBase), true
+	}
+	return 0, false
+}
+
 var actionNames = [...]string{Ignore: "ignore", OK: "ok", Done: "done", Bad: "bad", Die: "die", Reset: "reset"}
 
-func (a Action) valid() bool { return a >= Ignore && a <= Reset }
+func (a Action) valid() bool {
+	_, jump := a.JumpLen()
+	return (a >= Ignore && a <= Reset) || jump
+}
 
 func (a Action) String() string {
-	if a.valid() {
+	if n, ok := a.JumpLen(); ok {
+		return strconv.Itoa(n)
+	}
+	if a >= Ignore && a <= Reset {
 		return actionNames[a]
 	}
 	return "action(" + strconv.Itoa(int(a)) + ")"
@@ -89,6 +126,11 @@ var (
 	Sufficient = mustBracket("[success=done default=ignore]")
 	Optional   = mustBracket("[success=ok default=ignore]")
 	MethodList = mustBracket("[success=done fail=die unavailable=ignore default=die]")
+	// MethodListEnd is the network-gear rule on the last line of a stack: there is no next method to move
+	// on to, so "no usable answer" ends the stack as Unavailable (die) rather than being ignored, which
+	// in Linux-PAM's semantics would leave the stack undecided: Denied (PAM_PERM_DENIED). A caller's
+	// fallback (docs/pam.md's sshd recipe) depends on this Unavailable.
+	MethodListEnd = mustBracket("[success=done default=die]")
 )
 
 // flagWord returns the control a flag word stands for.
@@ -176,10 +218,10 @@ func (c Control) String() string {
 
 // ParseControl parses a control flag word (required, requisite, sufficient, optional) or the bracket form
 // "[value=action ...]" of pam.conf(5). The values are success, fail, unavailable, error and default; the
-// actions are ok, done, die, bad, ignore and reset. As in Linux-PAM, a result that is neither named nor
-// covered by "default=" takes bad. Unlike Linux-PAM, a value named twice, an unknown value (such as PAM's
-// user_unknown) and a jump count are errors, so that a copied pam.d line cannot silently mean something
-// else here. Errors belong to tacplus.ErrConfig.
+// actions are ok, done, die, bad, ignore, reset and a jump count N (1 to MaxJump: skip the next N lines).
+// As in Linux-PAM, a result that is neither named nor covered by "default=" takes bad. Unlike Linux-PAM,
+// a value named twice and an unknown value (such as PAM's user_unknown) are errors, so that a copied
+// pam.d line cannot silently mean something else here. Errors belong to tacplus.ErrConfig.
 func ParseControl(s string) (Control, error) {
 	s = strings.TrimSpace(s)
 	if c, ok := flagWord(s); ok {
@@ -245,10 +287,14 @@ func parseAction(s string) (Action, error) {
 			return a, nil
 		}
 	}
-	if _, err := strconv.ParseUint(s, 10, 8); err == nil {
-		return 0, fmt.Errorf("jump action %q is not supported", s)
+	if s != "" && strings.Trim(s, "0123456789") == "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxJump {
+			return 0, fmt.Errorf("jump %q: want 1 to %d lines", s, MaxJump)
+		}
+		return Jump(n), nil
 	}
-	return 0, fmt.Errorf("unknown action %q (want ok, done, die, bad, ignore or reset)", s)
+	return 0, fmt.Errorf("unknown action %q (want ok, done, die, bad, ignore, reset or a jump count)", s)
 }
 
 func configErr(format string, args ...any) error {

@@ -3,10 +3,13 @@
 //
 // A Stack is an ordered list of handlers (a TACACS+ server group, a local credential file, a deny), each
 // with a Control: the Linux-PAM flags required, requisite, sufficient and optional, or the bracket form
-// "[success=ok fail=die unavailable=ignore error=bad default=...]", evaluated with the semantics of
-// pam.conf(5). Each handler's outcome is one Result (success, fail, unavailable, error), mapped from the
-// project's error taxonomy by ResultOf. MethodList is the network-gear rule (FAIL stops; no usable answer
-// moves on), and DefaultStack applies it over every server group.
+// "[success=ok fail=die unavailable=ignore error=bad default=...]" with the actions ok, done, bad, die,
+// ignore, reset and jumps, evaluated exactly as Linux-PAM's dispatcher does (pam/libpamdiff_test.go
+// compares it with the real libpam). Each handler's outcome is one Result (success, fail, unavailable,
+// error), mapped from the project's error taxonomy by ResultOf; the stack's outcome is one of those or
+// Denied (no line decided: libpam's PAM_PERM_DENIED). MethodList is the network-gear rule (FAIL stops;
+// no usable answer moves on), MethodListEnd its last line, and DefaultStack applies them over every
+// server group.
 //
 // A request that passes yields an Authentication, a set of AuthenticationEntry values (what, how, when,
 // with which attributes); every request yields a RequestContext recording each handler's outcome and

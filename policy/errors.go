@@ -45,11 +45,12 @@ func ResultOf(err error) Result {
 }
 
 // classOfResult is the taxonomy class a stack's final result wraps, so that errors.Is works on a Denial
-// at the level of the whole stack: a final FAIL is ErrAuthenticationFailed; nothing usable answered is
-// ErrUnreachable (the deciding handler's own class, such as ErrTimeout, is wrapped too).
+// at the level of the whole stack: a final FAIL, and a stack that denied by its controls alone (Denied),
+// are ErrAuthenticationFailed; nothing usable answered is ErrUnreachable (the deciding handler's own
+// class, such as ErrTimeout, is wrapped too).
 func classOfResult(r Result, cause error) error {
 	switch r {
-	case Fail:
+	case Fail, Denied:
 		return tacplus.ErrAuthenticationFailed
 	case Unavailable:
 		return tacplus.ErrUnreachable
@@ -73,7 +74,7 @@ func classOfResult(r Result, cause error) error {
 //
 //	authentication failed: core: server 192.0.2.1:49 timed out; core: server 192.0.2.2:49 said FAIL; local: not tried
 type Denial struct {
-	Result  Result          // Fail, Unavailable or Error
+	Result  Result          // Fail, Unavailable, Error or Denied
 	Class   error           // the taxonomy class; nil only for an unclassified handler error
 	Cause   error           // the deciding handler's error; nil when the stack's controls alone denied
 	Context *RequestContext // every handler's outcome, in order

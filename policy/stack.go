@@ -135,6 +135,16 @@ type RequestContext struct {
 	Stopped error                // the caller's context ended the stack before it finished
 }
 
+// sawFail reports whether a handler that ran said Fail.
+func (rc *RequestContext) sawFail() bool {
+	for _, s := range rc.Steps {
+		if s.Tried && s.Result == Fail {
+			return true
+		}
+	}
+	return false
+}
+
 // Errors returns every error accumulated, in the order they happened.
 func (rc *RequestContext) Errors() []error {
 	var out []error
@@ -163,38 +173,45 @@ func (rc *RequestContext) Explain() string {
 	return strings.Join(parts, "; ")
 }
 
-// impression is the stack's state while it runs, as in Linux-PAM's dispatcher.
+// impression is the stack's state while it runs, as in Linux-PAM's dispatcher (_pam_dispatch_aux).
 type impression uint8
 
 const (
 	undecided impression = iota // no handler has set the outcome yet
 	positive                    // an ok/done set the outcome
-	negative                    // a bad/die set it: the stack will fail
+	negative                    // a bad/die (or a jump past the end) set it: the stack will fail
 )
 
-// verdict is the pure decision state of a stack: it sees (result, action) pairs and nothing else.
+// verdict is the pure decision state of a stack: it sees (result, action) pairs and nothing else. It
+// mirrors Linux-PAM's dispatcher line by line (the differential test in pam/ runs it against libpam):
+// status starts as Denied (PAM_MUST_FAIL_CODE), and only ok, done, bad, die, reset and a bad jump change
+// it.
 type verdict struct {
-	imp       impression
-	status    Result // the outcome so far, meaningful when imp != undecided
-	decider   int    // the step that set status, or -1
-	firstMiss int    // the first step since the last reset whose result was not Success, or -1
+	imp     impression
+	status  Result // the outcome so far: Denied until a line sets it
+	decider int    // the step that set status, or -1
 }
 
-func newVerdict() verdict { return verdict{decider: -1, firstMiss: -1} }
+func newVerdict() verdict { return verdict{status: Denied, decider: -1} }
 
-// apply folds in step i's result r under action a, and reports whether the stack ends here. It follows
-// pam.conf(5) and Linux-PAM's dispatcher:
-//   - ok/done: "if the former state of the stack would lead to a return of PAM_SUCCESS, the module's
-//     return code will override this value"; an earlier failure is never overridden. done returns at
-//     once, but only when the stack's outcome is then positive: a sufficient success after a required
-//     failure does not end the stack.
-//   - bad/die: the stack fails, and "if this module is the first in the stack to fail, its status value
-//     will be used for that of the whole stack"; die returns at once.
-//   - ignore: no effect. reset: "clear all memory of the state of the module stack and start again with
-//     the next stacked module".
-func (v *verdict) apply(i int, r Result, a Action) (stop bool) {
-	if r != Success && v.firstMiss < 0 {
-		v.firstMiss = i
+// apply folds in step i's result r under action a, with n lines left after it, and reports how many of
+// them to skip and whether the stack ends here. It follows pam.conf(5) and Linux-PAM's dispatcher:
+//   - ok/done: when the stack is undecided, or positive with status success, r becomes the status (and
+//     the stack positive); an earlier failure, or an earlier non-success ok, is never overridden. done
+//     returns at once unless the stack is negative: a sufficient success after a required failure does
+//     not end the stack.
+//   - bad/die: the first bad/die makes the stack negative with r as its status (later ones keep it); die
+//     returns at once.
+//   - ignore: no effect. reset: back to the state at the start (undecided, Denied).
+//   - a jump N skips the next N lines and changes nothing; a jump past the last line makes the stack
+//     negative with status Denied, even over an earlier failure ("bad jump in stack").
+func (v *verdict) apply(i int, r Result, a Action, left int) (skip int, stop bool) {
+	if n, ok := a.JumpLen(); ok {
+		if n > left {
+			v.imp, v.status, v.decider = negative, Denied, -1
+			return left, false
+		}
+		return n, false
 	}
 	switch a {
 	case Ignore:
@@ -204,33 +221,29 @@ func (v *verdict) apply(i int, r Result, a Action) (stop bool) {
 		if v.imp == undecided || (v.imp == positive && v.status == Success) {
 			v.imp, v.status, v.decider = positive, r, i
 		}
-		return a == Done && v.imp == positive
+		return 0, a == Done && v.imp != negative
 	default: // Bad, Die, and anything invalid (Control.Action already maps invalid to Bad)
 		if v.imp != negative {
 			v.imp, v.status, v.decider = negative, r, i
 		}
-		return a == Die
+		return 0, a == Die
 	}
-	return false
+	return 0, false
 }
 
-// outcome is the stack's final result and the step whose error explains it (-1: none). A stack that ends
-// with no handler having set the outcome fails, as Linux-PAM's does (PAM_MUST_FAIL_CODE); the result is
-// then that of the first handler that did not succeed, so that "every server was unreachable" is
-// reported as Unavailable rather than as a bare denial, or Error when every handler succeeded but none
-// counted (a misconfigured stack).
+// outcome is the stack's final result and the step whose error explains it (-1: none). As in Linux-PAM:
+// the status, except that a success is only a success when the stack is positive (a success whose
+// control said bad, or reset, is the stack's own denial: Denied). A stack that ends with no line having
+// set the outcome is Denied (PAM_PERM_DENIED), never the result of some line that was ignored: a FAIL
+// after an ignored "unavailable" must not come out as unavailable, which a fallback would skip.
 func (v verdict) outcome() (Result, int) {
-	switch {
-	case v.imp == positive && v.status == Success:
-		return Success, v.decider
-	case v.imp != undecided && v.status != Success:
-		return v.status, v.decider
-	case v.imp == negative: // a success whose control said bad: the stack's own denial
-		return Fail, -1
-	case v.firstMiss >= 0:
-		return 0, v.firstMiss // the caller takes that step's result
+	if v.status == Success && v.imp != positive {
+		return Denied, -1
 	}
-	return Error, -1
+	if v.status == Denied {
+		return Denied, -1
+	}
+	return v.status, v.decider
 }
 
 // Authenticate runs req through the stack. prior, which may be nil, holds entries from earlier requests:
@@ -258,7 +271,8 @@ func (s *Stack) Authenticate(ctx context.Context, req Request, conv Conversation
 
 	v := newVerdict()
 	var pending []AuthenticationEntry // successes that counted, since the last reset
-	for i, e := range s.elems {
+	for i := 0; i < len(s.elems); i++ {
+		e := s.elems[i]
 		if err := ctx.Err(); err != nil {
 			rc.Stopped = err
 			break
@@ -284,21 +298,22 @@ func (s *Stack) Authenticate(ctx context.Context, req Request, conv Conversation
 		if st.Result == Success && (st.Action == OK || st.Action == Done) {
 			pending = append(pending, s.entry(e, req, reply, st.Time))
 		}
-		if v.apply(i, st.Result, st.Action) {
+		skip, stop := v.apply(i, st.Result, st.Action, len(s.elems)-1-i)
+		if stop {
 			break
 		}
+		i += skip
 	}
 
 	result, at := v.outcome()
 	var cause error
 	if at >= 0 {
 		cause = rc.Steps[at].Err
-		if result == 0 {
-			result = rc.Steps[at].Result
-		}
 	}
-	if rc.Stopped != nil && (result == Success || v.imp != negative) {
-		// The caller gave up before the stack finished: whatever was decided so far is not an answer.
+	if rc.Stopped != nil && (result == Success || (v.imp == undecided && !rc.sawFail())) {
+		// The caller gave up before the stack finished: a success so far is not an answer, and neither is
+		// "nothing decided yet". A refusal already seen stays a refusal: a FAIL (even one a control
+		// ignored) followed by the deadline must not come out as unavailable.
 		result = ResultOf(rc.Stopped)
 		if result == Unavailable {
 			cause = &tacplus.Error{Class: tacplus.ErrTimeout, Msg: "the request's deadline passed", Err: rc.Stopped}
@@ -308,9 +323,8 @@ func (s *Stack) Authenticate(ctx context.Context, req Request, conv Conversation
 	}
 	var note string
 	switch {
-	case result == Error && cause == nil:
-		note = "no line of the stack decided the outcome: every control ignored its result"
-		cause = configErr("%s", note)
+	case result == Denied && v.decider < 0 && v.imp == undecided:
+		note = "no line of the stack decided the outcome: denied"
 	case result != Success && cause == nil:
 		note = "denied by the stack's controls"
 	}

@@ -54,14 +54,16 @@ var truthTable = []struct {
 	{"requisite U", []string{"requisite"}, "U", Unavailable, 1, 0},
 	{"requisite E", []string{"requisite"}, "E", Error, 1, 0},
 	{"sufficient S", []string{"sufficient"}, "S", Success, 1, -1},
-	// A stack where no module set the outcome fails (Linux-PAM's PAM_MUST_FAIL_CODE); we report the
-	// first result that was not a success.
-	{"sufficient F alone fails", []string{"sufficient"}, "F", Fail, 1, 0},
-	{"sufficient U alone is unavailable", []string{"sufficient"}, "U", Unavailable, 1, 0},
-	{"sufficient E alone is an error", []string{"sufficient"}, "E", Error, 1, 0},
+	// A stack where no module set the outcome is denied: Linux-PAM returns PAM_PERM_DENIED (its
+	// PAM_MUST_FAIL_CODE), never the result of a line whose control ignored it. (An earlier version of
+	// this table reported "the first result that was not a success" here, which turned a FAIL after an
+	// ignored unavailable line into unavailable: the field report's bug.)
+	{"sufficient F alone is denied", []string{"sufficient"}, "F", Denied, 1, -1},
+	{"sufficient U alone is denied", []string{"sufficient"}, "U", Denied, 1, -1},
+	{"sufficient E alone is denied", []string{"sufficient"}, "E", Denied, 1, -1},
 	{"optional S alone succeeds", []string{"optional"}, "S", Success, 1, -1},
-	{"optional F alone fails", []string{"optional"}, "F", Fail, 1, 0},
-	{"optional U alone is unavailable", []string{"optional"}, "U", Unavailable, 1, 0},
+	{"optional F alone is denied", []string{"optional"}, "F", Denied, 1, -1},
+	{"optional U alone is denied", []string{"optional"}, "U", Denied, 1, -1},
 
 	// required: a failure fails the stack, but the rest still run.
 	{"required S S", []string{"required", "required"}, "SS", Success, 2, -1},
@@ -83,8 +85,10 @@ var truthTable = []struct {
 	{"sufficient ignored after a required failure", []string{"required", "sufficient", "required"}, "FSS", Fail, 3, 0},
 	{"sufficient F is ignored", []string{"sufficient", "required"}, "FS", Success, 2, -1},
 	{"sufficient F then sufficient S", []string{"sufficient", "sufficient"}, "FS", Success, 2, -1},
-	{"sufficient F F: nothing decided", []string{"sufficient", "sufficient"}, "FF", Fail, 2, 0},
-	{"sufficient U F: nothing decided, first miss", []string{"sufficient", "sufficient"}, "UF", Unavailable, 2, 0},
+	{"sufficient F F: nothing decided", []string{"sufficient", "sufficient"}, "FF", Denied, 2, -1},
+	{"sufficient U F: denied, never unavailable", []string{"sufficient", "sufficient"}, "UF", Denied, 2, -1},
+	{"optional U then required F: the FAIL", []string{"optional", "required"}, "UF", Fail, 2, 1},
+	{"sufficient U then requisite F: the FAIL", []string{"sufficient", "requisite", "required"}, "UFS", Fail, 2, 1},
 	{"requisite S then sufficient S", []string{"requisite", "sufficient", "required"}, "SSF", Success, 2, -1},
 	{"sufficient after optional F", []string{"optional", "sufficient", "required"}, "FSF", Success, 2, -1},
 
@@ -94,19 +98,23 @@ var truthTable = []struct {
 	{"required S then optional F", []string{"required", "optional"}, "SF", Success, 2, -1},
 	{"optional F then optional S", []string{"optional", "optional"}, "FS", Success, 2, -1},
 	{"optional S beside a sufficient F", []string{"optional", "sufficient"}, "SF", Success, 2, -1},
-	{"optional F F: nothing decided", []string{"optional", "optional"}, "FF", Fail, 2, 0},
+	{"optional F F: nothing decided", []string{"optional", "optional"}, "FF", Denied, 2, -1},
+	{"optional U F: nothing decided", []string{"optional", "optional"}, "UF", Denied, 2, -1},
 
 	// The bracket form.
 	{"MethodList S", []string{mlist}, "S", Success, 1, -1},
 	{"MethodList F stops", []string{mlist, mlist}, "FS", Fail, 1, 0},
 	{"MethodList U moves on to S", []string{mlist, mlist}, "US", Success, 2, -1},
 	{"MethodList U moves on to F", []string{mlist, mlist}, "UF", Fail, 2, 1},
-	{"MethodList U U: unavailable", []string{mlist, mlist}, "UU", Unavailable, 2, 0},
+	{"MethodList U U: nothing decided", []string{mlist, mlist}, "UU", Denied, 2, -1},
+	{"MethodList U then MethodListEnd U: unavailable", []string{mlist, mend}, "UU", Unavailable, 2, 1},
+	{"MethodList U then MethodListEnd F", []string{mlist, mend}, "UF", Fail, 2, 1},
+	{"MethodList U then MethodListEnd E", []string{mlist, mend}, "UE", Error, 2, 1},
 	{"MethodList E stops", []string{mlist, mlist}, "ES", Error, 1, 0},
 	{"local fallback only when unreachable: F", []string{mlist, "[success=done default=die]"}, "UF", Fail, 2, 1},
 	{"local fallback only when unreachable: S", []string{mlist, "[success=done default=die]"}, "US", Success, 2, -1},
 	{"local fallback not tried after FAIL", []string{mlist, "[success=done default=die]"}, "FS", Fail, 1, 0},
-	{"bad: a success counted as failure", []string{"[success=bad default=ignore]"}, "S", Fail, 1, -1},
+	{"bad: a success counted as failure", []string{"[success=bad default=ignore]"}, "S", Denied, 1, -1},
 	{"ok never overrides an earlier failure", []string{"[default=ok]", "required"}, "FS", Fail, 2, 0},
 	{"ok after bad keeps the failure", []string{"required", "[default=ok]"}, "FS", Fail, 2, 0},
 	{"done with a failed positive outcome returns", []string{"[default=ok]", "[success=done default=bad]", "required"}, "FSS", Fail, 2, 0},
@@ -116,11 +124,26 @@ var truthTable = []struct {
 	{"unavailable=ignore", []string{"[unavailable=ignore default=bad]", "required"}, "US", Success, 2, -1},
 	{"missing values default to bad", []string{"[success=ok]", "required"}, "US", Unavailable, 2, 0},
 	{"reset forgets a failure", []string{"required", "[success=reset default=ignore]", "required"}, "FSS", Success, 3, -1},
-	{"reset then nothing decided", []string{"required", "[default=reset]", "optional"}, "FUF", Fail, 3, 2},
-	{"ignore everywhere: nothing decided, all succeeded", []string{"[default=ignore]"}, "S", Error, 1, -1},
+	{"reset then nothing decided", []string{"required", "[default=reset]", "optional"}, "FUF", Denied, 3, -1},
+	{"reset forgets a success", []string{"required", "[default=reset]", "required"}, "SUF", Fail, 3, 2},
+	{"reset after done-less ok", []string{"[default=ok]", "[default=reset]"}, "FS", Denied, 2, -1},
+	{"ignore everywhere: nothing decided, all succeeded", []string{"[default=ignore]"}, "S", Denied, 1, -1},
+
+	// Jumps: N skips the next N lines and changes nothing; past the end the stack is denied.
+	{"success=1 skips a line", []string{"[success=1 default=ignore]", "requisite", "required"}, "SFS", Success, 2, -1},
+	{"success=1 skips to a FAIL", []string{"[success=1 default=ignore]", "requisite", "required"}, "SSF", Fail, 2, 2},
+	{"default=2 skips two lines", []string{"[success=ok default=2]", "required", "required", "required"}, "FSSF", Fail, 2, 3},
+	{"a jump does not decide", []string{"[success=1 default=bad]", "required", "optional"}, "SFS", Success, 2, -1},
+	{"a jump after a failure keeps it", []string{"required", "[success=1 default=ignore]", "required", "required"}, "FSSS", Fail, 3, 0},
+	{"a jump past the end is denied", []string{"[success=2 default=ignore]", "required"}, "SS", Denied, 1, -1},
+	{"a jump past the end overrides a failure", []string{"required", "[default=3]", "required"}, "FSS", Denied, 2, -1},
+	{"a jump to the end is no jump past it", []string{"required", "[default=1]", "required"}, "SSF", Success, 2, -1},
 }
 
-const mlist = "[success=done fail=die unavailable=ignore default=die]"
+const (
+	mlist = "[success=done fail=die unavailable=ignore default=die]"
+	mend  = "[success=done default=die]"
+)
 
 func parseResults(s string) []Result {
 	out := make([]Result, len(s))
@@ -159,7 +182,7 @@ func TestTruthTable(t *testing.T) {
 					t.Errorf("handler %d called %d times", i, h.calls)
 				}
 				if h.calls == 1 {
-					if i != calls {
+					if i != calls && !strings.ContainsAny(strings.Join(tc.stack, ""), "0123456789") {
 						t.Errorf("handler %d called after a handler that was not", i)
 					}
 					calls++
@@ -190,12 +213,10 @@ func TestTruthTable(t *testing.T) {
 			if d.Result != tc.want {
 				t.Errorf("Denial.Result = %s, want %s", d.Result, tc.want)
 			}
-			wantClass := map[Result]error{Fail: tacplus.ErrAuthenticationFailed, Unavailable: tacplus.ErrUnreachable, Error: tacplus.ErrAborted}[tc.want]
-			if tc.cause < 0 && tc.want == Error {
-				wantClass = tacplus.ErrConfig
-			}
+			wantClass := map[Result]error{Fail: tacplus.ErrAuthenticationFailed, Unavailable: tacplus.ErrUnreachable,
+				Error: tacplus.ErrAborted, Denied: tacplus.ErrAuthenticationFailed}[tc.want]
 			if tc.cause < 0 {
-				if d.Cause != nil && tc.want != Error {
+				if d.Cause != nil {
 					t.Errorf("cause = %v, want none", d.Cause)
 				}
 			} else if tc.cause >= 0 && d.Cause != handlers[tc.cause].err {
@@ -204,7 +225,7 @@ func TestTruthTable(t *testing.T) {
 			if tc.cause < 0 && !strings.Contains(err.Error(), "(denied by the stack's controls)") && !strings.Contains(err.Error(), "(no line of the stack decided") {
 				t.Errorf("err %q does not say the controls denied", err)
 			}
-			if (tc.cause >= 0 || tc.want == Error) && !errors.Is(err, wantClass) {
+			if !errors.Is(err, wantClass) {
 				t.Errorf("errors.Is(%v, %v) = false", err, wantClass)
 			}
 		})
@@ -536,4 +557,66 @@ func TestInvalidRequest(t *testing.T) {
 			t.Errorf("%v: err = %v, want ErrProtocol", req, err)
 		}
 	}
+}
+
+// TestFailNeverUnavailable is the field report's invariant (issue 13 point 1) as a property, over every
+// stack of up to three lines of the flags and the network-gear controls and every sequence of results:
+// when a line that ran said FAIL and every line that said unavailable or error had that result ignored
+// by its control, the outcome is never unavailable or error, which a PAM fallback
+// (authinfo_unavail=ignore) would skip to a local password.
+func TestFailNeverUnavailable(t *testing.T) {
+	controls := []string{"required", "requisite", "sufficient", "optional", mlist, mend}
+	n, guarded := 0, 0
+	var rec func(stack []string)
+	rec = func(stack []string) {
+		if len(stack) > 0 {
+			forEachResults(len(stack), func(results []Result) {
+				n++
+				elems := make([]Element, len(stack))
+				for i, c := range stack {
+					ctl, err := ParseControl(c)
+					if err != nil {
+						t.Fatal(err)
+					}
+					elems[i] = Element{Name: fmt.Sprintf("h%d", i), Handler: &scripted{err: errFor(results[i], i)}, Control: ctl}
+				}
+				st, err := NewStack(newClock().Now, elems...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, rc, _ := st.Authenticate(context.Background(), Request{User: "u", Password: "p", Type: PAP, Service: Login}, nil, nil)
+				sawFail, onlyIgnored := false, true
+				for _, s := range rc.Steps {
+					if !s.Tried {
+						continue
+					}
+					switch s.Result {
+					case Fail:
+						sawFail = true
+					case Unavailable, Error:
+						if s.Action != Ignore {
+							onlyIgnored = false
+						}
+					}
+				}
+				if sawFail && onlyIgnored {
+					guarded++
+					if rc.Result == Unavailable || rc.Result == Error {
+						t.Errorf("%v with %v: a FAIL behind ignored lines came out as %s", stack, results, rc.Result)
+					}
+				}
+			})
+		}
+		if len(stack) == 3 {
+			return
+		}
+		for _, c := range controls {
+			rec(append(append([]string(nil), stack...), c))
+		}
+	}
+	rec(nil)
+	if guarded == 0 {
+		t.Fatal("no stack exercised the invariant")
+	}
+	t.Logf("%d stacks, %d with a FAIL behind ignored unavailable/error lines", n, guarded)
 }

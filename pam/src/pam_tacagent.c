@@ -67,6 +67,7 @@ enum verdict {
 	V_OK,        /* pass, permit, ok */
 	V_NO,        /* the server said FAIL: authentication failed, authorization denied */
 	V_UNAVAIL,   /* no answer could be had: agent down or slow, servers unreachable, server ERROR */
+	V_ERROR,     /* authenticate: the agent's "error" (aborted, misconfigured) or an unknown result */
 	V_BADREQ,    /* the agent refused the request as malformed */
 	V_RATELIMIT, /* too many failed authentications for this user */
 	V_EXPIRED,   /* the user took too long to answer a prompt */
@@ -306,8 +307,10 @@ static enum verdict classify(pam_handle_t *pamh, const struct opts *o, const cha
 			v = V_NO;
 		else if (strcmp(result, "prompt") == 0)
 			v = V_PROMPT;
+		else if (strcmp(result, "unavailable") == 0)
+			v = V_UNAVAIL;
 		else
-			v = V_UNAVAIL; /* "unavailable", "error", or a result this module does not know */
+			v = V_ERROR; /* "error", or a result this module does not know: never "could not ask" */
 	} else if (st == 400 || st == 409 || st == 413) {
 		v = V_BADREQ;
 	} else if (st == 429) {
@@ -509,6 +512,7 @@ static int auth_code(enum verdict v)
 	case V_BADREQ: return PAM_SERVICE_ERR;
 	case V_CONV: return PAM_CONV_ERR;
 	case V_NOMEM: return PAM_BUF_ERR;
+	case V_ERROR: return PAM_SYSTEM_ERR; /* not authinfo_unavail: a fallback line must not skip it */
 	default: return PAM_AUTHINFO_UNAVAIL;
 	}
 }
@@ -823,6 +827,7 @@ static int chauthtok_code(enum verdict v)
 	case V_BADREQ: return PAM_SERVICE_ERR;
 	case V_CONV: return PAM_CONV_ERR;
 	case V_NOMEM: return PAM_BUF_ERR;
+	case V_ERROR: return PAM_SYSTEM_ERR;
 	default: return PAM_AUTHINFO_UNAVAIL;
 	}
 }
