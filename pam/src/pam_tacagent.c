@@ -7,7 +7,9 @@
  *
  * Rules kept throughout: no global state, no threads, no signal handlers; every call to the agent is
  * bounded by the timeout= option; passwords and prompt answers are never logged and are wiped
- * (explicit_bzero) once sent; sshd's placeholder password for unknown users is never sent anywhere. */
+ * (explicit_bzero) once sent; sshd's placeholder password for unknown users is never sent anywhere; nothing
+ * is sent to a socket served by anyone but root or daemon_uid= (SO_PEERCRED); a pass counts only for
+ * PAM_USER. */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
@@ -213,7 +215,7 @@ static int parse_opts(pam_handle_t *pamh, int argc, const char **argv, struct op
 			struct passwd pw, *res = NULL;
 			char pwbuf[4096];
 			if (a[12] == '\0' || getpwnam_r(a + 12, &pw, pwbuf, sizeof pwbuf, &res) != 0 || res == NULL) {
-				logm(pamh, o, LOG_ERR, "daemon_user=: no such user");
+				logm(pamh, o, LOG_ERR, "daemon_user=: no such user (or the user database failed)");
 				rc = PAM_SERVICE_ERR;
 			} else {
 				o->daemon_uid = (long)pw.pw_uid;
