@@ -46,6 +46,7 @@ type built struct {
 	module   string // pam_tacagent.so
 	unittest string // the C unit test of the JSON and HTTP code
 	pamhost  string // the forking PAM host
+	fake     string // the fake agent of peer_test.go (src/fakeagent.c)
 	tacagent string // the daemon binary
 	err      error
 }
@@ -98,7 +99,7 @@ func doBuild() {
 	// PAM refuses modules in directories others can write to; the default 0700 of MkdirTemp is fine, but
 	// pamtester's user (root) must traverse it.
 	build = built{dir: dir, module: filepath.Join(dir, "pam_tacagent.so"), unittest: filepath.Join(dir, "unittest"),
-		pamhost: filepath.Join(dir, "pamhost"), tacagent: filepath.Join(dir, "tacagent")}
+		pamhost: filepath.Join(dir, "pamhost"), fake: filepath.Join(dir, "fakeagent"), tacagent: filepath.Join(dir, "tacagent")}
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
 	for _, args := range [][]string{

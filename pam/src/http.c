@@ -196,10 +196,27 @@ int th_parse(const char *buf, size_t n, bool eof, th_response *out)
 	return 1;
 }
 
-enum th_err th_request(const char *socket_path, int timeout_ms, const char *method, const char *path,
-		       const char *body, size_t body_len, th_response *out)
+/* peer_ok checks the credentials the kernel recorded for the process that serves the socket (those of its
+ * listen() call; the peer cannot forge them). */
+static enum th_err peer_ok(int fd, long daemon_uid, long *peer_uid)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof cred;
+	memset(&cred, 0, sizeof cred);
+	*peer_uid = -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 || cl != sizeof cred)
+		return TH_PEER; /* not known: not trusted */
+	*peer_uid = (long)cred.uid;
+	if (cred.uid == 0 || (daemon_uid >= 0 && (long)cred.uid == daemon_uid))
+		return TH_OK;
+	return TH_PEER;
+}
+
+enum th_err th_request(const char *socket_path, int timeout_ms, long daemon_uid, const char *method,
+		       const char *path, const char *body, size_t body_len, th_response *out)
 {
 	memset(out, 0, sizeof *out);
+	out->peer_uid = -1;
 	if (socket_path == NULL || method == NULL || path == NULL || timeout_ms <= 0)
 		return TH_ARG;
 	long long deadline = now_ms() + timeout_ms;
@@ -221,6 +238,13 @@ enum th_err th_request(const char *socket_path, int timeout_ms, const char *meth
 	enum th_err e = dial(socket_path, deadline, &fd);
 	if (e != TH_OK)
 		return e;
+	long peer_uid = -1;
+	e = peer_ok(fd, daemon_uid, &peer_uid);
+	out->peer_uid = peer_uid;
+	if (e != TH_OK) {
+		close(fd);
+		return e;
+	}
 	e = send_all(fd, head, (size_t)hl, deadline);
 	if (e == TH_OK && body != NULL)
 		e = send_all(fd, body, body_len, deadline);
@@ -288,6 +312,7 @@ enum th_err th_request(const char *socket_path, int timeout_ms, const char *meth
 	if (e != TH_OK) {
 		free(buf);
 		memset(out, 0, sizeof *out);
+		out->peer_uid = peer_uid;
 		return e;
 	}
 	/* th_parse pointed body into buf; terminate it for the JSON reader and callers. */
@@ -314,6 +339,7 @@ const char *th_strerror(enum th_err e)
 	case TH_PROTOCOL: return "the agent's answer is malformed or too large";
 	case TH_NOMEM: return "out of memory";
 	case TH_ARG: return "bad request arguments";
+	case TH_PEER: return "the process serving the agent's socket is not root or the daemon user; nothing was sent";
 	}
 	return "unknown error";
 }

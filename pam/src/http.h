@@ -21,7 +21,11 @@ enum th_err {
 	TH_PROTOCOL, /* the answer is not HTTP we understand, or too large */
 	TH_NOMEM,
 	TH_ARG, /* a bad argument (socket path too long, ...) */
+	TH_PEER, /* the process serving the socket is not root or the configured daemon uid: nothing was sent */
 };
+
+/* TH_ROOT_ONLY as th_request's daemon_uid: only root may serve the socket. */
+#define TH_ROOT_ONLY (-1L)
 
 /* th_response is a parsed answer. body is NUL-terminated (the NUL is not counted in body_len). */
 typedef struct {
@@ -30,12 +34,16 @@ typedef struct {
 	size_t body_len;
 	long retry_after; /* seconds from a Retry-After header, or -1 */
 	char *raw;        /* the whole answer (owns body) */
+	long peer_uid;    /* the uid serving the socket (SO_PEERCRED), -1 when not known; set with TH_PEER too */
 } th_response;
 
 /* th_request sends one request (body may be NULL for GET) to the unix socket at socket_path and reads the
- * answer, all within timeout_ms. On TH_OK the caller frees *out with th_response_free. */
-enum th_err th_request(const char *socket_path, int timeout_ms, const char *method, const char *path,
-		       const char *body, size_t body_len, th_response *out);
+ * answer, all within timeout_ms. Before a byte is sent, the kernel's word on who serves the socket
+ * (SO_PEERCRED, socket(7)) must be uid 0 or daemon_uid (TH_ROOT_ONLY: root only); otherwise TH_PEER, with
+ * out->peer_uid set, and nothing was written: a password or a record never goes to a process that took the
+ * agent's place. On TH_OK the caller frees *out with th_response_free. */
+enum th_err th_request(const char *socket_path, int timeout_ms, long daemon_uid, const char *method,
+		       const char *path, const char *body, size_t body_len, th_response *out);
 
 void th_response_free(th_response *r);
 

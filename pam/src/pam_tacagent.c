@@ -7,11 +7,16 @@
  *
  * Rules kept throughout: no global state, no threads, no signal handlers; every call to the agent is
  * bounded by the timeout= option; passwords and prompt answers are never logged and are wiped
- * (explicit_bzero) once sent; sshd's placeholder password for unknown users is never sent anywhere. */
+ * (explicit_bzero) once sent; sshd's placeholder password for unknown users is never sent anywhere; nothing
+ * is sent to a socket served by anyone but root or daemon_uid= (SO_PEERCRED); a pass counts only for
+ * PAM_USER. */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +60,7 @@ struct opts {
 	const char *service;     /* service= AV of authorization and accounting */
 	const char *type;        /* authentication type: ascii, pap, chap, mschapv1, mschapv2 */
 	const char *protocol_av; /* protocol= AV (pam_tacplus's meaning of protocol=), or NULL */
+	long daemon_uid;         /* besides root, the uid allowed to serve the socket; TH_ROOT_ONLY: none */
 	bool debug;
 	bool debug_stderr;
 	bool use_first_pass;
@@ -138,7 +144,7 @@ static bool text_ok(const char *s, bool space_ok)
 static int parse_opts(pam_handle_t *pamh, int argc, const char **argv, struct opts *o)
 {
 	*o = (struct opts){.socket = DEFAULT_SOCKET, .timeout_ms = DEFAULT_TIMEOUT_MS, .service = DEFAULT_SERVICE,
-			   .type = "ascii"};
+			   .type = "ascii", .daemon_uid = TH_ROOT_ONLY};
 	int rc = PAM_SUCCESS;
 	/* The debug options first, so that they apply to the messages about the others wherever they stand. */
 	for (int i = 0; i < argc; i++) {
@@ -195,6 +201,27 @@ static int parse_opts(pam_handle_t *pamh, int argc, const char **argv, struct op
 				logm(pamh, o, LOG_ERR, "protocol= must be ascii, pap, chap, mschapv1, mschapv2 or a word");
 				rc = PAM_SERVICE_ERR;
 			}
+		} else if (strncmp(a, "daemon_uid=", 11) == 0) {
+			char *end = NULL;
+			errno = 0;
+			long v = strtol(a + 11, &end, 10);
+			if (a[11] < '0' || a[11] > '9' || *end != '\0' || errno != 0 || v < 0 || v > (long)UINT32_MAX - 1) {
+				logm(pamh, o, LOG_ERR, "daemon_uid= must be a number (a uid)");
+				rc = PAM_SERVICE_ERR;
+			} else {
+				o->daemon_uid = v;
+			}
+		} else if (strncmp(a, "daemon_user=", 12) == 0) {
+			/* Resolved at each call: a missing user is a configuration error, and fails closed. */
+			struct passwd pw, *res = NULL;
+			char pwbuf[4096];
+			if (a[12] == '\0' || getpwnam_r(a + 12, &pw, pwbuf, sizeof pwbuf, &res) != 0 || res == NULL) {
+				logm(pamh, o, LOG_ERR, "daemon_user=: no such user (or the user database failed)");
+				rc = PAM_SERVICE_ERR;
+			} else {
+				o->daemon_uid = (long)pw.pw_uid;
+			}
+			explicit_bzero(pwbuf, sizeof pwbuf); /* it may hold the user's password hash field */
 		} else {
 			int n = (int)strcspn(a, "=");
 			logm(pamh, o, LOG_WARNING, "unknown option %.*s ignored", n > 64 ? 64 : n, a);
@@ -264,10 +291,23 @@ static enum th_err call(pam_handle_t *pamh, const struct opts *o, const char *me
 	memset(a, 0, sizeof *a);
 	enum th_err e;
 	if (w != NULL) {
-		e = w->err ? TH_ARG : th_request(o->socket, o->timeout_ms, method, path, w->buf, w->len, &a->http);
+		e = w->err ? TH_ARG
+			   : th_request(o->socket, o->timeout_ms, o->daemon_uid, method, path, w->buf, w->len, &a->http);
 		explicit_bzero(w->buf, w->cap);
 	} else {
-		e = th_request(o->socket, o->timeout_ms, method, path, NULL, 0, &a->http);
+		e = th_request(o->socket, o->timeout_ms, o->daemon_uid, method, path, NULL, 0, &a->http);
+	}
+	if (e == TH_PEER) {
+		/* Fail closed, loudly: someone else serves the agent's socket (a stale path taken over, a
+		 * hostile local user). Nothing was sent; the caller's verdict is a service error, never a
+		 * fallback as for an agent that is merely down. */
+		if (o->daemon_uid >= 0)
+			logm(pamh, o, LOG_ERR, "%s %s: refused: the socket %s is served by uid %ld, not root or daemon uid %ld",
+			     method, path, o->socket, a->http.peer_uid, o->daemon_uid);
+		else
+			logm(pamh, o, LOG_ERR, "%s %s: refused: the socket %s is served by uid %ld, not root (daemon_uid= "
+			     "or daemon_user= names another)", method, path, o->socket, a->http.peer_uid);
+		return e;
 	}
 	if (e != TH_OK) {
 		logm(pamh, o, LOG_DEBUG, "%s %s: %s", method, path, th_strerror(e));
@@ -285,8 +325,9 @@ static enum verdict classify(pam_handle_t *pamh, const struct opts *o, const cha
 	if (e == TH_NOMEM)
 		return V_NOMEM;
 	if (e != TH_OK) {
-		logm(pamh, o, e == TH_ARG ? LOG_ERR : LOG_WARNING, "%s: %s (socket %s)", what, th_strerror(e), o->socket);
-		return e == TH_ARG ? V_BADREQ : V_UNAVAIL;
+		bool bad = e == TH_ARG || e == TH_PEER;
+		logm(pamh, o, bad ? LOG_ERR : LOG_WARNING, "%s: %s (socket %s)", what, th_strerror(e), o->socket);
+		return bad ? V_BADREQ : V_UNAVAIL;
 	}
 	tj_span err = {0};
 	char *code = NULL, *msg = NULL, *expl = NULL;
@@ -383,6 +424,25 @@ static void abort_conversation(pam_handle_t *pamh, const struct opts *o, const c
 	struct answer a;
 	if (call(pamh, o, "POST", path, &w, &a) == TH_OK)
 		answer_free(&a);
+}
+
+/* same_user checks that the user the agent says it authenticated (the answer's "user") is the PAM user the
+ * module asked about: a pass for anyone else, or a pass that does not say whom, is a failure (a server that
+ * renamed the user with a GETUSER prompt, an agent that mixed answers up). */
+static bool same_user(pam_handle_t *pamh, const struct opts *o, struct answer *a, const char *user)
+{
+	char *got = a->json ? field(a->doc, "user") : NULL;
+	bool ok = got != NULL && strcmp(got, user) == 0;
+	if (!ok) {
+		if (got == NULL)
+			logm(pamh, o, LOG_ERR, "authenticate: the agent's pass does not say which user it authenticated; "
+			     "refused (PAM_USER %s)", user);
+		else
+			logm(pamh, o, LOG_ERR, "authenticate: the agent authenticated %s, not PAM_USER %s; refused",
+			     text_ok(got, false) ? got : "(a name unfit to print)", user);
+	}
+	free(got);
+	return ok;
 }
 
 /* authenticate runs POST /v1/authenticate and its conversation to the end. */
@@ -496,6 +556,8 @@ static enum verdict authenticate(pam_handle_t *pamh, const struct opts *o, int f
 		}
 		v = classify(pamh, o, "authenticate", call(pamh, o, "POST", path, &w, &a), &a);
 	}
+	if (v == V_OK && !same_user(pamh, o, &a, user))
+		v = V_NO;
 	if (v == V_OK || v == V_NO)
 		show_server_msg(pamh, flags, &a, v == V_NO);
 	answer_free(&a);

@@ -3,10 +3,16 @@
  * pam/pam_test.go, also under valgrind: a read out of bounds is a failure even when no assertion sees it.
  * Exit status 0 when every check passed. */
 #define _GNU_SOURCE
+#include <grp.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "http.h"
 #include "json.h"
@@ -351,8 +357,107 @@ static void test_http(void)
 	}
 }
 
+/* PEER_UID is the uid the server of test_peer listens as when the test runs as root; otherwise it is the
+ * test's own (not 0) uid. */
+#define PEER_UID 65534
+
+/* peer_server runs in a forked child: it listens on path as a uid that is not 0, and for each of n
+ * connections reports on report how many bytes it received, and answers 200 when it received any. */
+static void peer_server(const char *path, int ready, int report, int n)
+{
+	int l = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof sa) != 0)
+		_exit(2);
+	if (getuid() == 0 && (setgroups(0, NULL) != 0 || setresgid(PEER_UID, PEER_UID, PEER_UID) != 0 ||
+			      setresuid(PEER_UID, PEER_UID, PEER_UID) != 0))
+		_exit(3);
+	if (listen(l, 4) != 0)
+		_exit(4);
+	unsigned uid = (unsigned)getuid();
+	if (write(ready, &uid, sizeof uid) != sizeof uid)
+		_exit(5);
+	static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+	for (int i = 0; i < n; i++) {
+		int c = accept(l, NULL, NULL);
+		if (c < 0)
+			_exit(6);
+		/* The client sends its request at once or closes at once: read until the headers' end or EOF. */
+		char buf[2048];
+		size_t got = 0;
+		for (;;) {
+			struct pollfd p = {.fd = c, .events = POLLIN};
+			if (poll(&p, 1, 10000) != 1)
+				break;
+			ssize_t r = read(c, buf + got, sizeof buf - got);
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+			if (memmem(buf, got, "\r\n\r\n", 4) != NULL || got == sizeof buf)
+				break;
+		}
+		unsigned g = (unsigned)got;
+		if (write(report, &g, sizeof g) != sizeof g)
+			_exit(7);
+		if (got > 0 && write(c, answer, sizeof answer - 1) < 0)
+			_exit(8);
+		close(c);
+	}
+	_exit(0);
+}
+
+/* test_peer: th_request sends nothing to a socket served by a uid that is neither 0 nor daemon_uid, and
+ * talks to it when daemon_uid names it. */
+static void test_peer(void)
+{
+	char dir[] = "/tmp/pam-tacagent-peer-XXXXXX";
+	if (mkdtemp(dir) == NULL) {
+		CHECK(0, "mkdtemp failed");
+		return;
+	}
+	char path[sizeof dir + 16];
+	snprintf(path, sizeof path, "%s/s.sock", dir);
+	int ready[2], report[2];
+	if (pipe(ready) != 0 || pipe(report) != 0) {
+		CHECK(0, "pipe failed");
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(ready[0]);
+		close(report[0]);
+		peer_server(path, ready[1], report[1], 3);
+	}
+	close(ready[1]);
+	close(report[1]);
+	unsigned uid = 0, got = 0;
+	CHECK(read(ready[0], &uid, sizeof uid) == sizeof uid && uid != 0, "the peer server did not start as a uid not 0");
+	th_response r;
+	enum th_err e = th_request(path, 10000, TH_ROOT_ONLY, "POST", "/v1/authenticate", "{\"password\":\"x\"}", 16, &r);
+	CHECK(e == TH_PEER && r.peer_uid == (long)uid, "root only: got %d peer %ld, want TH_PEER from uid %u", e,
+	      r.peer_uid, uid);
+	CHECK(read(report[0], &got, sizeof got) == sizeof got && got == 0, "root only: the server got %u bytes", got);
+	th_response_free(&r);
+	e = th_request(path, 10000, (long)uid + 1, "GET", "/v1/status", NULL, 0, &r);
+	CHECK(e == TH_PEER, "another daemon_uid: got %d, want TH_PEER", e);
+	CHECK(read(report[0], &got, sizeof got) == sizeof got && got == 0, "another uid: the server got %u bytes", got);
+	th_response_free(&r);
+	e = th_request(path, 10000, (long)uid, "GET", "/v1/status", NULL, 0, &r);
+	CHECK(e == TH_OK && r.status == 200 && r.peer_uid == (long)uid, "daemon_uid %u: got %d status %d", uid, e, r.status);
+	CHECK(read(report[0], &got, sizeof got) == sizeof got && got > 0, "daemon_uid: the server got nothing");
+	th_response_free(&r);
+	int st = 0;
+	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the peer server ended with %d", st);
+	close(ready[0]);
+	close(report[0]);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
+	test_peer();
 	test_parse_table();
 	test_fields();
 	test_depth();
