@@ -84,7 +84,7 @@ type keyState struct {
 
 // Why the limiter refused an attempt.
 const (
-	limitDelayed = "rate_limited"  // the key is delayed, or its free attempts are all in use
+	limitDelayed = "rate_limited" // the key is delayed, or its free attempts are all in use
 	limitFull    = "limiter_full" // the table is full of live keys
 )
 
