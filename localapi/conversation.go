@@ -282,8 +282,9 @@ func (s *Server) run(c *conversation, req AuthenRequest) {
 	for _, t := range tickets {
 		t.settle(o)
 	}
-	close(c.done)
+	// The slot is free before anyone learns the end: a caller who sees it may start again at once.
 	s.convs.remove(c)
+	close(c.done)
 }
 
 // callAuthenticate calls the Backend; a panic there ends this conversation, not the daemon.

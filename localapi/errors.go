@@ -25,6 +25,7 @@ const (
 	CodeRateLimited          = "rate_limited"           // 429: too many failed authentications for this user
 	CodeInternal             = "internal"               // 500: a bug; the daemon survived it
 	CodeTooManyConversations = "too_many_conversations" // 503: the live conversation limit is reached
+	CodeTooManyConnections   = "too_many_connections"   // 503: the caller's uid holds its share of connections
 	CodeShuttingDown         = "shutting_down"          // 503: the agent is draining
 	CodeStepTimeout          = "timeout"                // 504: the backend gave no answer in time (also a taxonomy class)
 	// CodeNoAgent is the Client's own: nothing answers on the socket (the daemon is not running).
@@ -64,6 +65,7 @@ var codeClasses = func() map[string][]error {
 		CodeRateLimited:          {ErrRateLimited},
 		CodeInternal:             {ErrInternal},
 		CodeTooManyConversations: {ErrUnavailable},
+		CodeTooManyConnections:   {ErrUnavailable},
 		CodeShuttingDown:         {ErrUnavailable, tacplus.ErrAborted},
 		CodeNoAgent:              {ErrNoAgent},
 	}

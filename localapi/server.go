@@ -123,6 +123,7 @@ type Server struct {
 	limiter *limiter
 	http    *http.Server
 	convs   *conversations
+	shares  *shares
 
 	base     context.Context // parent of every conversation; cancelled by Shutdown
 	stop     context.CancelFunc
@@ -147,6 +148,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.rule.rootUID = cfg.rootUID
 	s.base, s.stop = context.WithCancel(context.Background())
+	s.shares = newShares(s)
 	s.convs = newConversations(cfg.MaxConversations, cfg.ConversationShare, cfg.ConversationTimeout, cfg.Now)
 	s.http = &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),
@@ -157,6 +159,9 @@ func New(cfg Config) (*Server, error) {
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          stdlog.New(cfg.Log.With().Str("component", "local API http").Logger(), "", 0),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if pc, ok := c.(*peerConn); ok {
+				return context.WithValue(ctx, peerKey{}, pc.p)
+			}
 			return context.WithValue(ctx, peerKey{}, peerOf(c, s.rule))
 		},
 	}
@@ -165,7 +170,7 @@ func New(cfg Config) (*Server, error) {
 
 // Serve accepts connections on l until Shutdown. It returns nil after Shutdown, or the listener's error.
 func (s *Server) Serve(l net.Listener) error {
-	err := s.http.Serve(l)
+	err := s.http.Serve(&shareListener{Listener: l, shares: s.shares})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -205,6 +210,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.http.Close()
 	}
 	<-done // after the abort the backend returns promptly: it must honour its context
+	s.shares.close()
 	return err
 }
 
