@@ -50,6 +50,15 @@ type conversation struct {
 	// when the backend returns, and sets settled: a ticket reserved after that is returned at once.
 	tickets []*ticket
 	settled bool
+	chpass  bool // a CHPASS: one attempt for the whole conversation (its later answers are new passwords)
+}
+
+// needsTicket reports whether the next secret answer is a new attempt: always in a login, only the first
+// in a CHPASS (the old password is what can be guessed; the new one and its confirmation are not guesses).
+func (c *conversation) needsTicket() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.chpass || len(c.tickets) == 0
 }
 
 // addTicket records t; false when the conversation already ended (t was then returned).
@@ -228,7 +237,7 @@ func (s *Server) authenticate(r *http.Request, caller Caller) response {
 	}
 	key := s.limitKey(caller, req.User, req.RemAddr)
 	var first *ticket
-	if req.Password != "" || req.Action == ActionChpass {
+	if req.Password != "" {
 		// A secret goes out with the START: its slot is taken before anything is sent.
 		t, why, after := s.limiter.reserve(key)
 		if t == nil {
@@ -245,7 +254,7 @@ func (s *Server) authenticate(r *http.Request, caller Caller) response {
 	}
 	ctx, cancel := context.WithCancel(s.base)
 	c := &conversation{id: id, caller: caller, ctx: ctx, cancel: cancel, state: convRunning, user: req.User,
-		rhost: req.RemAddr, prompts: make(chan Prompt), answers: make(chan ConversationRequest), done: make(chan struct{})}
+		rhost: req.RemAddr, chpass: req.Action == ActionChpass, prompts: make(chan Prompt), answers: make(chan ConversationRequest), done: make(chan struct{})}
 	if first != nil {
 		c.tickets = []*ticket{first}
 	}
@@ -444,7 +453,7 @@ func (s *Server) answer(r *http.Request, caller Caller) response {
 		c.mu.Unlock()
 		user = name
 	}
-	if isSecret(p) && !req.Abort {
+	if isSecret(p) && !req.Abort && c.needsTicket() {
 		// Every answer that carries a secret is an attempt: its slot is taken before the server sees it.
 		t, why, after := s.limiter.reserve(s.limitKey(caller, user, c.rhost))
 		if t == nil {

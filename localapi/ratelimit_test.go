@@ -340,3 +340,36 @@ func TestRateLimitLocalCaller(t *testing.T) {
 		t.Errorf("the result names user %q", res.User)
 	}
 }
+
+// TestRateLimitChpass: a CHPASS is one attempt (its old password), however many passwords it carries; a
+// wrong old password counts as a failure.
+func TestRateLimitChpass(t *testing.T) {
+	ts := startServer(t, newFakeBackend(), func(c *Config) { c.RateLimit = RateLimit{MaxFailures: 2} })
+	chpass := func(old string) string {
+		t.Helper()
+		var res AuthenResult
+		ts.post(t, "/v1/authenticate", AuthenRequest{User: "dave", Action: ActionChpass}, &res)
+		for _, a := range []string{old, "new-pw", "new-pw"} {
+			if res.Result != ResultPrompt {
+				t.Fatalf("chpass: expected a prompt, got %+v", res)
+			}
+			if r := ts.post(t, "/v1/conversations/"+res.Conversation, ConversationRequest{Answer: Secret(a)}, &res); r.status != 200 {
+				return strconv.Itoa(r.status)
+			}
+		}
+		return res.Result
+	}
+	if got := chpass("pw"); got != ResultPass {
+		t.Fatalf("a CHPASS with three passwords under a limit of 2: %s", got)
+	}
+	if got := chpass("wrong"); got != ResultFail {
+		t.Fatalf("wrong old password: %s", got)
+	}
+	if got := chpass("wrong"); got != ResultFail {
+		t.Fatalf("second wrong old password: %s", got)
+	}
+	var res AuthenResult
+	if r := ts.post(t, "/v1/authenticate", AuthenRequest{User: "dave", Action: ActionChpass}, &res); r.status != http.StatusTooManyRequests {
+		t.Fatalf("a third CHPASS after two failures: %d %s", r.status, r.body)
+	}
+}
