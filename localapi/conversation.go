@@ -282,10 +282,12 @@ func (s *Server) run(c *conversation, req AuthenRequest) {
 	// Settled before done is closed, so that a caller who sees the result and tries again finds the
 	// limiter up to date.
 	o := outcomeFail
-	switch authenResultOf(err) {
-	case ResultPass:
+	switch {
+	case authenResultOf(err) == ResultPass:
 		o = outcomePass
-	case ResultUnavailable:
+	case authenResultOf(err) == ResultUnavailable, s.base.Err() != nil:
+		// No server answered, or the agent is shutting down: nothing was learned about the secret, and
+		// the abort was not the caller's doing.
 		o = outcomeVoid
 	}
 	for _, t := range tickets {

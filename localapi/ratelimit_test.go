@@ -263,6 +263,9 @@ func TestRateLimitEndToEnd(t *testing.T) {
 		if r := ts.post(t, "/v1/authenticate", AuthenRequest{User: "unreach", Type: TypePAP, Password: "pw"}, &res); res.Result != ResultUnavailable {
 			t.Fatalf("unreach %d: %d %s", i, r.status, r.body)
 		}
+		if res.User != "unreach" { // the backend named nobody: the Server names the user the caller gave
+			t.Fatalf("unreach %d: the result names user %q", i, res.User)
+		}
 	}
 	if b.count("unreach") != 5 {
 		t.Fatalf("unreachable attempts were limited: %d reached the backend", b.count("unreach"))
