@@ -239,7 +239,9 @@ func (s *Server) authenticate(r *http.Request, caller Caller) response {
 	var first *ticket
 	if req.Password != "" {
 		// A secret goes out with the START: its slot is taken before anything is sent.
-		t, why, after := s.limiter.reserve(key)
+		ctx, cancel := s.requestContext(r)
+		t, why, after := s.limiter.reserve(ctx, key)
+		cancel()
 		if t == nil {
 			return s.rateLimited(req.User, why, after)
 		}
@@ -457,7 +459,9 @@ func (s *Server) answer(r *http.Request, caller Caller) response {
 	}
 	if isSecret(p) && !req.Abort && c.needsTicket() {
 		// Every answer that carries a secret is an attempt: its slot is taken before the server sees it.
-		t, why, after := s.limiter.reserve(s.limitKey(caller, user, c.rhost))
+		ctx, cancel := s.requestContext(r)
+		t, why, after := s.limiter.reserve(ctx, s.limitKey(caller, user, c.rhost))
+		cancel()
 		if t == nil {
 			c.cancel()
 			return s.rateLimited(user, why, after)

@@ -1,6 +1,7 @@
 package localapi
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -27,7 +28,11 @@ const (
 // throttle that user's own uid, never the person who logs in over sshd.
 //
 // An attempt reserves its slot before anything is sent: the attempts in flight and the failures on
-// record together never exceed MaxFailures, so N concurrent attempts let exactly MaxFailures through. Past
+// record together never exceed MaxFailures, so N concurrent attempts let exactly MaxFailures through. An
+// attempt that finds every free slot in flight waits (bounded by its request's deadline) for one to be
+// settled rather than being refused, so that honest parallel logins of one user (automation opening many
+// sessions at once) queue instead of failing; when the slots in flight turn into failures the waiters are
+// refused. Past
 // MaxFailures failures the key is delayed: BaseDelay after the last failure, doubling with each further
 // failure up to MaxDelay, and one attempt at a time is let through when the delay has run out (growing
 // delays, no fixed lockout). A PASS clears the key. A result that says nothing about the secret (no server
@@ -78,8 +83,9 @@ type limitKey struct {
 type keyState struct {
 	failures int
 	inflight int
-	until    time.Time // no attempt before this (the delay)
-	last     time.Time // the last failure
+	until    time.Time     // no attempt before this (the delay)
+	last     time.Time     // the last failure
+	wake     chan struct{} // closed when an attempt settles; made by the first waiter
 }
 
 // Why the limiter refused an attempt.
@@ -134,22 +140,30 @@ func (l *limiter) lookup(k limitKey, now time.Time) *keyState {
 	return st
 }
 
-// blocked reports whether st admits no attempt now, and when to retry.
-func (l *limiter) blocked(st *keyState, now time.Time) (bool, time.Duration) {
-	if now.Before(st.until) {
-		return true, st.until.Sub(now)
+type verdict uint8
+
+const (
+	admit  verdict = iota + 1
+	wait           // every free attempt is in flight: their outcome decides
+	refuse         // delayed
+)
+
+// decide is what st says of a new attempt now, and when to retry when refused.
+func (l *limiter) decide(st *keyState, now time.Time) (verdict, time.Duration) {
+	switch {
+	case now.Before(st.until):
+		return refuse, st.until.Sub(now)
+	case st.failures+st.inflight < l.cfg.MaxFailures:
+		return admit, 0
+	case st.failures >= l.cfg.MaxFailures && st.inflight == 0:
+		return admit, 0 // the delay ran out: one attempt
+	case st.failures >= l.cfg.MaxFailures:
+		return refuse, l.cfg.BaseDelay // the one attempt after the delay is in flight
 	}
-	if st.failures+st.inflight < l.cfg.MaxFailures {
-		return false, 0
-	}
-	if st.failures >= l.cfg.MaxFailures && st.inflight == 0 {
-		return false, 0 // the delay ran out: one attempt
-	}
-	// The free attempts are in flight; their outcome decides.
-	return true, l.cfg.BaseDelay
+	return wait, 0
 }
 
-// check reports whether k would be refused now, without reserving anything.
+// check reports whether k is refused now (delayed), without reserving anything.
 func (l *limiter) check(k limitKey) (limited bool, retryAfter time.Duration) {
 	if !l.enabled() {
 		return false, 0
@@ -161,7 +175,8 @@ func (l *limiter) check(k limitKey) (limited bool, retryAfter time.Duration) {
 	if st == nil {
 		return false, 0
 	}
-	return l.blocked(st, now)
+	v, after := l.decide(st, now)
+	return v == refuse, after
 }
 
 // ticket is one reserved attempt; settle it exactly once (later calls do nothing).
@@ -180,31 +195,48 @@ const (
 	outcomeVoid // nothing learned about the secret: the slot is returned
 )
 
-// reserve takes one attempt for k before anything is sent. It returns nil and why and when to retry when
-// refused.
-func (l *limiter) reserve(k limitKey) (*ticket, string, time.Duration) {
+// reserve takes one attempt for k before anything is sent. When every free attempt of k is in flight it
+// waits for one to settle, at most until ctx ends. It returns nil, why and when to retry when refused.
+func (l *limiter) reserve(ctx context.Context, k limitKey) (*ticket, string, time.Duration) {
 	if !l.enabled() {
 		return &ticket{done: true}, "", 0
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	st := l.lookup(k, now)
-	if st == nil {
-		if len(l.keys) >= l.cfg.MaxKeys {
-			l.sweep(now)
+	for {
+		l.mu.Lock()
+		now := l.now()
+		st := l.lookup(k, now)
+		if st == nil {
+			if len(l.keys) >= l.cfg.MaxKeys {
+				l.sweep(now)
+			}
+			if len(l.keys) >= l.cfg.MaxKeys {
+				l.mu.Unlock()
+				return nil, limitFull, l.cfg.BaseDelay
+			}
+			st = &keyState{}
+			l.keys[k] = st
 		}
-		if len(l.keys) >= l.cfg.MaxKeys {
-			return nil, limitFull, l.cfg.BaseDelay
+		v, after := l.decide(st, now)
+		switch v {
+		case admit:
+			st.inflight++
+			l.mu.Unlock()
+			return &ticket{l: l, k: k}, "", 0
+		case refuse:
+			l.mu.Unlock()
+			return nil, limitDelayed, after
 		}
-		st = &keyState{}
-		l.keys[k] = st
+		if st.wake == nil {
+			st.wake = make(chan struct{})
+		}
+		wake := st.wake
+		l.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, limitDelayed, l.cfg.BaseDelay
+		}
 	}
-	if limited, after := l.blocked(st, now); limited {
-		return nil, limitDelayed, after
-	}
-	st.inflight++
-	return &ticket{l: l, k: k}, "", 0
 }
 
 // sweep drops the expired keys, at most once per sweepEvery.
@@ -233,6 +265,10 @@ func (t *ticket) settle(o outcome) {
 		return
 	}
 	st.inflight--
+	if st.wake != nil {
+		close(st.wake)
+		st.wake = nil
+	}
 	now := l.now()
 	switch o {
 	case outcomePass:

@@ -42,7 +42,7 @@ func TestLimiter(t *testing.T) {
 	mallory, alice := limitKey{user: "mallory"}, limitKey{user: "alice"}
 	take := func(k limitKey) *ticket {
 		t.Helper()
-		tk, why, after := l.reserve(k)
+		tk, why, after := l.reserve(context.Background(), k)
 		if tk == nil {
 			t.Fatalf("reserve %v refused: %s %v", k, why, after)
 		}
@@ -50,19 +50,35 @@ func TestLimiter(t *testing.T) {
 	}
 	refused := func(k limitKey, wantAfter time.Duration) {
 		t.Helper()
-		if tk, why, after := l.reserve(k); tk != nil || why != limitDelayed || after != wantAfter {
+		if tk, why, after := l.reserve(context.Background(), k); tk != nil || why != limitDelayed || after != wantAfter {
 			t.Fatalf("reserve %v = %v %q %v, want refused for %v", k, tk, why, after, wantAfter)
 		}
 		if limited, after := l.check(k); !limited || after != wantAfter {
 			t.Fatalf("check %v = %v %v, want limited for %v", k, limited, after, wantAfter)
 		}
 	}
-	// Three in flight use every free attempt: a fourth is refused before any outcome is known.
+	// Three in flight use every free attempt: a fourth waits for an outcome (here, until its context ends:
+	// it is not let through), and is not "limited" meanwhile.
 	a, b, c := take(mallory), take(mallory), take(mallory)
-	refused(mallory, 10*time.Second)
-	b.settle(outcomeVoid) // no server answered: the slot comes back
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	if tk, _, _ := l.reserve(ended, mallory); tk != nil {
+		t.Fatal("a fourth attempt got a slot while three were in flight")
+	}
+	if limited, _ := l.check(mallory); limited {
+		t.Fatal("check refuses while the free attempts are only in flight")
+	}
+	waiter := make(chan *ticket, 1)
+	go func() {
+		tk, _, _ := l.reserve(context.Background(), mallory)
+		waiter <- tk
+	}()
+	b.settle(outcomeVoid) // no server answered: the slot comes back, to the waiter
 	b.settle(outcomeFail) // a ticket settles once
-	b = take(mallory)
+	b = waitFor(t, waiter, "the waiting attempt to get the returned slot")
+	if b == nil {
+		t.Fatal("the waiting attempt was refused")
+	}
 	a.settle(outcomeFail)
 	b.settle(outcomeFail)
 	take(alice).settle(outcomePass) // alice's success clears nothing of mallory's
@@ -98,14 +114,14 @@ func TestLimiterBoundedMemory(t *testing.T) {
 	l := newLimiter(RateLimit{MaxFailures: 2, Window: time.Minute, BaseDelay: 10 * time.Second, MaxKeys: 10}.withDefaults(), clk.now)
 	victim := limitKey{user: "victim", rhost: "198.51.100.7"}
 	for i := 0; i < 2; i++ {
-		tk, _, _ := l.reserve(victim)
+		tk, _, _ := l.reserve(context.Background(), victim)
 		tk.settle(outcomeFail)
 	}
 	full := 0
 	for i := 0; i < 1000; i++ {
 		clk.advance(time.Millisecond)
 		k := limitKey{user: "u" + strconv.Itoa(i)}
-		tk, why, _ := l.reserve(k)
+		tk, why, _ := l.reserve(context.Background(), k)
 		if tk == nil {
 			if why != limitFull {
 				t.Fatalf("key %d refused for %q", i, why)
@@ -126,7 +142,7 @@ func TestLimiterBoundedMemory(t *testing.T) {
 	}
 	// When the victim's delay and window have run out, and the others' windows, the table frees up.
 	clk.advance(10*time.Second + time.Minute)
-	if tk, why, _ := l.reserve(limitKey{user: "late"}); tk == nil {
+	if tk, why, _ := l.reserve(context.Background(), limitKey{user: "late"}); tk == nil {
 		t.Fatalf("after every key expired a new key is refused: %s", why)
 	}
 	if n := l.tracked(); n != 1 {
@@ -134,7 +150,7 @@ func TestLimiterBoundedMemory(t *testing.T) {
 	}
 	disabled := newLimiter(RateLimit{MaxFailures: -1}.withDefaults(), clk.now)
 	for i := 0; i < 10; i++ {
-		tk, _, _ := disabled.reserve(limitKey{user: "x"})
+		tk, _, _ := disabled.reserve(context.Background(), limitKey{user: "x"})
 		tk.settle(outcomeFail)
 	}
 	if limited, _ := disabled.check(limitKey{user: "x"}); limited || disabled.tracked() != 0 {
@@ -374,5 +390,37 @@ func TestRateLimitChpass(t *testing.T) {
 	var res AuthenResult
 	if r := ts.post(t, "/v1/authenticate", AuthenRequest{User: "dave", Action: ActionChpass}, &res); r.status != http.StatusTooManyRequests {
 		t.Fatalf("a third CHPASS after two failures: %d %s", r.status, r.body)
+	}
+}
+
+// TestRateLimitHonestParallelLogins: 20 concurrent logins of one user with the right password (automation
+// opening many sessions at once) all pass: past the free attempts they wait for a slot instead of being
+// refused, and never more than MaxFailures are in flight.
+func TestRateLimitHonestParallelLogins(t *testing.T) {
+	b := newFakeBackend()
+	ts := startServer(t, b, func(c *Config) { c.RateLimit = RateLimit{MaxFailures: 5} })
+	const n = 20
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := ts.client.Authenticate(context.Background(), AuthenRequest{User: "slow", Password: "pw"}, nil)
+			errs <- err
+		}()
+	}
+	waitCond(t, func() bool { return b.count("slow") == 5 })
+	ts.limiter.mu.Lock()
+	inflight := ts.limiter.keys[limitKey{user: "slow"}].inflight
+	ts.limiter.mu.Unlock()
+	if got := b.count("slow"); got != 5 || inflight != 5 {
+		t.Fatalf("%d attempts reached the backend, %d in flight; want 5 while the first are held", got, inflight)
+	}
+	close(b.release)
+	for i := 0; i < n; i++ {
+		if err := waitFor(t, errs, "a parallel login"); err != nil {
+			t.Fatalf("parallel login %d: %v", i, err)
+		}
+	}
+	if got := b.count("slow"); got != n {
+		t.Fatalf("%d logins reached the backend, want %d", got, n)
 	}
 }
