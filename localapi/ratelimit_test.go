@@ -424,3 +424,25 @@ func TestRateLimitHonestParallelLogins(t *testing.T) {
 		t.Fatalf("%d logins reached the backend, want %d", got, n)
 	}
 }
+
+// TestRateLimitShutdownVoid: a conversation that Shutdown aborts while its password is being checked
+// returns its slot; the abort was not the caller's doing and counts as no failure.
+func TestRateLimitShutdownVoid(t *testing.T) {
+	b := newFakeBackend()
+	ts := startServer(t, b, func(c *Config) { c.RateLimit = RateLimit{MaxFailures: 3} })
+	done := make(chan error, 1)
+	go func() {
+		_, err := ts.client.Authenticate(context.Background(), AuthenRequest{User: "slow", Password: "pw"}, nil)
+		done <- err
+	}()
+	waitCond(t, func() bool { return b.count("slow") == 1 })
+	if err := ts.stopWithin(t, 50*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v, want its deadline to pass with the conversation aborted", err)
+	}
+	if err := waitFor(t, done, "the aborted login"); err == nil {
+		t.Fatal("a login aborted by Shutdown passed")
+	}
+	if n := ts.limiter.tracked(); n != 0 {
+		t.Fatalf("the aborted login left %d keys on record", n)
+	}
+}
