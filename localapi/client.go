@@ -25,27 +25,54 @@ const (
 )
 
 // Client speaks the local API over the agent's unix socket. It is safe for concurrent use.
+//
+// Before it sends anything on a connection, it checks who listens at the other end (SO_PEERCRED): only
+// a daemon running as one of the trusted uids gets a password or a record. By default those are root and
+// the Client's own uid (a daemon one runs oneself, as `tacagent demo` does); WithDaemonUIDs sets them.
 type Client struct {
-	socket string
-	hc     *http.Client
+	socket  string
+	hc      *http.Client
+	trusted []uint32
+}
+
+// ClientOption configures a Client.
+type ClientOption func(*Client)
+
+// WithDaemonUIDs sets the uids a daemon may run as; a socket served by any other uid is refused with
+// ErrUntrustedAgent before anything is sent.
+func WithDaemonUIDs(uids ...uint32) ClientOption {
+	return func(c *Client) { c.trusted = append([]uint32(nil), uids...) }
 }
 
 // NewClient returns a client of the agent listening on socketPath ("" means DefaultSocket).
-func NewClient(socketPath string) *Client {
+func NewClient(socketPath string, opts ...ClientOption) *Client {
 	if socketPath == "" {
 		socketPath = DefaultSocket
+	}
+	c := &Client{socket: socketPath, trusted: defaultDaemonUIDs()}
+	for _, o := range opts {
+		o(c)
 	}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "unix", socketPath)
+			conn, err := d.DialContext(ctx, "unix", socketPath)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkDaemon(conn, c.trusted); err != nil {
+				_ = conn.Close()
+				return nil, err
+			}
+			return conn, nil
 		},
 		// One request per connection: a unix connect costs microseconds, and a pooled connection that the
 		// server closed meanwhile (its header timeout) would fail a POST that cannot be retried safely.
 		DisableKeepAlives:  true,
 		DisableCompression: true,
 	}
-	return &Client{socket: socketPath, hc: &http.Client{Transport: tr}}
+	c.hc = &http.Client{Transport: tr}
+	return c
 }
 
 // Close releases the Client's idle connections.
@@ -165,9 +192,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if ctx.Err() != nil {
 			return tacplus.ContextError(ctx.Err(), "request to the agent ended by its context", nil)
 		}
-		return &Error{Code: CodeNoAgent, Message: "no agent answers at " + c.socket + ": " + err.Error()}
+		return c.dialError(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
 		return &tacplus.Error{Class: tacplus.ErrConnectionLost, Msg: "reading the agent's answer", Err: err}

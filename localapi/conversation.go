@@ -45,6 +45,33 @@ type conversation struct {
 	state  convState
 	prompt Prompt // the prompt that is out, in convWaiting
 	user   string // the request's user, or the answer to a "user" prompt: the rate limiter's key
+	rhost  string // the request's rem_addr: the rate limiter's key, with user, for the root caller
+	// tickets are the attempts this conversation reserved, one per secret it carried; run settles them
+	// when the backend returns, and sets settled: a ticket reserved after that is returned at once.
+	tickets []*ticket
+	settled bool
+	chpass  bool // a CHPASS: one attempt for the whole conversation (its later answers are new passwords)
+}
+
+// needsTicket reports whether the next secret answer is a new attempt: always in a login, only the first
+// in a CHPASS (the old password is what can be guessed; the new one and its confirmation are not guesses).
+func (c *conversation) needsTicket() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.chpass || len(c.tickets) == 0
+}
+
+// addTicket records t; false when the conversation already ended (t was then returned).
+func (c *conversation) addTicket(t *ticket) bool {
+	c.mu.Lock()
+	if c.settled {
+		c.mu.Unlock()
+		t.settle(outcomeVoid)
+		return false
+	}
+	c.tickets = append(c.tickets, t)
+	c.mu.Unlock()
+	return true
 }
 
 func (c *conversation) setState(st convState) {
@@ -68,24 +95,28 @@ type tombstone struct {
 
 // conversations is the table of live conversations, bounded, plus recent tombstones.
 type conversations struct {
-	max int
-	ttl time.Duration
-	now func() time.Time
+	max   int
+	share int // per non-root uid
+	ttl   time.Duration
+	now   func() time.Time
 
 	mu        sync.Mutex
 	closed    bool // Shutdown began: no new conversation
 	byID      map[string]*conversation
+	byUID     map[uint32]int // live conversations per uid
 	gone      map[string]tombstone
 	goneOrder []string // tombstone ids, oldest first
 }
 
-func newConversations(max int, ttl time.Duration, now func() time.Time) *conversations {
-	return &conversations{max: max, ttl: ttl, now: now, byID: map[string]*conversation{}, gone: map[string]tombstone{}}
+func newConversations(max, share int, ttl time.Duration, now func() time.Time) *conversations {
+	return &conversations{max: max, share: share, ttl: ttl, now: now, byID: map[string]*conversation{},
+		byUID: map[uint32]int{}, gone: map[string]tombstone{}}
 }
 
 // add registers c and counts its goroutine in wg, atomically with respect to close, so that Shutdown's
-// wait never races an Add. It refuses when the table is full or closed.
-func (t *conversations) add(c *conversation, wg *sync.WaitGroup) *apiError {
+// wait never races an Add. It refuses when the table is full or closed, or when a uid other than root
+// already holds its share.
+func (t *conversations) add(c *conversation, caller Caller, rootUID uint32, wg *sync.WaitGroup) *apiError {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
@@ -94,8 +125,12 @@ func (t *conversations) add(c *conversation, wg *sync.WaitGroup) *apiError {
 	case len(t.byID) >= t.max:
 		return &apiError{status: http.StatusServiceUnavailable, code: CodeTooManyConversations, reason: "conversations_full",
 			msg: fmt.Sprintf("%d authentications already in progress; try again later", t.max)}
+	case caller.UID != rootUID && t.byUID[caller.UID] >= t.share:
+		return &apiError{status: http.StatusServiceUnavailable, code: CodeTooManyConversations, reason: "conversation_share",
+			msg: fmt.Sprintf("uid %d already has %d authentications in progress; finish or abort one", caller.UID, t.share)}
 	}
 	t.byID[c.id] = c
+	t.byUID[caller.UID]++
 	wg.Add(1)
 	return nil
 }
@@ -110,7 +145,12 @@ func (t *conversations) close() {
 func (t *conversations) remove(c *conversation) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.byID, c.id)
+	if _, ok := t.byID[c.id]; ok {
+		delete(t.byID, c.id)
+		if t.byUID[c.caller.UID]--; t.byUID[c.caller.UID] <= 0 {
+			delete(t.byUID, c.caller.UID)
+		}
+	}
 	if !c.expired.Load() {
 		return
 	}
@@ -162,12 +202,29 @@ func validConversationID(id string) bool {
 	return err == nil && strings.ToLower(id) == id
 }
 
-func (s *Server) rateLimited(user string, after time.Duration) response {
+// limitKey is the rate limiter's key of an attempt: (user, rhost) for the root caller, the uid of any
+// other caller (its failures throttle itself, not the user it names).
+func (s *Server) limitKey(c Caller, user, rhost string) limitKey {
+	if c.UID == s.rule.rootUID {
+		return limitKey{user: user, rhost: rhost}
+	}
+	return limitKey{local: true, uid: c.UID}
+}
+
+// isSecret reports whether the answer to p carries a secret: a password, or a hidden answer.
+func isSecret(p Prompt) bool {
+	return p.Kind == PromptPassword || (p.Kind == PromptData && !p.Echo)
+}
+
+func (s *Server) rateLimited(user, why string, after time.Duration) response {
 	if m := s.cfg.Metrics; m != nil {
 		m.AuthRateLimited.Inc()
 	}
-	res := fail(&apiError{status: http.StatusTooManyRequests, code: CodeRateLimited, reason: "rate_limited", retryAfter: after,
-		msg: fmt.Sprintf("too many failed authentications for this user; retry in %ds", ceilSeconds(after))})
+	msg := fmt.Sprintf("too many failed authentications; retry in %ds", ceilSeconds(after))
+	if why == limitFull {
+		msg = fmt.Sprintf("the agent tracks too many failing callers; retry in %ds", ceilSeconds(after))
+	}
+	res := fail(&apiError{status: http.StatusTooManyRequests, code: CodeRateLimited, reason: why, retryAfter: after, msg: msg})
 	res.user = user
 	return res
 }
@@ -178,19 +235,33 @@ func (s *Server) authenticate(r *http.Request, caller Caller) response {
 	if e != nil {
 		return fail(e)
 	}
-	if req.User != "" {
-		if limited, after := s.limiter.check(req.User); limited {
-			return s.rateLimited(req.User, after)
+	key := s.limitKey(caller, req.User, req.RemAddr)
+	var first *ticket
+	if req.Password != "" {
+		// A secret goes out with the START: its slot is taken before anything is sent.
+		ctx, cancel := s.requestContext(r)
+		t, why, after := s.limiter.reserve(ctx, key)
+		cancel()
+		if t == nil {
+			return s.rateLimited(req.User, why, after)
 		}
+		first = t
+	} else if limited, after := s.limiter.check(key); limited {
+		return s.rateLimited(req.User, limitDelayed, after)
 	}
 	id, err := newConversationID()
 	if err != nil {
+		first.settle(outcomeVoid)
 		return fail(&apiError{status: http.StatusInternalServerError, code: CodeInternal, msg: "no randomness for a conversation id"})
 	}
 	ctx, cancel := context.WithCancel(s.base)
 	c := &conversation{id: id, caller: caller, ctx: ctx, cancel: cancel, state: convRunning, user: req.User,
-		prompts: make(chan Prompt), answers: make(chan ConversationRequest), done: make(chan struct{})}
-	if e := s.convs.add(c, &s.wg); e != nil {
+		rhost: req.RemAddr, chpass: req.Action == ActionChpass, prompts: make(chan Prompt), answers: make(chan ConversationRequest), done: make(chan struct{})}
+	if first != nil {
+		c.tickets = []*ticket{first}
+	}
+	if e := s.convs.add(c, caller, s.cfg.rootUID, &s.wg); e != nil {
+		first.settle(outcomeVoid)
 		cancel()
 		return fail(e)
 	}
@@ -207,23 +278,26 @@ func (s *Server) run(c *conversation, req AuthenRequest) {
 	res, err := s.callAuthenticate(c, req)
 	c.mu.Lock()
 	c.res, c.err, c.state = res, err, convDone
+	tickets := c.tickets
+	c.tickets, c.settled = nil, true
 	c.mu.Unlock()
-	close(c.done)
+	// Settled before done is closed, so that a caller who sees the result and tries again finds the
+	// limiter up to date.
+	o := outcomeFail
+	switch {
+	case authenResultOf(err) == ResultPass:
+		o = outcomePass
+	case authenResultOf(err) == ResultUnavailable, s.base.Err() != nil:
+		// No server answered, or the agent is shutting down: nothing was learned about the secret, and
+		// the abort was not the caller's doing.
+		o = outcomeVoid
+	}
+	for _, t := range tickets {
+		t.settle(o)
+	}
+	// The slot is free before anyone learns the end: a caller who sees it may start again at once.
 	s.convs.remove(c)
-
-	user := res.User
-	if user == "" {
-		user = c.currentUser()
-	}
-	if user == "" {
-		return
-	}
-	switch authenResultOf(err) {
-	case ResultPass:
-		s.limiter.pass(user)
-	case ResultFail:
-		s.limiter.fail(user)
-	}
+	close(c.done)
 }
 
 // callAuthenticate calls the Backend; a panic there ends this conversation, not the daemon.
@@ -307,6 +381,11 @@ func (s *Server) finished(c *conversation) response {
 	}
 	res := c.res
 	res.Conversation, res.Prompt = "", nil
+	if res.User == "" {
+		// The user authenticated is the one the caller named (in the request or its GETUSER answer): the
+		// agent answers a server's GETUSER with it and never lets a server switch it.
+		res.User = c.currentUser()
+	}
 	if res.Result == "" {
 		res.Result = authenResultOf(c.err)
 	}
@@ -369,14 +448,28 @@ func (s *Server) answer(r *http.Request, caller Caller) response {
 			c.setState(convWaiting)
 			return fail(e)
 		}
-		if limited, after := s.limiter.check(name); limited {
+		if limited, after := s.limiter.check(s.limitKey(caller, name, c.rhost)); limited {
 			c.cancel()
-			return s.rateLimited(name, after)
+			return s.rateLimited(name, limitDelayed, after)
 		}
 		c.mu.Lock()
 		c.user = name
 		c.mu.Unlock()
 		user = name
+	}
+	if isSecret(p) && !req.Abort && c.needsTicket() {
+		// Every answer that carries a secret is an attempt: its slot is taken before the server sees it.
+		ctx, cancel := s.requestContext(r)
+		t, why, after := s.limiter.reserve(ctx, s.limitKey(caller, user, c.rhost))
+		cancel()
+		if t == nil {
+			c.cancel()
+			return s.rateLimited(user, why, after)
+		}
+		if !c.addTicket(t) {
+			<-c.done // settled is set just before done is closed
+			return s.finished(c)
+		}
 	}
 	select {
 	case c.answers <- req:

@@ -3,10 +3,13 @@ package localapi
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tacagent/tacagent/tacplus"
 )
@@ -167,7 +170,9 @@ func TestConversationLimit(t *testing.T) {
 	if r.status != http.StatusServiceUnavailable || r.err.Code != CodeTooManyConversations {
 		t.Fatalf("third: %d %s", r.status, r.body)
 	}
-	// Ending one makes room.
+	// Ending one makes room, and the room exists by the time the abort is answered: the conversation
+	// leaves the table before its end is announced, so no wait is needed here (this test used to race
+	// the release under load).
 	ts.post(t, "/v1/conversations/"+ids[0], ConversationRequest{Abort: true}, nil)
 	var res AuthenResult
 	if r := ts.post(t, "/v1/authenticate", AuthenRequest{User: "alice", Type: TypePAP, Password: "pw"}, &res); r.status != 200 || res.Result != ResultPass {
@@ -269,5 +274,72 @@ func TestShutdownDrains(t *testing.T) {
 	}
 	if err := waitFor(t, stopped, "Shutdown to return"); err != nil {
 		t.Fatalf("Shutdown returned %v after the last conversation ended, want nil", err)
+	}
+}
+
+// TestConversationShare: a uid other than root holds at most ConversationShare conversations; the
+// others' slots stay free, and an abort gives the slot back at once.
+func TestConversationShare(t *testing.T) {
+	// This process (uid 0) plays a local member of group root: rootUID points elsewhere.
+	ts := startServer(t, newFakeBackend(), func(c *Config) { c.Group, c.rootUID, c.ConversationShare = "root", 4242, 2 })
+	var ids []string
+	for i := 0; i < 2; i++ {
+		var res AuthenResult
+		if r := ts.post(t, "/v1/authenticate", AuthenRequest{User: "bob"}, &res); res.Result != ResultPrompt {
+			t.Fatalf("start %d: %d %s", i, r.status, r.body)
+		}
+		ids = append(ids, res.Conversation)
+	}
+	r := ts.post(t, "/v1/authenticate", AuthenRequest{User: "bob"}, nil)
+	if r.status != http.StatusServiceUnavailable || r.err.Code != CodeTooManyConversations || !strings.Contains(r.err.Message, "uid 0 already has 2") {
+		t.Fatalf("over the share: %d %s", r.status, r.body)
+	}
+	if got := testutil.ToFloat64(ts.metrics.APIRejected.WithLabelValues("conversation_share")); got != 1 {
+		t.Errorf("api_rejected_total{reason=conversation_share} = %v", got)
+	}
+	ts.post(t, "/v1/conversations/"+ids[0], ConversationRequest{Abort: true}, nil)
+	var res AuthenResult
+	if r := ts.post(t, "/v1/authenticate", AuthenRequest{User: "bob"}, &res); res.Result != ResultPrompt {
+		t.Fatalf("after an abort: %d %s", r.status, r.body)
+	}
+}
+
+// TestConnectionShare: a uid other than root holds at most ConnectionShare connections; one more is
+// answered 503 too_many_connections before any handler runs, and a closed connection gives its place back.
+// Root (the PAM module in sshd) is not shared out.
+func TestConnectionShare(t *testing.T) {
+	ts := startServer(t, newFakeBackend(), func(c *Config) { c.Group, c.rootUID, c.ConnectionShare = "root", 4242, 2 })
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("unix", ts.sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	waitCond(t, func() bool { return ts.shares.connections(0) == 2 })
+	_, err := ts.client.Status(context.Background())
+	var e *Error
+	if !errors.Is(err, ErrUnavailable) || !errors.As(err, &e) || e.Code != CodeTooManyConnections || !strings.Contains(e.Message, "uid 0 already has 2 connections") {
+		t.Fatalf("over the share: %v", err)
+	}
+	if got := testutil.ToFloat64(ts.metrics.APIRejected.WithLabelValues("connection_share")); got != 1 {
+		t.Errorf("api_rejected_total{reason=connection_share} = %v", got)
+	}
+	held[0].Close()
+	waitCond(t, func() bool { return ts.shares.connections(0) == 1 })
+	if _, err := ts.client.Status(context.Background()); err != nil {
+		t.Fatalf("after a connection closed: %v", err)
+	}
+
+	root := startServer(t, newFakeBackend(), func(c *Config) { c.ConnectionShare = 1 })
+	c, err := net.Dial("unix", root.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := root.client.Status(context.Background()); err != nil {
+		t.Fatalf("root was shared out: %v", err)
 	}
 }

@@ -25,10 +25,16 @@ const (
 	CodeRateLimited          = "rate_limited"           // 429: too many failed authentications for this user
 	CodeInternal             = "internal"               // 500: a bug; the daemon survived it
 	CodeTooManyConversations = "too_many_conversations" // 503: the live conversation limit is reached
+	CodeTooManyConnections   = "too_many_connections"   // 503: the caller's uid holds its share of connections
 	CodeShuttingDown         = "shutting_down"          // 503: the agent is draining
 	CodeStepTimeout          = "timeout"                // 504: the backend gave no answer in time (also a taxonomy class)
 	// CodeNoAgent is the Client's own: nothing answers on the socket (the daemon is not running).
 	CodeNoAgent = "no_agent"
+	// CodePermissionDenied is the Client's own: the caller may not connect to the socket (EACCES).
+	CodePermissionDenied = "permission_denied"
+	// CodeUntrustedAgent is the Client's own: the socket is served by a uid the Client does not trust, so
+	// nothing was sent.
+	CodeUntrustedAgent = "untrusted_agent"
 )
 
 // Sentinels for the API codes, for errors.Is on the Client's errors.
@@ -45,6 +51,7 @@ var (
 	ErrUnavailable          = errors.New("localapi: unavailable") // 503: too many conversations, or shutting down
 	ErrUnexpectedStatus     = errors.New("localapi: unexpected response")
 	ErrNoAgent              = errors.New("localapi: the agent is not running")
+	ErrUntrustedAgent       = errors.New("localapi: the socket is not served by a trusted agent")
 	errNoConversationPrompt = errors.New("localapi: the agent asked a question and no conversation was given")
 )
 
@@ -64,8 +71,11 @@ var codeClasses = func() map[string][]error {
 		CodeRateLimited:          {ErrRateLimited},
 		CodeInternal:             {ErrInternal},
 		CodeTooManyConversations: {ErrUnavailable},
+		CodeTooManyConnections:   {ErrUnavailable},
 		CodeShuttingDown:         {ErrUnavailable, tacplus.ErrAborted},
 		CodeNoAgent:              {ErrNoAgent},
+		CodePermissionDenied:     {ErrForbidden},
+		CodeUntrustedAgent:       {ErrUntrustedAgent},
 	}
 	for _, c := range tacplus.Classes {
 		m[tacplus.ClassName(c)] = []error{c}

@@ -86,6 +86,21 @@ func (b *fakeBackend) Authenticate(ctx context.Context, caller Caller, req Authe
 		return AuthenResult{User: "info", Server: "192.0.2.1:49"}, nil
 	}
 	user, pw := req.User, string(req.Password)
+	if req.Action == ActionChpass {
+		// Old password, new password, confirmation.
+		var answers []string
+		for _, m := range []string{"Old password: ", "New password: ", "Again: "} {
+			a, err := ask(Prompt{Message: m, Kind: PromptPassword})
+			if err != nil {
+				return AuthenResult{}, err
+			}
+			answers = append(answers, a)
+		}
+		if answers[0] != "pw" || answers[1] != answers[2] {
+			return AuthenResult{User: user}, errFail
+		}
+		return AuthenResult{User: user, Server: "192.0.2.1:49"}, nil
+	}
 	if req.Type == TypeASCII {
 		var err error
 		if user == "" {

@@ -30,9 +30,13 @@ const (
 	DefaultMaxRequestBytes = 64 << 10
 	// DefaultMaxConversations bounds the authentications in progress at once (each holds a goroutine).
 	DefaultMaxConversations = 1024
-	// DefaultConversationTimeout is how long a prompt waits for its answer before the conversation expires.
-	// It matches the agent's own user timeout (agent.DefaultUserTimeout).
-	DefaultConversationTimeout = 2 * time.Minute
+	// DefaultConversationTimeout is how long a prompt waits for its answer before the conversation expires
+	// (an idle conversation holds a slot and a goroutine; a person at a prompt answers within a minute).
+	DefaultConversationTimeout = 60 * time.Second
+	// DefaultConversationShare bounds the conversations one uid other than root holds at once.
+	DefaultConversationShare = 64
+	// DefaultConnectionShare bounds the connections one uid other than root holds open at once.
+	DefaultConnectionShare = 32
 	// DefaultRequestTimeout bounds how long one request waits for the backend's next step: a result, or
 	// the next prompt.
 	DefaultRequestTimeout = 60 * time.Second
@@ -63,6 +67,8 @@ type Config struct {
 	AgentVersion        string
 	MaxRequestBytes     int64         // default DefaultMaxRequestBytes
 	MaxConversations    int           // default DefaultMaxConversations
+	ConversationShare   int           // per uid other than root; default DefaultConversationShare
+	ConnectionShare     int           // per uid other than root; default DefaultConnectionShare
 	ConversationTimeout time.Duration // default DefaultConversationTimeout
 	RequestTimeout      time.Duration // default DefaultRequestTimeout
 	RateLimit           RateLimit
@@ -88,6 +94,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxConversations <= 0 {
 		c.MaxConversations = DefaultMaxConversations
 	}
+	if c.ConversationShare <= 0 {
+		c.ConversationShare = DefaultConversationShare
+	}
+	if c.ConnectionShare <= 0 {
+		c.ConnectionShare = DefaultConnectionShare
+	}
 	set(&c.ConversationTimeout, DefaultConversationTimeout)
 	set(&c.RequestTimeout, DefaultRequestTimeout)
 	set(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
@@ -111,6 +123,7 @@ type Server struct {
 	limiter *limiter
 	http    *http.Server
 	convs   *conversations
+	shares  *shares
 
 	base     context.Context // parent of every conversation; cancelled by Shutdown
 	stop     context.CancelFunc
@@ -135,7 +148,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.rule.rootUID = cfg.rootUID
 	s.base, s.stop = context.WithCancel(context.Background())
-	s.convs = newConversations(cfg.MaxConversations, cfg.ConversationTimeout, cfg.Now)
+	s.shares = newShares(s)
+	s.convs = newConversations(cfg.MaxConversations, cfg.ConversationShare, cfg.ConversationTimeout, cfg.Now)
 	s.http = &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -145,6 +159,9 @@ func New(cfg Config) (*Server, error) {
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          stdlog.New(cfg.Log.With().Str("component", "local API http").Logger(), "", 0),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if pc, ok := c.(*peerConn); ok {
+				return context.WithValue(ctx, peerKey{}, pc.p)
+			}
 			return context.WithValue(ctx, peerKey{}, peerOf(c, s.rule))
 		},
 	}
@@ -153,7 +170,7 @@ func New(cfg Config) (*Server, error) {
 
 // Serve accepts connections on l until Shutdown. It returns nil after Shutdown, or the listener's error.
 func (s *Server) Serve(l net.Listener) error {
-	err := s.http.Serve(l)
+	err := s.http.Serve(&shareListener{Listener: l, shares: s.shares})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -193,6 +210,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.http.Close()
 	}
 	<-done // after the abort the backend returns promptly: it must honour its context
+	s.shares.close()
 	return err
 }
 

@@ -40,6 +40,9 @@ func TestBadInput(t *testing.T) {
 		{"priv_lvl out of range", "POST", "/v1/authorize", `{"user":"alice","priv_lvl":16}`, 400, CodeBadRequest, "priv_lvl", ""},
 		{"control char in user", "POST", "/v1/authorize", `{"user":"al\nice"}`, 400, CodeBadRequest, "control character", ""},
 		{"av and cmd", "POST", "/v1/authorize", `{"user":"alice","cmd":"show","av":["service=shell"]}`, 400, CodeBadRequest, "either av", ""},
+		{"reserved attribute in an accounting record", "POST", "/v1/account", `{"user":"alice","flags":"start","av":["service=shell","caller_uid=0"]}`, 400, CodeBadRequest, `av[1]: attribute "caller_uid" is reserved`, ""},
+		{"reserved optional attribute, other case", "POST", "/v1/account", `{"user":"alice","flags":"stop","av":["Caller_PID*1"]}`, 400, CodeBadRequest, "is reserved", ""},
+		{"reserved attribute in an authorization", "POST", "/v1/authorize", `{"user":"alice","av":["service=shell","caller_gid=0"]}`, 400, CodeBadRequest, "is reserved", ""},
 		{"bad flags", "POST", "/v1/account", `{"user":"alice","flags":"begin"}`, 400, CodeBadRequest, "flags must be", ""},
 		{"unknown version", "GET", "/v2/status", ``, 404, CodeUnknownVersion, "unknown API version v2; this agent speaks v1", ""},
 		{"unknown path", "GET", "/v1/nope", ``, 404, CodeNotFound, "no such path", ""},
@@ -270,5 +273,21 @@ func TestConcurrentLoad(t *testing.T) {
 	}
 	if got := ts.convs.live(); got != 0 {
 		t.Errorf("%d conversations left", got)
+	}
+}
+
+// TestCallerAttributes: the pairs the agent sets from SO_PEERCRED are optional pairs under the reserved
+// prefix, and the validator refuses each of them from a caller.
+func TestCallerAttributes(t *testing.T) {
+	got := CallerAttributes(Caller{UID: 1000, GID: 100, PID: 4242})
+	want := []string{"caller_uid*1000", "caller_gid*100", "caller_pid*4242"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("CallerAttributes = %v, want %v", got, want)
+	}
+	for _, a := range got {
+		req := AcctRequest{Flags: FlagStart, User: "alice", AV: []string{a}}
+		if e := req.validate(); e == nil || e.code != CodeBadRequest {
+			t.Errorf("a caller-supplied %q was accepted", a)
+		}
 	}
 }

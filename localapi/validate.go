@@ -3,8 +3,12 @@ package localapi
 import (
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tacagent/tacagent/tacplus"
 )
 
 // maxField is the longest user, port, rem_addr or argument: each travels with a one-byte length (RFC 8907
@@ -46,6 +50,36 @@ func checkArgs(field string, args []string) *apiError {
 	for i, a := range args {
 		if e := checkText(fmt.Sprintf("%s[%d]", field, i), a, true); e != nil {
 			return e
+		}
+	}
+	return nil
+}
+
+// ReservedPrefix starts the names of the attributes the agent sets itself from the caller's socket
+// credentials (CallerAttributes). A request that supplies one is refused: accounting cannot be forged.
+const ReservedPrefix = "caller_"
+
+// CallerAttributes are the optional pairs that say who asked, from SO_PEERCRED: caller_uid, caller_gid
+// and caller_pid. The backend places them first in the record, before the caller's own pairs.
+func CallerAttributes(c Caller) []string {
+	return []string{
+		tacplus.OptionalArg(ReservedPrefix+"uid", strconv.FormatUint(uint64(c.UID), 10)),
+		tacplus.OptionalArg(ReservedPrefix+"gid", strconv.FormatUint(uint64(c.GID), 10)),
+		tacplus.OptionalArg(ReservedPrefix+"pid", strconv.Itoa(c.PID)),
+	}
+}
+
+// checkReserved refuses a pair whose attribute name is reserved (the name ends at the first '=' or '*',
+// RFC 8907 section 6.1), whatever its case.
+func checkReserved(field string, pairs []string) *apiError {
+	for i, p := range pairs {
+		name := p
+		if j := strings.IndexAny(p, "=*"); j >= 0 {
+			name = p[:j]
+		}
+		if strings.HasPrefix(strings.ToLower(strings.TrimSpace(name)), ReservedPrefix) {
+			return badRequest(fmt.Sprintf("%s[%d]: attribute %q is reserved: the agent sets %s* itself from the caller's credentials",
+				field, i, safeField(name), ReservedPrefix))
 		}
 	}
 	return nil
@@ -98,7 +132,7 @@ func (r *AuthorRequest) validate() *apiError {
 	return firstError(checkText("user", r.User, false), checkText("port", r.Port, false),
 		checkText("rem_addr", r.RemAddr, false), checkPriv(r.PrivLvl), checkArgs("av", r.AV),
 		checkText("service", r.Service, false), checkText("cmd", r.Cmd, true), checkArgs("args", r.Args),
-		checkArgs("pairs", r.Pairs()))
+		checkArgs("pairs", r.Pairs()), checkReserved("av", r.AV))
 }
 
 func (r *AcctRequest) validate() *apiError {
@@ -110,5 +144,5 @@ func (r *AcctRequest) validate() *apiError {
 	}
 	return firstError(checkText("user", r.User, false), checkText("port", r.Port, false),
 		checkText("rem_addr", r.RemAddr, false), checkText("task_id", r.TaskID, false), checkPriv(r.PrivLvl),
-		checkArgs("av", r.AV))
+		checkArgs("av", r.AV), checkReserved("av", r.AV))
 }

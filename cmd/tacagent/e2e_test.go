@@ -542,7 +542,10 @@ func TestSIGTERMDrains(t *testing.T) {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			_, err := c.Authenticate(ctx, localapi.AuthenRequest{User: "slow", Password: "slow-pw", Type: localapi.TypePAP}, nil)
+			// One rem_addr each: the rate limit lets at most failure_limit.max attempts of one (user, rhost)
+			// be in flight at once, and this test wants all n on the wire.
+			_, err := c.Authenticate(ctx, localapi.AuthenRequest{User: "slow", Password: "slow-pw", Type: localapi.TypePAP,
+				RemAddr: fmt.Sprintf("192.0.2.%d", i+1)}, nil)
 			errs <- err
 		}()
 	}
