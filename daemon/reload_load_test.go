@@ -85,3 +85,26 @@ func TestReloadLoopUnderLoad(t *testing.T) {
 		t.Fatalf("%d of %d requests failed during reloads; first: %v", failed.Load(), total.Load(), firstErr)
 	}
 }
+
+// TestShutdownRefusalIsFinal: once the daemon shuts down, a request refused by its draining agent is not
+// retried (there is no new runtime): it fails at once with a typed error.
+func TestShutdownRefusalIsFinal(t *testing.T) {
+	srv := startServer(t)
+	d, err := New(settingsFor(srv), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	_, err = onCurrent(backend{d}, func(rt *runtime) (localapi.AuthorResult, error) {
+		calls++
+		return backend{d}.authorize(ctx, rt, localapi.Caller{}, localapi.AuthorRequest{User: "alice", Cmd: "show"})
+	})
+	if !retryable(err) || calls != 1 {
+		t.Fatalf("after shutdown: %v after %d calls, want the closed agent's refusal after exactly 1", err, calls)
+	}
+}
