@@ -24,10 +24,12 @@ func TestReloadLoopUnderLoad(t *testing.T) {
 	d := startDaemon(t, s, zerolog.Nop())
 	b := d.Backend()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// The whole run has a generous budget; each request has its own deadline, so that a slow machine
+	// ends the run early (a clear failure) instead of failing the requests in flight at the budget's end.
+	budget, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	stop := make(chan struct{})
-	var total, failed atomic.Int64
+	var total, failed, slowest atomic.Int64
 	var mu sync.Mutex
 	var firstErr error
 	var wg sync.WaitGroup
@@ -42,10 +44,16 @@ func TestReloadLoopUnderLoad(t *testing.T) {
 				default:
 				}
 				var err error
+				ctx, cancelReq := context.WithTimeout(context.Background(), 30*time.Second)
+				began := time.Now()
 				if (w+i)%2 == 0 {
 					err = login(ctx, b)
 				} else {
 					_, err = b.Authorize(ctx, localapi.Caller{}, localapi.AuthorRequest{User: "alice", Cmd: "show", Args: []string{"version"}})
+				}
+				cancelReq()
+				if d := int64(time.Since(began)); d > slowest.Load() {
+					slowest.Store(d) // racy max, for the log only
 				}
 				total.Add(1)
 				if err != nil {
@@ -64,10 +72,10 @@ func TestReloadLoopUnderLoad(t *testing.T) {
 	for r := 0; r < reloads; r++ {
 		seen := total.Load()
 		for total.Load() == seen {
-			if ctx.Err() != nil {
+			if budget.Err() != nil {
 				close(stop)
 				wg.Wait()
-				t.Fatalf("no request completed within the deadline (after %d reloads)", r)
+				t.Fatalf("the run's 3-minute budget ended after %d of %d reloads (machine too slow?)", r, reloads)
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -80,7 +88,7 @@ func TestReloadLoopUnderLoad(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	t.Logf("%d requests across %d reloads, %d failed", total.Load(), reloads, failed.Load())
+	t.Logf("%d requests across %d reloads, %d failed, slowest %v", total.Load(), reloads, failed.Load(), time.Duration(slowest.Load()))
 	if failed.Load() != 0 {
 		t.Fatalf("%d of %d requests failed during reloads; first: %v", failed.Load(), total.Load(), firstErr)
 	}
