@@ -140,14 +140,14 @@ func TestBadConfigs(t *testing.T) {
 		{name: "key_env holding a key", doc: srv("    key_env: inline-secret-value\n"),
 			field: "servers[0].key_env", line: 3, msg: "not an environment variable name"},
 		{name: "key file missing", doc: srv("    key_file: /nonexistent/tacagent/tac1.key\n"),
-			field: "servers[0].key_file", line: 3, msg: "cannot open the key file: open /nonexistent/tacagent/tac1.key: no such file"},
+			field: "servers[0].key_file", line: 3, msg: "cannot open the key file /nonexistent/tacagent/tac1.key: no such file"},
 		{name: "key file relative", doc: srv("    key_file: tac1.key\n"),
 			field: "servers[0].key_file", line: 3, msg: "must be an absolute path"},
 		{name: "key file world-readable", doc: srv("    key_file: WORLD\n"),
 			setup: func(t *testing.T, doc string) string {
 				return strings.ReplaceAll(doc, "WORLD", keyFile(t, fileKey, 0o644))
 			},
-			field: "servers[0].key_file", line: 3, msg: "is readable by every user (mode 0644); chmod o-r it, or set allow_insecure_key_file: true"},
+			field: "servers[0].key_file", line: 3, msg: "the key file has mode 0644: group or others may read it; chmod 600 "},
 		{name: "key file empty", doc: srv("    key_file: EMPTY\n"),
 			setup: func(t *testing.T, doc string) string {
 				return strings.ReplaceAll(doc, "EMPTY", keyFile(t, "\n", 0o600))

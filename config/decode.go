@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"os"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -14,17 +13,27 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tacagent/tacagent/internal/secfile"
 	"github.com/tacagent/tacagent/tacplus"
 )
 
 // Load reads, decodes and validates the file at path. Errors name path, the line and the field.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := secfile.ReadFile(path, secfile.Options{What: "configuration file", Max: MaxConfigSize,
+		FollowSymlinks: true, CheckOwner: true})
 	if err != nil {
 		return nil, &tacplus.Error{Class: tacplus.ErrConfig, Msg: "reading the configuration", Err: err}
 	}
 	return Parse(data, path)
 }
+
+// MaxConfigSize caps the configuration file; a larger one is refused before it is parsed.
+const MaxConfigSize = 1 << 20
+
+// maxNodes bounds the YAML nodes the decoder visits, aliases expanded: a "billion laughs" document (each
+// alias doubling the one before) is refused instead of eating memory and time. A real configuration
+// visits a few hundred.
+const maxNodes = 100_000
 
 // Parse decodes and validates a configuration; source names it in errors (a file name, or ""). Decoding
 // is strict: unknown fields, durations without a unit and values of the wrong type are errors. Every
@@ -85,7 +94,9 @@ func yamlSyntax(err error) (int, string) {
 // path and a problem for every unknown field or bad value, and carries on, so that one pass reports all.
 // It replaces yaml.v3's KnownFields, whose errors name a line and a Go type but not the field's path.
 type decoder struct {
-	p *problems
+	p       *problems
+	visited int  // nodes visited, aliases expanded, against maxNodes
+	tooBig  bool // the budget ran out (reported once)
 }
 
 // tagOpts are a field's options: `config:"never"` lets a duration be "never" (stored as -1ns).
@@ -103,8 +114,18 @@ var (
 type defaulter interface{ setDefaults() }
 
 func (d *decoder) value(n *yaml.Node, v reflect.Value, path string, opts tagOpts) {
+	if d.visited++; d.visited > maxNodes {
+		if !d.tooBig {
+			d.tooBig = true
+			d.p.addAt(n.Line, path, nil, "the document expands to more than %d values (aliases nested too deep?); refused", maxNodes)
+		}
+		return
+	}
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
+	}
+	if n.Kind == yaml.AliasNode {
+		return // an alias of an alias: yaml.v3 resolves these, nothing left to decode
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // "field:" with no value keeps the default

@@ -3,9 +3,13 @@ package config
 import (
 	"bytes"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
+
+	"github.com/tacagent/tacagent/internal/secfile"
 )
 
 const (
@@ -31,37 +35,32 @@ func (s *Server) envSource() string              { return keySource("key_env", s
 func (s *Server) keyIs(source string) bool       { return s.key != nil && s.key.source == source }
 func (s *Server) setKey(b []byte, source string) { s.key = &secret{b: b, source: source} }
 
-// loadKeyFile reads a key file: a regular file, not readable by every user unless allowed, its content
-// less one trailing newline. Errors name the path, never the content.
+// loadKeyFile reads a key file through secfile: a regular file (no symlink followed, a FIFO refused
+// without blocking), owned by root or the daemon's user, not readable by group or others unless allowed
+// (never writable by them), its content less one trailing newline. Messages name the path and the fix,
+// never the content.
 func loadKeyFile(path string, allowInsecure bool) ([]byte, string, error) {
-	f, err := os.Open(path)
+	b, err := secfile.ReadFile(path, secfile.Options{What: "key file", Max: maxKeyFileSize, Secret: true,
+		AllowReadable: allowInsecure, CheckOwner: true})
 	if err != nil {
-		return nil, "cannot open the key file", err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, "cannot stat the key file", err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Sprintf("%s is not a regular file", path), nil
-	}
-	if st.Mode().Perm()&0o004 != 0 && !allowInsecure {
-		return nil, fmt.Sprintf("%s is readable by every user (mode %04o); chmod o-r it, or set allow_insecure_key_file: true",
-			path, st.Mode().Perm()), nil
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
-	if err != nil {
+		var se *secfile.Error
+		if errors.As(err, &se) && se.Err == nil {
+			msg := se.Msg
+			if !allowInsecure && strings.Contains(msg, "group or others may read") {
+				msg += " (or set allow_insecure_key_file: true)"
+			}
+			return nil, path + ": " + msg, nil
+		}
+		if errors.As(err, &se) {
+			return nil, se.Msg + " " + path, se.Err
+		}
 		return nil, "cannot read the key file", err
 	}
-	if len(b) > maxKeyFileSize {
-		return nil, fmt.Sprintf("%s is larger than %d bytes; is it really a key?", path, maxKeyFileSize), nil
-	}
-	b = trimNewline(b)
-	if len(b) == 0 {
+	key := trimNewline(b)
+	if len(key) == 0 {
 		return nil, fmt.Sprintf("%s is empty", path), nil
 	}
-	return b, "", nil
+	return key, "", nil
 }
 
 // loadKeyEnv reads a key from the environment variable name. Messages do not repeat the name: an operator

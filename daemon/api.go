@@ -10,6 +10,9 @@ import (
 // ServeAPI listens on the unix socket at path (created with mode and group) and serves the local API with
 // the daemon as its backend until Shutdown. cfg's Backend and Metrics are set here.
 func (d *Daemon) ServeAPI(path string, mode fs.FileMode, cfg localapi.Config) error {
+	if err := checkSocketDir(path); err != nil {
+		return err
+	}
 	cfg.Backend = d.Backend()
 	cfg.Metrics = d.m
 	srv, err := localapi.New(cfg)
@@ -18,6 +21,11 @@ func (d *Daemon) ServeAPI(path string, mode fs.FileMode, cfg localapi.Config) er
 	}
 	ln, err := localapi.Listen(path, mode, cfg.Group)
 	if err != nil {
+		return err
+	}
+	// Listen may have created the directory: check what it made (the umask decides its mode).
+	if err := checkSocketDir(path); err != nil {
+		_ = ln.Close()
 		return err
 	}
 	d.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/tacagent/tacagent/agent"
 	"github.com/tacagent/tacagent/localapi"
@@ -17,13 +18,19 @@ func (d *Daemon) Backend() localapi.Backend { return backend{d} }
 
 type backend struct{ d *Daemon }
 
-// onCurrent runs f on the current runtime and, when a reload closed that runtime's agent before f could
-// send anything (agent.ErrClosed: the new runtime is already in place), once more on the new one, so that a
-// request arriving during a reload never fails because of it.
+// maxReloadRetries bounds how many retired runtimes one request may meet in a row (reloads in a tight
+// loop). A refusal costs microseconds and sends nothing, so the bound only guards against a loop.
+const maxReloadRetries = 16
+
+// onCurrent runs f on the current runtime and, when a reload retired that runtime's agent before f could
+// send anything (agent.ErrClosed, or the supervisor's drain refusal: see retryable), again on the runtime
+// current now, so that a request arriving during a reload never fails because of it. A reload stores the
+// new runtime before it closes the old agent, so the retry finds the new one; the daemon's own shutdown
+// sets closing first, so its refusals are final.
 func onCurrent[T any](b backend, f func(rt *runtime) (T, error)) (T, error) {
 	res, err := f(b.d.cur.Load())
-	if errors.Is(err, agent.ErrClosed) && !b.d.closing.Load() {
-		return f(b.d.cur.Load()) // once: the runtime current now has an agent that is not closed
+	for i := 0; i < maxReloadRetries && retryable(err) && !b.d.closing.Load(); i++ {
+		res, err = f(b.d.cur.Load())
 	}
 	return res, err
 }
@@ -165,7 +172,22 @@ func (b backend) authorize(ctx context.Context, rt *runtime, caller localapi.Cal
 		res.Server, res.SessionID, res.ServerMsg = r.Server, r.SessionID, r.ServerMsg
 		res.Args, res.Effective = r.Returned.Strings(), r.Effective.Strings()
 	}
-	b.d.log.Info().Str("user", req.User).Strs("av", areq.Args).Str("caller", caller.String()).AnErr("error", err).Msg("authorize")
+	// Argument values may hold secrets: the command alone at info, its arguments at debug, and never
+	// those of a secret-bearing command.
+	cmd := commandOf(req.Cmd, areq.Args)
+	first, _, _ := strings.Cut(cmd, " ")
+	b.d.log.Info().Str("user", req.User).Str("cmd", first).Str("caller", caller.String()).AnErr("error", err).Msg("authorize")
+	if ev := b.d.log.Debug(); ev.Enabled() {
+		secrets := rt.settings.SecretCommands
+		if secrets == nil {
+			secrets = DefaultSecretCommands
+		}
+		if secretCommand(secrets, cmd) {
+			ev.Str("user", req.User).Str("cmd", first).Str("av", "[withheld: secret-bearing command]").Msg("authorize arguments")
+		} else {
+			ev.Str("user", req.User).Strs("av", areq.Args).Msg("authorize arguments")
+		}
+	}
 	return res, err
 }
 

@@ -39,8 +39,13 @@ type Settings struct {
 	// Diff); the first Settings ignores it.
 	ServersChanged bool
 	// MetricsAddr is the HTTP listener for /metrics, /healthz and /readyz; "" disables it.
-	MetricsAddr  string
-	DrainTimeout time.Duration
+	MetricsAddr string
+	// MetricsMaxConns caps the HTTP endpoints' open connections (metrics.DefaultMaxConns when 0).
+	MetricsMaxConns int
+	DrainTimeout    time.Duration
+	// SecretCommands are authorization commands whose argument values are never logged (their first
+	// word, any case); nil means DefaultSecretCommands. Other commands' arguments are logged at debug only.
+	SecretCommands []string
 }
 
 // runtime is one immutable generation of the daemon's moving parts.
@@ -73,13 +78,21 @@ func New(s Settings, log zerolog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{log: log, reg: reg, m: m}
+	if n, err := raiseFileLimit(); err != nil {
+		log.Warn().Err(err).Uint64("nofile", n).Msg("cannot raise RLIMIT_NOFILE")
+	} else if n < FileLimitReserve+uint64(metricsMaxConns(s)) {
+		log.Warn().Uint64("nofile", n).Msg("RLIMIT_NOFILE is low: server connections and the local API may run out of descriptors (set LimitNOFILE)")
+	} else {
+		log.Debug().Uint64("nofile", n).Msg("descriptor limit")
+	}
 	rt, err := d.build(s, nil)
 	if err != nil {
 		return nil, err
 	}
 	d.cur.Store(rt)
+	warnPlaintext(log, s)
 	if s.MetricsAddr != "" {
-		if err := d.serveHTTP(s.MetricsAddr); err != nil {
+		if err := d.serveHTTP(s.MetricsAddr, metricsMaxConns(s)); err != nil {
 			d.closeRuntime(rt)
 			return nil, err
 		}
@@ -149,6 +162,7 @@ func (d *Daemon) Reload(s Settings) error {
 	}
 	d.cur.Store(rt)
 	d.m.ConfigReloads.WithLabelValues("ok").Inc()
+	warnPlaintext(d.log, s)
 	if rt.agent != old.agent {
 		d.log.Info().Msg("reloaded: servers changed, old connections drain in the background")
 		d.bg.Add(1)
@@ -211,11 +225,23 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// serveHTTP starts /metrics, /healthz and /readyz on addr.
-func (d *Daemon) serveHTTP(addr string) error {
-	ln, err := net.Listen("tcp", addr)
+func metricsMaxConns(s Settings) int {
+	if s.MetricsMaxConns > 0 {
+		return s.MetricsMaxConns
+	}
+	return metrics.DefaultMaxConns
+}
+
+// serveHTTP starts /metrics, /healthz and /readyz on addr, holding at most maxConns connections: the
+// rest wait in the kernel's accept queue, so that no number of idle clients takes descriptors the
+// logins need. Slow or idle clients are cut by the read and idle timeouts.
+func (d *Daemon) serveHTTP(addr string, maxConns int) error {
+	ln, loopback, err := metrics.Listen(addr, maxConns)
 	if err != nil {
 		return &tacplus.Error{Class: tacplus.ErrConfig, Msg: "metrics listener " + addr, Err: err}
+	}
+	if !loopback {
+		d.log.Warn().Str("metrics", ln.Addr().String()).Msg("the metrics listener is not on loopback: anyone who can reach it can read the metrics and hold its connections")
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
@@ -229,7 +255,7 @@ func (d *Daemon) serveHTTP(addr string) error {
 	mux.HandleFunc("GET /readyz", d.readyz)
 	d.httpLn = ln
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
+		WriteTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}
 	d.bg.Add(1)
 	go func() {
 		defer d.bg.Done()

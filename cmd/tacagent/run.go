@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/tacagent/tacagent/config"
 	"github.com/tacagent/tacagent/daemon"
@@ -17,25 +19,37 @@ import (
 )
 
 // cmdRun is the daemon: it serves the local API and the HTTP endpoints until SIGTERM or SIGINT, and
-// reloads its configuration on SIGHUP.
+// reloads its configuration on SIGHUP. Reloads run off the signal loop, so SIGTERM is obeyed at once
+// whatever a reload is doing.
 func cmdRun(g *globals, args []string) int {
 	fs := newFlags(g, "run", "--config FILE")
 	path := fs.String("config", "/etc/tacagent/tacagent.yaml", "configuration file")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
+	// No core dumps and no ptrace by other processes of the same user: the process holds shared secrets
+	// and passwords in flight (the unit sets LimitCORE=0 as well).
+	dumpErr := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintf(g.stderr, "tacagent: %v\n", err)
 		return exitConfig
 	}
-	if !flagSet(fs, "log-level") && cfg.Log.Level != "" {
+	levelFromFile := !flagSet(fs, "log-level")
+	if levelFromFile && cfg.Log.Level != "" {
 		g.logLevel = cfg.Log.Level
 	}
-	log, err := g.logger()
+	base, err := g.logger()
 	if err != nil {
 		fmt.Fprintln(g.stderr, "tacagent:", err)
 		return exitConfig
+	}
+	// The level lives in a hook so that a reload can change it (log.level applies on reload).
+	lvl := &levelHook{}
+	lvl.set(base.GetLevel())
+	log := base.Level(zerolog.DebugLevel).Hook(lvl)
+	if dumpErr != nil {
+		log.Warn().Err(dumpErr).Msg("cannot clear PR_SET_DUMPABLE: a core dump could hold secrets")
 	}
 	settings, err := settingsFrom(cfg, nil)
 	if err != nil {
@@ -55,14 +69,12 @@ func cmdRun(g *globals, args []string) int {
 	log.Info().Str("config", *path).Str("socket", cfg.API.Socket).Str("metrics", dmn.HTTPAddr()).
 		Int("servers", len(settings.Agent.Servers)).Msg("tacagent running")
 
+	rl := &reloader{path: *path, cfg: cfg, dmn: dmn, log: log, level: lvl, levelFromFile: levelFromFile}
+	rl.apply = rl.reload
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sig)
-	for s := range sig {
-		if s == syscall.SIGHUP {
-			cfg = reload(*path, cfg, dmn, log)
-			continue
-		}
+	return signalLoop(sig, rl, func(s os.Signal) int {
 		log.Info().Str("signal", s.String()).Dur("deadline", drainTimeout(cfg)).Msg("draining")
 		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout(cfg))
 		err := dmn.Shutdown(ctx)
@@ -72,29 +84,115 @@ func cmdRun(g *globals, args []string) int {
 		}
 		log.Info().Msg("stopped")
 		return exitOK
+	})
+}
+
+// signalLoop runs until a stop signal: SIGHUP asks rl for a reload (which runs on rl's own goroutine),
+// anything else stops rl's goroutine, without waiting for a reload in progress, and returns stop's code.
+// A slow reload (a key file on a hung network mount, say) can therefore never delay SIGTERM.
+func signalLoop(sig <-chan os.Signal, rl *reloader, stop func(os.Signal) int) int {
+	rl.start()
+	defer rl.stop()
+	for s := range sig {
+		if s == syscall.SIGHUP {
+			rl.request()
+			continue
+		}
+		return stop(s)
 	}
 	return exitOK
 }
 
-// reload applies the file at path; a bad file keeps the running configuration (logged and counted).
-func reload(path string, old *config.Config, dmn *daemon.Daemon, log zerolog.Logger) *config.Config {
-	cfg, err := config.Load(path)
+// reloader applies the configuration file on its own goroutine, one reload at a time; SIGHUPs that arrive
+// during a reload are folded into one more reload after it.
+type reloader struct {
+	path          string
+	cfg           *config.Config // the running configuration; only the reload goroutine touches it
+	dmn           *daemon.Daemon
+	log           zerolog.Logger
+	level         *levelHook
+	levelFromFile bool // log.level comes from the file (no --log-level on the command line)
+	apply         func()
+
+	pending chan struct{}
+	done    chan struct{}
+	exited  chan struct{}
+}
+
+func (r *reloader) start() {
+	r.pending, r.done, r.exited = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(r.exited)
+		for {
+			select {
+			case <-r.done:
+				return
+			case <-r.pending:
+				select {
+				case <-r.done:
+					return // stopping: a reload now would only be refused
+				default:
+				}
+				r.apply()
+			}
+		}
+	}()
+}
+
+// request asks for a reload; it never blocks.
+func (r *reloader) request() {
+	select {
+	case r.pending <- struct{}{}:
+	default: // one is already pending: it will read the file as it is then
+	}
+}
+
+// stop ends the goroutine without waiting for a reload in progress (that one finds the daemon shut
+// down and is refused).
+func (r *reloader) stop() { close(r.done) }
+
+// reload applies the file; a bad file keeps the running configuration (logged and counted).
+func (r *reloader) reload() {
+	old := r.cfg
+	cfg, err := config.Load(r.path)
 	if err == nil {
 		var s daemon.Settings
 		if s, err = settingsFrom(cfg, old); err == nil {
-			err = dmn.Reload(s) // counts its own result
+			ch := config.Diff(old, cfg)
+			err = r.dmn.Reload(s) // counts its own result
 			if err == nil {
-				if sectionChanged(config.Diff(old, cfg), "api") {
-					log.Warn().Msg("the api section changed: the socket keeps its old settings until a restart")
+				// Changes names servers, fields and sections, never a key's value.
+				r.log.Info().Str("changes", ch.String()).Msg("configuration reloaded")
+				if sectionChanged(ch, "api") {
+					r.log.Warn().Msg("the api section changed: the socket keeps its old settings until a restart")
 				}
-				return cfg
+				if sectionChanged(ch, "metrics") {
+					r.log.Warn().Msg("the metrics section changed: the listener keeps its old address until a restart")
+				}
+				if r.levelFromFile {
+					if l, perr := zerolog.ParseLevel(cfg.Log.Level); perr == nil && cfg.Log.Level != "" {
+						r.level.set(l)
+					}
+				}
+				r.cfg = cfg
 			}
-			return old
+			return
 		}
 	}
-	dmn.Metrics().ConfigReloads.WithLabelValues("error").Inc()
-	log.Error().Err(err).Str("config", path).Msg("reload refused: keeping the running configuration")
-	return old
+	r.dmn.Metrics().ConfigReloads.WithLabelValues("error").Inc()
+	r.log.Error().Err(err).Str("config", r.path).Msg("reload refused: keeping the running configuration")
+}
+
+// levelHook drops events below its level, which a reload may change.
+type levelHook struct{ min atomic.Int32 }
+
+func (h *levelHook) set(l zerolog.Level) { h.min.Store(int32(l)) }
+
+// Run implements zerolog.Hook.
+func (h *levelHook) Run(e *zerolog.Event, l zerolog.Level, _ string) {
+	if l != zerolog.NoLevel && int32(l) < h.min.Load() {
+		e.Discard()
+	}
 }
 
 // settingsFrom maps a configuration onto the daemon's settings; old is the running one, for the diff.
