@@ -26,9 +26,13 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		for _, line := range strings.Split(string(data), "\n") {
-			_, v, ok := strings.Cut(line, "key: ")
+			// Only a YAML field named exactly "key" holds a secret;
+			// "00000000key: 00000000" is an unknown field whose name
+			// the error rightly quotes.
+			k, v, ok := strings.Cut(line, "key: ")
+			k = strings.TrimLeft(k, " \t-")
 			v = strings.TrimSpace(v)
-			if ok && len(v) >= 8 && !strings.ContainsAny(v, "{}[],&*!|>'\"#%@`") && strings.Contains(err.Error(), v) {
+			if ok && k == "" && len(v) >= 8 && !strings.ContainsAny(v, "{}[],&*!|>'\"#%@`") && strings.Contains(err.Error(), v) {
 				t.Fatalf("an error echoes the inline key %q: %v", v, err)
 			}
 		}
