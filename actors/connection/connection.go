@@ -59,7 +59,8 @@ type Config struct {
 	NegotiationWait time.Duration
 	// Negotiation is what the supervisor remembers of this server's last single-connect answer (until a
 	// reload or a failure). NegotiationAgreed sends queued requests at once on a new socket, the first
-	// still asking for single-connect, instead of holding them for the reply (issue 12 point 2).
+	// still asking for single-connect, instead of holding them for the reply (issue 12 point 2). Only the
+	// instance spawned first holds it: an actor restarted after a Failure starts from NegotiationUnknown.
 	Negotiation   Negotiation
 	MaxInFlight   int  // sessions at once on this socket; more queue; default DefaultMaxInFlight
 	SingleConnect bool // ask for single-connect mode (RFC 8907 section 4.3)
@@ -232,7 +233,17 @@ func Props(cfg Config, opts ...actor.PropsOption) *actor.Props {
 	// A session that panics is stopped, never restarted: a restart would replay its START under the same
 	// session_id. Stopping makes it answer its caller (session.Actor's Stopping case).
 	opts = append([]actor.PropsOption{actor.WithSupervisor(stopSessions)}, opts...)
-	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg} }, opts...)
+	// A restart follows a Failure, and the supervisor forgets the server's negotiation on a failure
+	// (issue 12 point 2): the restarted instance must not keep the spawn-time memory, it negotiates afresh.
+	// So only the first instance these props produce gets cfg.Negotiation; one actor is spawned per Props.
+	var produced atomic.Bool
+	return actor.PropsFromProducer(func() actor.Actor {
+		c := cfg
+		if produced.Swap(true) {
+			c.Negotiation = NegotiationUnknown
+		}
+		return &Actor{cfg: c}
+	}, opts...)
 }
 
 var stopSessions = actor.NewOneForOneStrategy(0, 0, func(interface{}) actor.Directive { return actor.StopDirective })
