@@ -37,9 +37,9 @@ type conn struct {
 	once sync.Once
 
 	// Owned by the reader goroutine.
-	sessions  map[uint32]*session
-	seen      bool               // the first packet was read
-	multi     bool // the connection carries more than one session
+	sessions map[uint32]*session
+	seen     bool // the first packet was read
+	multi    bool // the connection carries more than one session
 
 	pending atomic.Int32 // delayed replies not yet written; the connection is not idle while > 0
 	active  atomic.Int64 // unix nanoseconds of the last read or write
