@@ -292,6 +292,11 @@ func (a *Agent) Account(ctx context.Context, req AcctRequest, opts ...RequestOpt
 // replaced the agent (a reload) may send it again to the new one.
 var ErrClosed = &tacplus.Error{Class: tacplus.ErrAborted, Msg: "agent is closed"}
 
+// ErrDraining is the cause (errors.Is) of the ErrAborted answer to a request that reached the agent's
+// supervisor after Close (or a reload's drain) began: nothing of it was sent. Like ErrClosed, a caller that
+// replaced the agent may send the request again to the new one.
+var ErrDraining = supervisor.ErrDraining
+
 // inboxSize bounds the messages in flight to one caller: at most one Prompt is outstanding (the session
 // waits for its answer) and one Outcome ends the request; the rest is headroom.
 const inboxSize = 4

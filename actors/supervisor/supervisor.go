@@ -37,6 +37,11 @@ const (
 	DefaultMaxConnectionAge = serverfsm.DefaultMaxAge
 )
 
+// ErrDraining is the cause of the answer (class ErrAborted, errors.Is(err, ErrDraining)) to a request
+// that reached a supervisor after its drain began (a reload or Close): nothing of it was sent, so a caller
+// that replaced the runtime may send it again to the new one. agent.ErrDraining is the same value.
+var ErrDraining = errors.New("the request reached a draining runtime and was not sent")
+
 // probeBit marks the request IDs of background probes; the API numbers its requests from 1 up.
 const probeBit = uint64(1) << 63
 
@@ -384,7 +389,7 @@ func connNegotiation(n serverfsm.Negotiation) connection.Negotiation {
 func (a *Actor) request(ctx actor.Context, m *messages.Request) {
 	caller := ctx.Sender()
 	if a.draining != nil {
-		ctx.Send(caller, a.failOutcome(m, &tacplus.Error{Class: tacplus.ErrAborted, Msg: "agent is shutting down"}))
+		ctx.Send(caller, a.failOutcome(m, &tacplus.Error{Class: tacplus.ErrAborted, Msg: "agent is shutting down", Err: ErrDraining}))
 		return
 	}
 	group := m.Group
