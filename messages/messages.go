@@ -163,8 +163,9 @@ type Outcome struct {
 	Retryable bool
 	// SecretSent is set when the session sent a password or CHAP response before it failed.
 	SecretSent bool
-	// CallerDeadline is set when Err is a timeout caused by the request's own Deadline (the caller gave
-	// up), not by the server's reply timeout: it says nothing about the server's health.
+	// CallerDeadline is set when Err is a timeout of the caller's side, not the server's reply timeout:
+	// the request's own Deadline passed (the caller gave up) or the user did not answer a prompt within
+	// the session's UserTimeout. It says nothing about the server's health (no dead-time, no retry).
 	CallerDeadline bool
 	Started        time.Time
 	Finished       time.Time

@@ -157,7 +157,9 @@ func (a *Actor) arm() {
 	default:
 		return
 	}
-	a.callerDL = false
+	// The user's answer is the caller's side, like its deadline: a user who does not answer in time says
+	// nothing about the server's health (issue 12 point 4).
+	a.callerDL = a.m.Wait() == fsm.WaitUser
 	if dl := a.cfg.Start.Req.Deadline; !dl.IsZero() {
 		if until := time.Until(dl); until <= d {
 			d, a.callerDL = until, true

@@ -35,10 +35,16 @@ type harness struct {
 
 func start(t *testing.T, req *messages.Request, timeout time.Duration) *harness {
 	t.Helper()
+	return startUser(t, req, timeout, time.Minute)
+}
+
+// startUser is start with the user's answer timeout.
+func startUser(t *testing.T, req *messages.Request, timeout, userTimeout time.Duration) *harness {
+	t.Helper()
 	sys := actorkit.NewSystem(zerolog.Nop())
 	h := &harness{sys: sys, toParent: actorkit.NewInbox(sys, 16), replies: actorkit.NewInbox(sys, 16)}
 	props := Props(Config{Start: &messages.StartSession{Req: req, ReplyTo: h.replies.PID(), Timeout: timeout},
-		SessionID: sid, Epoch: epoch, Server: "127.0.0.1:49", UserTimeout: time.Minute,
+		SessionID: sid, Epoch: epoch, Server: "127.0.0.1:49", UserTimeout: userTimeout,
 		Metrics: metrics.Nop().Server("127.0.0.1:49"), Log: zerolog.Nop()})
 	spawned := make(chan *actor.PID, 1)
 	parent := sys.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
@@ -197,6 +203,27 @@ func TestEndReports(t *testing.T) {
 		}
 		if e := next[*messages.SessionEnded](t, h.toParent); e.TimedOut {
 			t.Fatalf("ended %+v: a caller's deadline is not the server's timeout", e)
+		}
+	})
+	t.Run("user timeout", func(t *testing.T) {
+		// The server prompted; the user never answered. The session aborts (CONTINUE with ABORT) and the
+		// timeout is the caller's side: CallerDeadline, so the server is not dead-timed for a slow user.
+		req := &messages.Request{ID: 1, Authen: &messages.AuthenRequest{Action: tacplus.ActionLogin, Type: tacplus.AuthenTypeASCII,
+			Service: tacplus.ServiceLogin, User: "alice"}}
+		h := startUser(t, req, time.Minute, 20*time.Millisecond)
+		out := next[*messages.Outbound](t, h.toParent)
+		r := out.Header
+		r.SeqNo = 2
+		h.sys.Root.Send(h.session, &messages.Inbound{Header: r, Body: &tacplus.AuthenReply{Status: tacplus.AuthenStatusGetPass, ServerMsg: "Password: "}})
+		next[*messages.Prompt](t, h.replies)
+		if ab := next[*messages.Outbound](t, h.toParent); ab.Header.SeqNo != 3 {
+			t.Fatalf("outbound %+v, want the CONTINUE with ABORT", ab.Header)
+		}
+		if o := next[*messages.Outcome](t, h.replies); !errors.Is(o.Err, tacplus.ErrTimeout) || !o.CallerDeadline {
+			t.Fatalf("outcome %v caller_deadline=%v, want a timeout of the caller's side", o.Err, o.CallerDeadline)
+		}
+		if e := next[*messages.SessionEnded](t, h.toParent); e.TimedOut {
+			t.Fatalf("ended %+v: the user's timeout is not the server's", e)
 		}
 	})
 }

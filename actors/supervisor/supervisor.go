@@ -297,7 +297,9 @@ func (a *Actor) Receive(ctx actor.Context) {
 			}
 		}
 	case *messages.Desync:
+		// A protocol error of the server: hold-down and dead-time (serverfsm).
 		if s := a.servers[m.Server]; s != nil {
+			s.lastErr = "connection desynchronised: " + m.Reason
 			a.step(ctx, s, serverfsm.Desynced{At: a.now(), Reason: m.Reason})
 		}
 	case *probeDue:
@@ -599,22 +601,24 @@ func (a *Actor) outcome(ctx actor.Context, o *messages.Outcome) {
 	a.dispatch(ctx, p)
 }
 
-// classify applies the retry rules to a failed outcome.
+// classify applies the retry rules to a failed outcome; markDead is serverfsm.Blame: only the server's own
+// failures (no connect, its reply timeout, a wrong key, a protocol error in what it sent) dead-time it.
 func (a *Actor) classify(o *messages.Outcome) (retry, markDead bool) {
+	markDead = serverfsm.Blame(o.Err, o.CallerDeadline)
 	switch {
 	case errors.Is(o.Err, tacplus.ErrAuthenticationFailed), errors.Is(o.Err, tacplus.ErrDenied),
 		errors.Is(o.Err, tacplus.ErrAborted), errors.Is(o.Err, tacplus.ErrConfig):
-		return false, false
+		return false, markDead
 	case errors.Is(o.Err, tacplus.ErrUnreachable), errors.Is(o.Err, tacplus.ErrTimeout):
-		return o.Retryable || errors.Is(o.Err, tacplus.ErrUnreachable), true
+		return !o.CallerDeadline && (o.Retryable || errors.Is(o.Err, tacplus.ErrUnreachable)), markDead
 	case errors.Is(o.Err, tacplus.ErrBadSecret):
-		return true, true
+		return true, markDead
 	case errors.Is(o.Err, tacplus.ErrConnectionLost):
-		return o.Retryable, false
+		return o.Retryable, markDead
 	case errors.Is(o.Err, tacplus.ErrServerError):
-		return true, false
+		return true, markDead
 	}
-	return false, false // protocol errors: the server misbehaved mid-session; the caller decides
+	return false, markDead // protocol errors: the server misbehaved mid-session; the caller decides
 }
 
 // markDead reports a failure of the server itself to its machine.
