@@ -161,12 +161,17 @@ type route struct {
 	ptype    tacplus.PacketType // the session's packet type, known from its first packet
 	seq      uint8              // seq_no of the last packet the session sent
 	awaiting bool               // the server owes the session a reply (seq+1)
+	// aborted: the session's last packet was a CONTINUE with ABORT. RFC 8907 section 5.4.3 lets the server
+	// end the session without a reply, but deployed servers answer it (tacquito: FAIL "ending per client
+	// request"): one reply at seq+1 of the session's type is tolerated and dropped, never routed.
+	aborted bool
 }
 
 // tomb remembers a session that ended on this socket, so that a later packet for it is recognised (and
 // treated as a desync) rather than mistaken for nothing. late is set when the session ended while the
 // server held the turn without an ABORT going out (a timeout, or a cancellation while waiting): the server
-// still owes one reply, at seq+1, which is dropped once; anything else is a desync.
+// still owes one reply, at seq+1, which is dropped once; anything else is a desync. It is set as well after
+// a CONTINUE with ABORT, which some servers answer (route.aborted).
 type tomb struct {
 	seq   uint8
 	ptype tacplus.PacketType
@@ -555,8 +560,10 @@ func (a *Actor) outbound(ctx actor.Context, m *messages.Outbound) {
 		return
 	}
 	r.ptype, r.seq = h.Type, h.SeqNo
-	// After a CONTINUE with the ABORT flag the server must not answer (RFC 8907 section 5.4.3).
-	r.awaiting = !isAbort(m.Body)
+	// After a CONTINUE with the ABORT flag the server owes nothing (RFC 8907 section 5.4.3); one answer
+	// to it is tolerated (route.aborted).
+	r.aborted = isAbort(m.Body)
+	r.awaiting = !r.aborted
 	a.cfg.Metrics.PacketsSent.Inc()
 	a.cfg.Metrics.BytesSent.Add(float64(n))
 }
@@ -580,7 +587,8 @@ func (a *Actor) inbound(ctx actor.Context, m *inbound) {
 	r, ok := a.routes[m.h.SessionID]
 	if !ok {
 		if t, dead := a.tombs[m.h.SessionID]; dead && t.late && m.h.SeqNo == t.seq+1 && m.h.Type == t.ptype {
-			// The one reply the server still owed a session that gave up while waiting: expected, dropped.
+			// The one reply the server still owed a session that gave up while waiting, or the one answer
+			// to its ABORT: expected, dropped.
 			t.late = false
 			a.tombs[m.h.SessionID] = t
 			a.log.Debug().Uint32("session", m.h.SessionID).Msg("late reply for an ended session dropped")
@@ -589,6 +597,12 @@ func (a *Actor) inbound(ctx actor.Context, m *inbound) {
 		// A session_id no live session has on this socket (never used, or a session that already had its
 		// last reply): the server is answering someone else. Nothing it says on this socket can be trusted.
 		a.desync(ctx, badPacket(tacplus.ReasonSession, "session_id", "0x%08x matches no session waiting on this connection", m.h.SessionID), true)
+		return
+	}
+	if r.aborted && m.h.SeqNo == r.seq+1 && m.h.Type == r.ptype {
+		// A server that answers the session's ABORT (tacquito does): the session is over; dropped once.
+		r.aborted = false
+		a.log.Debug().Uint32("session", m.h.SessionID).Msg("reply to an ABORT dropped")
 		return
 	}
 	if err := r.check(m.h); err != nil {
@@ -748,7 +762,7 @@ func (a *Actor) forget(sid uint32) {
 		delete(a.tombs, a.tombQ[0])
 		a.tombQ = a.tombQ[1:]
 	}
-	a.tombs[sid] = tomb{seq: r.seq, ptype: r.ptype, late: r.awaiting}
+	a.tombs[sid] = tomb{seq: r.seq, ptype: r.ptype, late: r.awaiting || r.aborted}
 	a.tombQ = append(a.tombQ, sid)
 }
 
