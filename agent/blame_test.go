@@ -51,18 +51,18 @@ func TestUserTimeoutDoesNotDeadTime(t *testing.T) {
 	srv := startServer(t, nil)
 	h := newAgent(t, agent.Config{Servers: []agent.Server{server(srv.Addr())}, DeadTime: time.Minute,
 		UserTimeout: 50 * time.Millisecond})
-	_, err := h.Authenticate(ctxT(t), agent.AuthenRequest{User: "alice"}, func(ctx context.Context, _ agent.Prompt) (string, error) {
+	_, err := h.Authenticate(ctxT(t), agent.AuthenRequest{User: "alice"}, func(ctx context.Context, _ agent.Prompt) ([]byte, error) {
 		// The user answers only after the session gave up on them and aborted at the server.
 		tick := time.NewTicker(5 * time.Millisecond)
 		defer tick.Stop()
 		for srv.Stats().Aborts == 0 {
 			select {
 			case <-ctx.Done():
-				return "", ctx.Err()
+				return nil, ctx.Err()
 			case <-tick.C:
 			}
 		}
-		return "alice-pw", nil
+		return []byte("alice-pw"), nil
 	})
 	if !errors.Is(err, tacplus.ErrTimeout) {
 		t.Fatalf("error %v, want the user's timeout", err)

@@ -69,8 +69,8 @@ func TestTacquitoAbortKeepsConnection(t *testing.T) {
 	s.IdleTimeout = -1
 	h := newAgent(t, agent.Config{Servers: []agent.Server{s}, DeadTime: time.Minute})
 	h.login(t, "alice", "alice-pw") // single-connect agreed
-	_, err := h.Authenticate(ctxT(t), agent.AuthenRequest{}, func(context.Context, agent.Prompt) (string, error) {
-		return "", errors.New("the user pressed ^C")
+	_, err := h.Authenticate(ctxT(t), agent.AuthenRequest{}, func(context.Context, agent.Prompt) ([]byte, error) {
+		return nil, errors.New("the user pressed ^C")
 	})
 	wantClass(t, err, tacplus.ErrAborted)
 	for range 3 {

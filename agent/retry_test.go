@@ -124,12 +124,12 @@ func authorize(cmd string) func(*testing.T, *harness) (string, error) {
 // asciiLogin answers the username; the fault (armed for alice) then closes the connection instead of the
 // GETPASS reply.
 func asciiLogin(t *testing.T, h *harness) (string, error) {
-	r, err := h.Authenticate(ctxT(t), agent.AuthenRequest{}, func(_ context.Context, p agent.Prompt) (string, error) {
+	r, err := h.Authenticate(ctxT(t), agent.AuthenRequest{}, func(_ context.Context, p agent.Prompt) ([]byte, error) {
 		switch p.Status {
 		case tacplus.AuthenStatusGetUser:
-			return "alice", nil
+			return []byte("alice"), nil
 		}
-		return "alice-pw", nil
+		return []byte("alice-pw"), nil
 	})
 	if r == nil {
 		return "", err

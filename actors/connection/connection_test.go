@@ -197,7 +197,7 @@ var reqIDs atomic.Uint64
 func (h *harness) login() {
 	h.sys.Root.Send(h.conn, &messages.StartSession{ReplyTo: h.replies.PID(), Timeout: waitLimit,
 		Req: &messages.Request{ID: reqIDs.Add(1), Authen: &messages.AuthenRequest{Action: tacplus.ActionLogin,
-			Type: tacplus.AuthenTypePAP, Service: tacplus.ServiceLogin, User: "alice", Password: "pw"}}})
+			Type: tacplus.AuthenTypePAP, Service: tacplus.ServiceLogin, User: "alice", Password: []byte("pw")}}})
 }
 
 func next[T any](t *testing.T, in *actorkit.Inbox) T {

@@ -63,7 +63,7 @@ func (h *harness) loginAs(user, password string, deadline time.Time) uint64 {
 	id := reqIDs.Add(1)
 	h.sys.Root.Send(h.conn, &messages.StartSession{ReplyTo: h.replies.PID(), Timeout: waitLimit,
 		Req: &messages.Request{ID: id, Deadline: deadline, Authen: &messages.AuthenRequest{Action: tacplus.ActionLogin,
-			Type: tacplus.AuthenTypePAP, Service: tacplus.ServiceLogin, User: user, Password: password}}})
+			Type: tacplus.AuthenTypePAP, Service: tacplus.ServiceLogin, User: user, Password: []byte(password)}}})
 	return id
 }
 

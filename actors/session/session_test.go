@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -84,7 +85,7 @@ func next[T any](t *testing.T, in *actorkit.Inbox) T {
 
 func papRequest() *messages.Request {
 	return &messages.Request{ID: 1, Authen: &messages.AuthenRequest{Action: tacplus.ActionLogin, Type: tacplus.AuthenTypePAP,
-		Service: tacplus.ServiceLogin, User: "alice", Password: "pw"}}
+		Service: tacplus.ServiceLogin, User: "alice", Password: []byte("pw")}}
 }
 
 // TestPass: the START goes to the parent with the connection epoch, the reply completes the session, the
@@ -226,4 +227,33 @@ func TestEndReports(t *testing.T) {
 			t.Fatalf("ended %+v: the user's timeout is not the server's", e)
 		}
 	})
+}
+
+// TestUserInputWiped: the session owns the UserInput it gets: once the CONTINUE carrying the answer is
+// built (it holds its own copy, and it goes out intact), the answer's buffer is zeroed.
+func TestUserInputWiped(t *testing.T) {
+	req := &messages.Request{ID: 1, Authen: &messages.AuthenRequest{Action: tacplus.ActionLogin, Type: tacplus.AuthenTypeASCII,
+		Service: tacplus.ServiceLogin, User: "alice"}}
+	h := start(t, req, time.Minute)
+	out := next[*messages.Outbound](t, h.toParent)
+	r := out.Header
+	r.SeqNo = 2
+	h.sys.Root.Send(h.session, &messages.Inbound{Header: r, Body: &tacplus.AuthenReply{Status: tacplus.AuthenStatusGetPass, Flags: tacplus.FlagNoEcho}})
+	next[*messages.Prompt](t, h.replies)
+	answer := []byte("hunter2-secret")
+	h.sys.Root.Send(h.session, &messages.UserInput{Text: answer})
+	cont := next[*messages.Outbound](t, h.toParent)
+	if c, ok := cont.Body.(*tacplus.AuthenContinue); !ok || c.UserMsg != "hunter2-secret" {
+		t.Fatalf("CONTINUE %+v, want the answer in user_msg", cont.Body)
+	}
+	// The Outbound is sent during Step and the wipe follows in the same Receive: the Outcome of the next
+	// message the session handles (the server's PASS) comes after it.
+	r.SeqNo = 4
+	h.sys.Root.Send(h.session, &messages.Inbound{Header: r, Body: &tacplus.AuthenReply{Status: tacplus.AuthenStatusPass}})
+	if o := next[*messages.Outcome](t, h.replies); o.Err != nil {
+		t.Fatalf("outcome %v", o.Err)
+	}
+	if !bytes.Equal(answer, make([]byte, len(answer))) {
+		t.Fatalf("the answer's buffer still holds %q after the CONTINUE was built", answer)
+	}
 }
