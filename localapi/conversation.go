@@ -243,11 +243,18 @@ func (s *Server) authenticate(r *http.Request, caller Caller) response {
 		t, why, after := s.limiter.reserve(ctx, key)
 		cancel()
 		if t == nil {
+			if pastCallerDeadline(r.Context()) {
+				return fail(callerGaveUp()) // it waited for a slot until its caller gave up
+			}
 			return s.rateLimited(req.User, why, after)
 		}
 		first = t
 	} else if limited, after := s.limiter.check(key); limited {
 		return s.rateLimited(req.User, limitDelayed, after)
+	}
+	if pastCallerDeadline(r.Context()) {
+		first.settle(outcomeVoid)
+		return fail(callerGaveUp())
 	}
 	id, err := newConversationID()
 	if err != nil {
@@ -364,15 +371,34 @@ func (s *Server) step(r *http.Request, c *conversation) response {
 	case <-c.done:
 		return s.finished(c)
 	case <-r.Context().Done():
-		c.cancel() // nobody is left to answer
-		return fail(&apiError{status: http.StatusServiceUnavailable, code: tacplus.ClassName(tacplus.ErrAborted),
-			msg: "the caller went away"})
+		c.cancel() // nobody is left to answer, or the caller's deadline passed: the conversation ends
+		if !pastCallerDeadline(r.Context()) {
+			return fail(&apiError{status: http.StatusServiceUnavailable, code: tacplus.ClassName(tacplus.ErrAborted),
+				msg: "the caller went away"})
+		}
+		// The caller is still there until its deadline plus its margin: give it how the backend ended (a
+		// FAIL seen before the deadline stays a FAIL), if the backend honours the cancellation promptly.
+		g := time.NewTimer(deadlineAnswerGrace)
+		defer g.Stop()
+		select {
+		case <-c.done:
+			return s.finished(c)
+		case <-g.C:
+			return fail(&apiError{status: http.StatusGatewayTimeout, code: CodeStepTimeout, reason: "caller_deadline",
+				msg: "the caller's deadline passed and the backend did not end in time"})
+		}
 	case <-t.C:
 		c.cancel()
 		return fail(&apiError{status: http.StatusGatewayTimeout, code: CodeStepTimeout,
 			msg: fmt.Sprintf("no answer from the backend within %s", s.cfg.RequestTimeout)})
 	}
 }
+
+// deadlineAnswerGrace is how long a step whose caller's deadline passed waits for the backend to end, so
+// that the caller learns how the authentication ended (the agent confirms an abort within a second).
+// Callers that send TimeoutHeader keep that much margin between the deadline they send and the time they
+// stop reading (docs/api.md).
+const deadlineAnswerGrace = 1500 * time.Millisecond
 
 // finished is the answer for a conversation whose backend returned.
 func (s *Server) finished(c *conversation) response {
@@ -464,6 +490,9 @@ func (s *Server) answer(r *http.Request, caller Caller) response {
 		cancel()
 		if t == nil {
 			c.cancel()
+			if pastCallerDeadline(r.Context()) {
+				return fail(callerGaveUp())
+			}
 			return s.rateLimited(user, why, after)
 		}
 		if !c.addTicket(t) {
