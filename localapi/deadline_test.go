@@ -24,6 +24,7 @@ type callRecord struct {
 	deadline time.Time // the context's deadline
 	hasDL    bool
 	ended    time.Time // when the context ended (zero: it did not end while the call ran)
+	endErr   error     // the context's error then
 }
 
 // deadlineBackend is the fake backend plus a record of every call: when it started and the deadline its
@@ -48,7 +49,7 @@ func (b *deadlineBackend) record(ctx context.Context, kind, user string) func() 
 			return
 		}
 		b.mu.Lock()
-		b.calls[i].ended = time.Now()
+		b.calls[i].ended, b.calls[i].endErr = time.Now(), ctx.Err()
 		b.mu.Unlock()
 	}
 }
@@ -312,6 +313,9 @@ func TestDeadlineEndsConversationStep(t *testing.T) {
 	recs := b.records()
 	if len(recs) != 1 || recs[0].ended.IsZero() {
 		t.Fatalf("the backend's context did not end: %+v", recs)
+	}
+	if !errors.Is(recs[0].endErr, context.DeadlineExceeded) {
+		t.Errorf("the backend's context ended with %v, want context.DeadlineExceeded (a timeout, not a give-up)", recs[0].endErr)
 	}
 	if recs[0].ended.Before(start.Add(200 * time.Millisecond)) {
 		t.Errorf("the backend's context ended %v after the request, before its 200 ms deadline", recs[0].ended.Sub(start))
