@@ -36,13 +36,17 @@ type Dialer struct {
 	hasRef   bool
 	coalesce bool
 	net      net.Dialer
-	cache    tls.ClientSessionCache
-	state    atomic.Pointer[State]
+	// cache holds the session tickets; it is replaced when the store reloads, so that new material (a
+	// rotated client certificate, a new CA bundle) takes effect with a full handshake rather than riding
+	// on a resumed session, which would present neither.
+	cache atomic.Pointer[sessionCache]
+	state atomic.Pointer[State]
 }
 
 // NewDialer makes a dialer over st. sourceAddr, when set, is the local IP to connect from.
 func NewDialer(st *Store, sourceAddr string) (*Dialer, error) {
-	d := &Dialer{store: st, coalesce: st.s.Coalesce, cache: tls.NewLRUClientSessionCache(sessionCacheSize)}
+	d := &Dialer{store: st, coalesce: st.s.Coalesce}
+	d.cache.Store(&sessionCache{tls.NewLRUClientSessionCache(sessionCacheSize)})
 	if st.s.ServerName != "" {
 		ref, err := ParseReferenceID(st.s.ServerName)
 		if err != nil {
@@ -87,11 +91,16 @@ func (d *Dialer) State() (State, bool) {
 // connection.
 func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	m := metrics.FromContext(ctx)
-	if reloaded, err := d.store.ReloadIfChanged(); reloaded && m != nil {
-		if err != nil {
-			m.TLSReload("error")
-		} else {
-			m.TLSReload("ok")
+	if reloaded, err := d.store.ReloadIfChanged(); reloaded {
+		if err == nil {
+			d.cache.Store(&sessionCache{tls.NewLRUClientSessionCache(sessionCacheSize)})
+		}
+		if m != nil {
+			if err != nil {
+				m.TLSReload("error")
+			} else {
+				m.TLSReload("ok")
+			}
 		}
 	}
 	ref := d.ref
@@ -119,7 +128,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		MinVersion:         tls.VersionTLS13,
 		MaxVersion:         tls.VersionTLS13,
 		ServerName:         ref.DNS, // empty for an IP reference: no SNI (RFC 6066 forbids IP literals)
-		ClientSessionCache: d.cache,
+		ClientSessionCache: d.cache.Load().c,
 		// Chain and identity are checked by verify (RFC 9525 rules, no CN fallback, pins), on full and
 		// resumed handshakes alike; crypto/tls's own hostname check would accept what we must not.
 		InsecureSkipVerify: true,
@@ -230,6 +239,8 @@ func chainError(err error, certs []*x509.Certificate, now time.Time) *verifyErro
 	}
 	return &verifyError{ReasonBadCertificate, err}
 }
+
+type sessionCache struct{ c tls.ClientSessionCache }
 
 // recordConn is the TLS connection the connection actor sees. Its Write puts each TACACS+ packet of the
 // buffer in a TLS record of its own (unless coalescing), and batches those records into one system call.

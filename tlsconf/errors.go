@@ -22,6 +22,7 @@ const (
 	ReasonTimeout        = "timeout"              // the handshake did not finish within the connect timeout
 	ReasonClosed         = "closed"               // the server closed or reset the connection mid-handshake
 	ReasonRemoteAlert    = "remote_alert"         // another alert from the server
+	ReasonNotTLS         = "not_tls"              // the server does not speak TLS at all (plain TACACS+?)
 	ReasonOther          = "other"
 )
 
@@ -70,6 +71,8 @@ func classify(ctx context.Context, err error) string {
 	case strings.Contains(msg, "remote error: tls: bad certificate"), strings.Contains(msg, "remote error: tls: unknown certificate authority"),
 		strings.Contains(msg, "remote error: tls: certificate expired"), strings.Contains(msg, "remote error: tls: unsupported certificate"):
 		return ReasonClientRejected
+	case strings.Contains(msg, "does not look like a TLS handshake"), strings.Contains(msg, "oversized record"):
+		return ReasonNotTLS
 	case strings.Contains(msg, "remote error"):
 		return ReasonRemoteAlert
 	case strings.Contains(msg, "EOF"), strings.Contains(msg, "reset by peer"), strings.Contains(msg, "broken pipe"):
