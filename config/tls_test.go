@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -185,7 +186,14 @@ func TestTLSConfigRoundTrip(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	r, err := a.Authenticate(ctx, agent.AuthenRequest{User: "alice", Type: tacplus.AuthenTypePAP, Password: "pw"}, nil)
+	req := agent.AuthenRequest{User: "alice", Type: tacplus.AuthenTypePAP}
+	// Password is a string here and a []byte on branch wt/core: set it either way.
+	if f := reflect.ValueOf(&req).Elem().FieldByName("Password"); f.Kind() == reflect.String {
+		f.SetString("pw")
+	} else {
+		f.SetBytes([]byte("pw"))
+	}
+	r, err := a.Authenticate(ctx, req, nil)
 	if err != nil || r.Status != tacplus.AuthenStatusPass {
 		t.Fatalf("login over TLS from config: %v %v", r, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"net"
 	"os"
+	"reflect"
 	"testing"
 	"time"
 
@@ -140,7 +141,20 @@ func ctxT(t testing.TB) context.Context {
 }
 
 func pap(user, pw string) agent.AuthenRequest {
-	return agent.AuthenRequest{User: user, Type: tacplus.AuthenTypePAP, Password: pw}
+	r := agent.AuthenRequest{User: user, Type: tacplus.AuthenTypePAP}
+	setPassword(&r, pw)
+	return r
+}
+
+// setPassword fills AuthenRequest.Password whether it is a string or a []byte (branch wt/core moves it to
+// []byte), so that these tests compile on both sides of that merge.
+func setPassword(r *agent.AuthenRequest, pw string) {
+	f := reflect.ValueOf(r).Elem().FieldByName("Password")
+	if f.Kind() == reflect.String {
+		f.SetString(pw)
+	} else {
+		f.SetBytes([]byte(pw))
+	}
 }
 
 func (h *harness) login(t testing.TB, user, pw string) *agent.AuthenReply {
