@@ -2,6 +2,7 @@ package tlsconf_test
 
 import (
 	"crypto/x509"
+	"encoding/base64"
 	"net"
 	"testing"
 
@@ -101,3 +102,24 @@ func TestParseReferenceID(t *testing.T) {
 }
 
 func certOf(v any) *x509.Certificate { return v.(*x509.Certificate) }
+
+// TestParsePin: both spellings, and a base64 value that itself starts with '/'.
+func TestParsePin(t *testing.T) {
+	raw := make([]byte, 32)
+	raw[0] = 0xfc // base64 starts with '/'
+	b64 := base64.StdEncoding.EncodeToString(raw)
+	if b64[0] != '/' {
+		t.Fatalf("test value %q does not start with '/'", b64)
+	}
+	for _, p := range []string{"sha256/" + b64, "sha256//" + b64} {
+		got, err := tlsconf.ParsePin(p)
+		if err != nil || got[0] != 0xfc {
+			t.Fatalf("ParsePin(%q) = %x, %v", p, got, err)
+		}
+	}
+	for _, bad := range []string{"", "sha1/" + b64, "sha256/" + b64[:40], "sha256/!!!"} {
+		if _, err := tlsconf.ParsePin(bad); err == nil {
+			t.Errorf("ParsePin(%q) accepted", bad)
+		}
+	}
+}

@@ -98,7 +98,11 @@ func ParsePin(p string) ([sha256.Size]byte, error) {
 	if !ok {
 		return out, fmt.Errorf("pin %q: want sha256/BASE64 (the sha256 of a SubjectPublicKeyInfo)", p)
 	}
-	rest = strings.TrimPrefix(rest, "/")
+	// curl writes "sha256//BASE64"; a base64 value may itself start with '/', so trim only the extra one
+	// (the base64 of 32 bytes is 44 characters).
+	if len(rest) == 45 && rest[0] == '/' {
+		rest = rest[1:]
+	}
 	b, err := base64.StdEncoding.DecodeString(rest)
 	if err != nil || len(b) != sha256.Size {
 		return out, fmt.Errorf("pin %q: not the base64 of a 32-byte sha256", p)
