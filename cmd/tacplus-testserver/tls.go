@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"sync"
 )
 
 // tlsFlags are the TACACS+ over TLS 1.3 (RFC 9887) options. With -tls-cert and -tls-key the server speaks
@@ -41,13 +42,23 @@ func (f *tlsFlags) config() (*tls.Config, error) {
 		return nil, fmt.Errorf("TLS certificate: %w", err)
 	}
 	cert, key := f.cert, f.key
+	// A rotation renames the certificate and the key one after the other: between the two, the pair does
+	// not match. The last good pair is served then, as a production server would.
+	var mu sync.Mutex
+	var last *tls.Certificate
 	tc := &tls.Config{MinVersion: tls.VersionTLS13,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			mu.Lock()
+			defer mu.Unlock()
 			c, err := tls.LoadX509KeyPair(cert, key)
 			if err != nil {
+				if last != nil {
+					return last, nil
+				}
 				return nil, err
 			}
-			return &c, nil
+			last = &c
+			return last, nil
 		}}
 	if f.tls12Only {
 		tc.MinVersion, tc.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
