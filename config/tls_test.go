@@ -198,3 +198,21 @@ func TestTLSConfigRoundTrip(t *testing.T) {
 		t.Fatalf("login over TLS from config: %v %v", r, err)
 	}
 }
+
+// TestTLSDefaultPort: 300 for a TLS server without a port, whatever the address form; an explicit port stays.
+func TestTLSDefaultPort(t *testing.T) {
+	_, caFile, _, _ := tlsFiles(t)
+	for in, want := range map[string]string{
+		"tacacs.example.net": "tacacs.example.net:300", "192.0.2.1": "192.0.2.1:300", "2001:db8::1": "[2001:db8::1]:300",
+		"[2001:db8::1]": "[2001:db8::1]:300", "192.0.2.1:49": "192.0.2.1:49", "[2001:db8::1]:4949": "[2001:db8::1]:4949",
+	} {
+		c := mustParse(t, "servers:\n  - address: \""+in+"\"\n    tls: {enable: true, ca_file: "+caFile+"}\n")
+		if got := c.Servers[0].Address; got != want {
+			t.Errorf("address %q with TLS: %q, want %q", in, got, want)
+		}
+	}
+	c := mustParse(t, "servers:\n  - address: 192.0.2.1\n    key_file: KEYFILE\n")
+	if got := c.Servers[0].Address; got != "192.0.2.1:49" {
+		t.Errorf("plaintext default port: %q", got)
+	}
+}
