@@ -37,6 +37,9 @@ func (c *Config) Agent() (agent.Config, error) {
 		if s.key != nil {
 			as.Key = append([]byte(nil), s.key.b...)
 		}
+		if err := s.applyTLS(&as); err != nil {
+			return agent.Config{}, err
+		}
 		out.Servers = append(out.Servers, as)
 	}
 	if len(c.Groups) == 0 {

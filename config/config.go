@@ -13,6 +13,7 @@ import (
 	"github.com/tacagent/tacagent/metrics"
 	"github.com/tacagent/tacagent/policy"
 	"github.com/tacagent/tacagent/tacplus"
+	"github.com/tacagent/tacagent/tlsconf"
 )
 
 // Defaults. The durations and sizes are the agent's own defaults, named once there and reused here, so that
@@ -97,6 +98,9 @@ type Config struct {
 	API              API            `yaml:"api"`
 	Log              Log            `yaml:"log"`
 
+	// RequireTLS refuses any server without TLS (tls.go).
+	RequireTLS bool `yaml:"require_tls"`
+
 	source string         // file name for errors
 	lines  map[string]int // field path -> YAML line
 }
@@ -129,9 +133,13 @@ type Server struct {
 	MaxInFlight   int    `yaml:"max_in_flight"`
 	SourceAddress string `yaml:"source_address"` // local IP to connect from; "" lets the kernel choose
 	MaxBody       uint32 `yaml:"max_body"`       // largest body accepted from the server, bytes
+	// TLS is TACACS+ over TLS 1.3 (tls.go).
+	TLS TLS `yaml:"tls"`
 
 	// key is the loaded secret, behind a pointer so that fmt prints an address, never its bytes.
 	key *secret
+	// tlsStore holds the loaded TLS material when TLS is enabled (checkTLS).
+	tlsStore *tlsconf.Store
 }
 
 // Group is an ordered list of servers, by name.

@@ -32,6 +32,7 @@ func (c *Config) Validate() error {
 
 func (c *Config) validate(p *problems) {
 	c.checkServers(p)
+	c.checkTLS(p)
 	c.checkGroups(p)
 	c.checkTimers(p)
 	c.checkAuthentication(p)
@@ -70,7 +71,7 @@ func (c *Config) checkServers(p *problems) {
 		s := &c.Servers[i]
 		base := index("servers", i)
 		addrDup := false
-		if addr, msg := normalizeAddress(s.Address); msg != "" {
+		if addr, msg := normalizeAddress(s.addressForTLS()); msg != "" {
 			p.add(base+".address", "%s", msg)
 		} else {
 			s.Address = addr
@@ -118,6 +119,10 @@ func (c *Config) checkServers(p *problems) {
 // checkKey enforces the key rules: exactly one source, readable, private, long enough; none when
 // unencrypted. Messages name the source, never the key.
 func (c *Config) checkKey(p *problems, s *Server, base string) {
+	if s.TLS.Enable {
+		s.key = nil // no key inside TLS; checkTLS reports one that is configured
+		return
+	}
 	if s.Unencrypted {
 		// RFC 8907 section 10.5.2: no unobfuscated transport without an explicit, second flag.
 		if !s.AllowUnencrypted {

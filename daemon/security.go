@@ -64,7 +64,7 @@ func warnPlaintext(log zerolog.Logger, s Settings) {
 		if srv.Unencrypted {
 			ev = ev.Bool("unencrypted", true)
 		}
-		ev.Msg("TACACS+ without TLS has no integrity: an on-path attacker can turn a FAIL into a PASS; use a trusted network path (TLS support comes later)")
+		ev.Msg("TACACS+ without TLS has no integrity: an on-path attacker can turn a FAIL into a PASS; use TLS (servers[].tls, docs/tls.md) or a trusted network path")
 	}
 }
 

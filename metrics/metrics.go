@@ -46,6 +46,7 @@ type Metrics struct {
 	AuthRateLimited   prometheus.Counter
 	PolicyDecisions   *prometheus.CounterVec // result
 	PolicyHandlerRuns *prometheus.CounterVec // handler, result
+	TLS               *TLS                   // TACACS+ over TLS (tls.go)
 }
 
 // DurationBuckets spans 100 µs (a loopback round trip) to 30 s (the longest sane login conversation).
@@ -98,15 +99,16 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		AuthRateLimited:   c("auth_rate_limited_total", "Authentications refused by the per-user failure rate limit."),
 		PolicyDecisions:   cv("policy_decisions_total", "Authentication stack results.", "result"),
 		PolicyHandlerRuns: cv("policy_handler_runs_total", "Authentication handler runs, by handler and result.", "handler", "result"),
+		TLS:               newTLS(),
 	}
-	for _, col := range []prometheus.Collector{
+	for _, col := range append([]prometheus.Collector{
 		m.SessionsStarted, m.SessionsFinished, m.SessionDuration, m.SessionsInFlight, m.SessionsQueued,
 		m.ConnOpens, m.ConnCloses, m.ConnFailures, m.ConnTimeouts, m.ConnRestarts, m.ConnState, m.SingleConnect,
 		m.PacketsSent, m.PacketsReceived, m.BytesSent, m.BytesReceived, m.BadPackets, m.ConnectionLost,
 		m.Failovers, m.ServerDead, m.HoldDowns, m.DeadLetters, m.SupervisorEvents, m.ActorPanics,
 		m.SpoolDepth, m.SpoolDropped, m.SpoolReplayed, m.ConfigReloads, m.APIRequests, m.APIRejected,
 		m.AuthRateLimited, m.PolicyDecisions, m.PolicyHandlerRuns,
-	} {
+	}, m.TLS.collectors()...) {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

@@ -411,7 +411,9 @@ func (a *Actor) dial(ctx actor.Context) {
 	a.state = stDialing
 	a.epoch = a.cfg.Epochs.Add(1)
 	a.setState(metrics.StateConnecting)
-	dctx, cancel := context.WithTimeout(context.Background(), a.cfg.DialTimeout)
+	// The whole connect, TLS handshake included, is bounded by DialTimeout; the per-server metrics ride in
+	// the context for a TLS dialer (tlsconf).
+	dctx, cancel := context.WithTimeout(metrics.NewContext(context.Background(), a.cfg.Metrics), a.cfg.DialTimeout)
 	a.cancelDial = cancel
 	root, self, epoch, dialFn, addr := ctx.ActorSystem().Root, ctx.Self(), a.epoch, a.cfg.Dial, a.cfg.Addr
 	a.wg.Add(1)

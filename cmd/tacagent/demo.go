@@ -79,7 +79,11 @@ func (d *demo) run(ctx context.Context, metricsAddr string, serve bool) error {
 	}
 	key := []byte(hex.EncodeToString(keyBytes)) // 32 characters, random per run, never printed
 
-	srv, err := tacquitoserver.Start(tacquitoserver.Config{Key: key, Users: []tacquitoserver.User{{
+	tl, err := newDemoTLS()
+	if err != nil {
+		return fmt.Errorf("making the demo's in-memory CA: %w", err)
+	}
+	srv, err := tacquitoserver.Start(tacquitoserver.Config{Key: key, TLS: tl.server, Users: []tacquitoserver.User{{
 		Name: demoUser, Password: demoPassword, PrivLvl: 15, Permit: []string{"show"}, Deny: []string{"reload"}}}})
 	if err != nil {
 		return fmt.Errorf("starting the TACACS+ server: %w", err)
@@ -88,7 +92,8 @@ func (d *demo) run(ctx context.Context, metricsAddr string, serve bool) error {
 	d.printf("tacagent demo\n\n")
 	d.printf("1. Started a real TACACS+ server: tacquito (github.com/facebookincubator/tacquito), in-process on %s.\n", srv.Addr())
 	d.printf("   It knows one user, %q (password %q), who may run 'show ...' but not 'reload'.\n", demoUser, demoPassword)
-	d.printf("   The shared key is random for this run (32 characters) and is never printed.\n")
+	d.printf("   It speaks TACACS+ over TLS 1.3 (RFC 9887) with a certificate for %s from a CA made in memory\n", demoServerName)
+	d.printf("   for this run; inside TLS there is no obfuscation and no shared key on the wire.\n")
 
 	dir, err := os.MkdirTemp("", "tacagent-demo-")
 	if err != nil {
@@ -97,7 +102,7 @@ func (d *demo) run(ctx context.Context, metricsAddr string, serve bool) error {
 	defer os.RemoveAll(dir)
 	sock := filepath.Join(dir, "tacagent.sock")
 	dmn, err := daemon.New(daemon.Settings{
-		Agent:       agent.Config{Servers: []agent.Server{{Addr: srv.Addr(), Key: key}}},
+		Agent:       agent.Config{Servers: []agent.Server{tl.agentServer(srv.Addr())}},
 		Groups:      []string{"default"},
 		MetricsAddr: metricsAddr,
 	}, d.log)
@@ -175,7 +180,12 @@ func (d *demo) run(ctx context.Context, metricsAddr string, serve bool) error {
 	d.printf("   the server recorded %d accounting records for task 4242\n", len(recs))
 	d.check(len(recs) == 2, "accounting records at the server")
 
-	d.printf("\n9. See it from the outside:\n")
+	d.printf("\n9. TLS: ")
+	what, ok := tl.describe()
+	d.printf("%s\n", what)
+	d.check(ok, "TLS 1.3 with a verified identity")
+
+	d.printf("\n10. See it from the outside:\n")
 	d.printf("   curl -s http://%s/metrics | grep '^tacagent_sessions'\n", dmn.HTTPAddr())
 	d.printf("   curl -s --unix-socket %s http://localhost/v1/status\n", sock)
 	if len(d.failed) > 0 {

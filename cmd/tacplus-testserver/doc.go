@@ -35,5 +35,10 @@
 //
 // Flags given on the command line override the file.
 //
+// TACACS+ over TLS 1.3 (RFC 9887): -tls-cert and -tls-key serve TLS only (no obfuscation, the UNENCRYPTED
+// flag required); the files are read at every handshake, so a rotation is a rename into place.
+// -tls-client-ca requires a client certificate from that bundle; -tls12-only is the fault of a server that
+// speaks TLS 1.2 at most. The shared key is still read (the server's codec wants one) but not used on TLS.
+//
 // It imports only tacplustest, yaml.v3 and the standard library: it is a test peer, never part of the agent.
 package main

@@ -127,6 +127,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, si
 	fs.BoolVar(&ff.PromptForever, "fault-prompt-forever", false, "answer every authentication packet with GETDATA")
 	fs.DurationVar(&ff.FailDelay, "fault-fail-delay", 0, "hold back authentication FAIL replies this long")
 	fs.DurationVar(&ff.Delay, "fault-delay", 0, "hold back every reply this long")
+	tf := addTLSFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -187,6 +188,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, si
 		cfg.OnAccounting = writeRecords(f)
 	}
 	cfg.Logf = func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+	if cfg.TLS, err = tf.config(); err != nil {
+		return fail("%v", err)
+	}
 
 	srv, err := tacplustest.Start(cfg)
 	if err != nil {

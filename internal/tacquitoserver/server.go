@@ -2,6 +2,7 @@ package tacquitoserver
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -37,6 +38,10 @@ type Config struct {
 	Addr  string // default 127.0.0.1:0
 	Key   []byte
 	Users []User
+	// TLS, when set, serves TACACS+ over TLS 1.3 (RFC 9887) with tacquito's own TLS support
+	// (tacquito.NewTLSListener, SetUseTLS): no obfuscation, the UNENCRYPTED flag required. Key is still
+	// required by tacquito's secret provider but unused on the wire.
+	TLS *tls.Config
 	// OnRecord, when set, is called with every accounting record before tacquito replies, so that a
 	// process wrapping the server can persist what a client will see acknowledged. It is called from
 	// connection goroutines concurrently.
@@ -89,8 +94,19 @@ func Start(cfg Config) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	start := handlers.NewStart(lg).New(ctx, config.New().New(users), nil)
-	srv := tq.NewServer(lg, staticSecret{key: append([]byte(nil), cfg.Key...), h: start})
-	s.ln = &trackListener{DeadlineListener: tcp.(*net.TCPListener)}
+	var dl tq.DeadlineListener = tcp.(*net.TCPListener)
+	var opts []tq.Option
+	if cfg.TLS != nil {
+		tl, err := tq.NewTLSListener(tcp, cfg.TLS.Clone())
+		if err != nil {
+			cancel()
+			tcp.Close()
+			return nil, err
+		}
+		dl, opts = tl, append(opts, tq.SetUseTLS(true))
+	}
+	srv := tq.NewServer(lg, staticSecret{key: append([]byte(nil), cfg.Key...), h: start}, opts...)
+	s.ln = &trackListener{DeadlineListener: dl}
 	go func() { s.done <- srv.Serve(ctx, s.ln) }()
 	return s, nil
 }

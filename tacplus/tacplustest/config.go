@@ -1,6 +1,7 @@
 package tacplustest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"regexp"
@@ -46,6 +47,10 @@ type Config struct {
 	// An error makes the server reply ERROR (section 7.2). It is called from connection goroutines
 	// concurrently and must be safe for that.
 	OnAccounting func(AcctRecord) error
+	// TLS, when set, serves TACACS+ over TLS (RFC 9887) with this configuration: bodies travel with the
+	// UNENCRYPTED flag and no obfuscation, Key is not used for them. The TLS faults (expired certificate,
+	// wrong name, TLS 1.2 only, client certificate required) are choices of this configuration; see tls.go.
+	TLS *tls.Config
 	// Logf, when set, receives one line per connection-level event (bad packets, write errors). It never
 	// receives a key or a password.
 	Logf func(format string, args ...any)

@@ -102,7 +102,7 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	codec, err := tacplus.NewCodec(tacplus.Options{Role: tacplus.RoleServer, Key: cc.key})
+	codec, err := tacplus.NewCodec(serverCodecOptions(cc.key, cfg.TLS))
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +114,7 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, &tacplus.Error{Class: tacplus.ErrConfig, Msg: "tacplustest: listen", Err: err}
 	}
+	ln = wrapTLS(ln, cfg.TLS)
 	s := &Server{cfg: cc, codec: codec, wrongCodec: wrong, ln: ln, done: make(chan struct{}), conns: make(map[*conn]struct{}),
 		users: copyUsers(cfg.Users)}
 	s.setFaults(cfg.Faults)
