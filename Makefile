@@ -2,7 +2,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet lint fmt-check unit chaos fuzz-smoke fuzz-long bench pam
+.PHONY: test vet lint fmt-check unit chaos fuzz-smoke fuzz-long pam-fuzz bench pam
 
 test: fmt-check vet lint pam unit chaos fuzz-smoke
 
@@ -31,11 +31,18 @@ chaos:
 	cd chaos && $(GO) test -race -count=1 -timeout 3m
 
 # Every fuzz target, briefly (CI). `make fuzz-long FUZZTIME=1m` runs each for a minute.
+# The PAM module's C readers have libFuzzer targets (clang, installed by .ci/run): each runs FUZZTIME too,
+# built and run in a temporary directory (new inputs are not kept).
 fuzz-smoke:
 	@./scripts/fuzz-all.sh $(FUZZTIME)
+	@$(MAKE) --no-print-directory pam-fuzz
 
 fuzz-long:
 	@./scripts/fuzz-all.sh $(FUZZTIME)
+	@$(MAKE) --no-print-directory pam-fuzz
+
+pam-fuzz:
+	@o=$$(mktemp -d) && trap 'rm -rf "$$o"' EXIT && $(MAKE) --no-print-directory -C pam fuzz FUZZTIME=$(FUZZTIME) O="$$o"
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./tacplus/ ./fsm/ ./agent/

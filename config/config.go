@@ -3,11 +3,14 @@ package config
 import (
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/tacagent/tacagent/actors/connection"
 	"github.com/tacagent/tacagent/actors/supervisor"
-	"github.com/tacagent/tacagent/agent"
+	"github.com/tacagent/tacagent/daemon"
+	"github.com/tacagent/tacagent/localapi"
+	"github.com/tacagent/tacagent/metrics"
 	"github.com/tacagent/tacagent/policy"
 	"github.com/tacagent/tacagent/tacplus"
 )
@@ -32,12 +35,26 @@ const (
 	DefaultMaxConnectionAge = supervisor.DefaultMaxConnectionAge
 	DefaultBackoffInitial   = supervisor.DefaultBackoffInitial
 	DefaultBackoffMax       = supervisor.DefaultBackoffMax
-	DefaultUserTimeout      = agent.DefaultUserTimeout
+	// DefaultUserTimeout is how long a prompt waits for a person's answer: the local API's conversation
+	// timeout (60 s); the agent's own default (2 min) is only for programs embedding it.
+	DefaultUserTimeout = localapi.DefaultConversationTimeout
 
 	// DefaultFailureMax failed authentications of one user within DefaultFailureWindow make the local API
 	// refuse that user's next attempts until the window moves on.
 	DefaultFailureMax    = 5
 	DefaultFailureWindow = time.Minute
+	// DefaultFailureBaseDelay is the first delay once a key is over the limit; each further failure
+	// doubles it up to DefaultFailureMaxDelay. DefaultFailureMaxKeys bounds the keys tracked at once.
+	DefaultFailureBaseDelay = localapi.DefaultBaseDelay
+	DefaultFailureMaxDelay  = localapi.DefaultMaxDelay
+	DefaultFailureMaxKeys   = localapi.DefaultRateLimitKeys
+
+	// DefaultConversationShare and DefaultConnectionShare bound what one uid other than root holds in the
+	// local API at once: authentications in progress, and open connections.
+	DefaultConversationShare = localapi.DefaultConversationShare
+	DefaultConnectionShare   = localapi.DefaultConnectionShare
+	// DefaultMetricsMaxConnections caps the connections of the /metrics listener.
+	DefaultMetricsMaxConnections = metrics.DefaultMaxConns
 
 	DefaultGroup           = "default" // the name of the group made when none is configured
 	DefaultMetricsAddress  = "127.0.0.1:9949"
@@ -137,10 +154,14 @@ type Authentication struct {
 	FailureLimit FailureLimit  `yaml:"failure_limit"`
 }
 
-// FailureLimit is the per-user failed-authentication rate limit of the local API. Max 0 disables it.
+// FailureLimit is the failed-authentication rate limit of the local API. Max 0 disables it.
 type FailureLimit struct {
-	Max    int           `yaml:"max"`
-	Window time.Duration `yaml:"window"`
+	Max int `yaml:"max"`
+	// Window is the quiet period after which a key's failures are forgotten.
+	Window    time.Duration `yaml:"window"`
+	BaseDelay time.Duration `yaml:"base_delay"` // first delay past Max; doubles with each failure
+	MaxDelay  time.Duration `yaml:"max_delay"`  // cap of the delay
+	MaxKeys   int           `yaml:"max_keys"`   // keys tracked at once; new keys are refused when full
 }
 
 // Authorization configures command and service authorization.
@@ -157,6 +178,8 @@ type Accounting struct {
 // Metrics configures the HTTP listener serving /metrics, /healthz and /readyz.
 type Metrics struct {
 	Address string `yaml:"address"` // host:port; "" disables the listener
+	// MaxConnections caps the listener's open connections; past it new ones wait in the kernel's backlog.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // API configures the local API's unix socket.
@@ -166,11 +189,19 @@ type API struct {
 	// Group owns the socket and may call the API, besides root; "" means root only.
 	Group           string `yaml:"group"`
 	MaxRequestBytes int    `yaml:"max_request_bytes"`
+	// ConversationShare and ConnectionShare bound one uid other than root: authentications in progress and
+	// open connections at once.
+	ConversationShare int `yaml:"conversation_share"`
+	ConnectionShare   int `yaml:"connection_share"`
 }
 
 // Log configures the daemon's log.
 type Log struct {
 	Level string `yaml:"level"` // one of LogLevels
+	// SecretCommands are authorization commands whose arguments are never logged (first word, any case).
+	// Default: daemon.DefaultSecretCommands; a list given replaces it ([] logs every command's arguments
+	// at debug).
+	SecretCommands []string `yaml:"secret_commands"`
 }
 
 // Default returns the configuration of `tacagent demo`: one server at address with key (copied, held in
@@ -192,12 +223,14 @@ func defaults() *Config {
 		MaxConnectionAge:      DefaultMaxConnectionAge,
 		Backoff:               Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax},
 		Authentication: Authentication{
-			UserTimeout:  DefaultUserTimeout,
-			FailureLimit: FailureLimit{Max: DefaultFailureMax, Window: DefaultFailureWindow},
+			UserTimeout: DefaultUserTimeout,
+			FailureLimit: FailureLimit{Max: DefaultFailureMax, Window: DefaultFailureWindow, BaseDelay: DefaultFailureBaseDelay,
+				MaxDelay: DefaultFailureMaxDelay, MaxKeys: DefaultFailureMaxKeys},
 		},
-		Metrics: Metrics{Address: DefaultMetricsAddress},
-		API:     API{Socket: DefaultSocket, Mode: DefaultSocketMode, MaxRequestBytes: DefaultMaxRequestBytes},
-		Log:     Log{Level: DefaultLogLevel},
+		Metrics: Metrics{Address: DefaultMetricsAddress, MaxConnections: DefaultMetricsMaxConnections},
+		API: API{Socket: DefaultSocket, Mode: DefaultSocketMode, MaxRequestBytes: DefaultMaxRequestBytes,
+			ConversationShare: DefaultConversationShare, ConnectionShare: DefaultConnectionShare},
+		Log: Log{Level: DefaultLogLevel, SecretCommands: slices.Clone(daemon.DefaultSecretCommands)},
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,7 +100,7 @@ func TestBadConfigs(t *testing.T) {
 		{name: "unknown nested field", doc: withFile("    timout: 5s\n"),
 			field: "servers[0].timout", line: 4, msg: "unknown field (known: name, address, key_file"},
 		{name: "unknown field deep in api", doc: withFile("api:\n  sock: /run/x.sock\n"),
-			field: "api.sock", line: 5, msg: "unknown field (known: socket, mode, group, max_request_bytes)"},
+			field: "api.sock", line: 5, msg: "unknown field (known: socket, mode, group, max_request_bytes, conversation_share, connection_share)"},
 		{name: "key written inline", doc: withFile("    key: inline-secret-value\n"),
 			field: "servers[0].key", line: 4, msg: "a key is never written in the configuration: use key_file or key_env"},
 		{name: "bare-number duration", doc: withFile("    timeout: 5\n"),
@@ -307,7 +308,7 @@ log:
 		`tacagent.yaml:8: groups[0].servers[0]: unknown server "nosuch" (servers: 127.0.0.1:70000, 127.0.0.2:49)`,
 		"tacagent.yaml:10: api.mode: 0666 is world-writable: every local user could call the API (use e.g. 0660 with api.group)",
 		`tacagent.yaml:12: log.level: unknown level "loud" (want debug, info, warn, error)`,
-		"tacagent.yaml:13: log.colour: unknown field (known: level)",
+		"tacagent.yaml:13: log.colour: unknown field (known: level, secret_commands)",
 	}
 	ps := Problems(err)
 	var got []string
@@ -351,7 +352,8 @@ func TestExampleFileValidates(t *testing.T) {
 	if c.DeadTime != def.DeadTime || c.Backoff != def.Backoff || c.Authentication.UserTimeout != def.Authentication.UserTimeout ||
 		c.Authentication.FailureLimit != def.Authentication.FailureLimit || c.Metrics != def.Metrics ||
 		c.API.Socket != def.API.Socket || c.API.Mode != def.API.Mode || c.API.MaxRequestBytes != def.API.MaxRequestBytes ||
-		c.Log != def.Log || c.Authorization != def.Authorization {
+		c.API.ConversationShare != def.API.ConversationShare || c.API.ConnectionShare != def.API.ConnectionShare ||
+		c.Log.Level != def.Log.Level || !slices.Equal(c.Log.SecretCommands, def.Log.SecretCommands) || c.Authorization != def.Authorization {
 		t.Errorf("a section of the example differs from its default: %+v", c)
 	}
 	if string(c.Servers[0].key.b) != fileKey || string(c.Servers[1].key.b) != envKey {
@@ -410,7 +412,8 @@ authentication:
 authorization: {timeout: 3s}
 `)
 	if c.DeadTime != 90*time.Second || c.Backoff.Initial != 100*time.Millisecond || c.Backoff.Max != 10*time.Second ||
-		c.Authentication.UserTimeout != 30*time.Second || c.Authentication.FailureLimit != (FailureLimit{Max: 0, Window: 10 * time.Minute}) ||
+		c.Authentication.UserTimeout != 30*time.Second || c.Authentication.FailureLimit != (FailureLimit{Max: 0, Window: 10 * time.Minute, BaseDelay: DefaultFailureBaseDelay,
+		MaxDelay: DefaultFailureMaxDelay, MaxKeys: DefaultFailureMaxKeys}) ||
 		c.Authorization.Timeout != 3*time.Second {
 		t.Errorf("durations: %+v", c)
 	}

@@ -53,6 +53,12 @@ func (c *Config) validate(p *problems) {
 	if !slices.Contains(LogLevels, c.Log.Level) {
 		p.add("log.level", "unknown level %q (want %s)", c.Log.Level, strings.Join(LogLevels, ", "))
 	}
+	for i, w := range c.Log.SecretCommands {
+		if !commandWord.MatchString(w) {
+			p.add(index("log.secret_commands", i), "%q is not a command name (one word, 1-64 characters)", w)
+		}
+	}
+	count(p, "metrics.max_connections", &c.Metrics.MaxConnections, DefaultMetricsMaxConnections, maxMetricsConnections)
 }
 
 func (c *Config) checkServers(p *problems) {
@@ -215,6 +221,29 @@ func checkPort(port string) string {
 	return ""
 }
 
+// count checks a count where zero means the default, a negative value is meaningless and max bounds what
+// the daemon can hold.
+func count(p *problems, path string, n *int, def, max int) {
+	switch {
+	case *n < 0:
+		p.add(path, "must be positive")
+	case *n == 0:
+		*n = def
+	case *n > max:
+		p.add(path, "%d is more than the most accepted, %d", *n, max)
+	}
+}
+
+// Upper bounds of counts: each entry costs memory or a goroutine, and a typo must not take the host down.
+const (
+	maxFailureKeys        = 10_000_000
+	maxShare              = 1024 // the local API's conversation limit
+	maxMetricsConnections = 65536
+)
+
+// commandWord is one command name of log.secret_commands: a word without spaces or control characters.
+var commandWord = regexp.MustCompile(`^[^\s\x00-\x1f\x7f]{1,64}$`)
+
 // positive checks a duration where zero means the default and a negative value is meaningless.
 func positive(p *problems, path string, d *time.Duration, def time.Duration) {
 	switch {
@@ -294,6 +323,13 @@ func (c *Config) checkTimers(p *problems) {
 		p.add("authentication.failure_limit.max", "must not be negative (0 disables the limit)")
 	}
 	positive(p, "authentication.failure_limit.window", &a.FailureLimit.Window, DefaultFailureWindow)
+	fl := &a.FailureLimit
+	positive(p, "authentication.failure_limit.base_delay", &fl.BaseDelay, DefaultFailureBaseDelay)
+	positive(p, "authentication.failure_limit.max_delay", &fl.MaxDelay, DefaultFailureMaxDelay)
+	if fl.BaseDelay > fl.MaxDelay {
+		p.add("authentication.failure_limit.base_delay", "%s is longer than failure_limit.max_delay (%s)", fl.BaseDelay, fl.MaxDelay)
+	}
+	count(p, "authentication.failure_limit.max_keys", &fl.MaxKeys, DefaultFailureMaxKeys, maxFailureKeys)
 	if c.Authorization.Timeout < 0 {
 		p.add("authorization.timeout", "must not be negative (0 leaves it to the servers' timeouts)")
 	}
@@ -352,4 +388,6 @@ func (c *Config) checkAPI(p *problems) {
 	case a.MaxRequestBytes == 0:
 		a.MaxRequestBytes = DefaultMaxRequestBytes
 	}
+	count(p, "api.conversation_share", &a.ConversationShare, DefaultConversationShare, maxShare)
+	count(p, "api.connection_share", &a.ConnectionShare, DefaultConnectionShare, maxShare)
 }

@@ -199,7 +199,10 @@ func (b backend) account(ctx context.Context, rt *runtime, caller localapi.Calle
 	if !ok {
 		return localapi.AcctResult{}, &tacplus.Error{Class: tacplus.ErrProtocol, Msg: "flags must be start, stop, watchdog or update, not " + strconv.Quote(req.Flags)}
 	}
-	args := make([]string, 0, len(req.AV)+3)
+	// Who asked comes first, from the kernel (SO_PEERCRED): caller_uid, caller_gid, caller_pid, as optional
+	// pairs (section 6.1: a server may ignore them). A server that shows or keeps only the first pairs of a
+	// record still shows who sent it; a caller cannot forge them (the local API refuses caller_* pairs).
+	args := localapi.CallerAttributes(caller)
 	if req.TaskID != "" {
 		args = append(args, tacplus.Arg("task_id", req.TaskID))
 	}
@@ -207,9 +210,6 @@ func (b backend) account(ctx context.Context, rt *runtime, caller localapi.Calle
 	if !hasService(args) {
 		args = append(args, "service=shell")
 	}
-	// Who asked, as optional pairs (section 6.1: a server may ignore them): the caller's uid and pid.
-	args = append(args, tacplus.OptionalArg("caller_uid", strconv.FormatUint(uint64(caller.UID), 10)),
-		tacplus.OptionalArg("caller_pid", strconv.Itoa(caller.PID)))
 	areq := agent.AcctRequest{Flags: flags, Method: tacplus.MethodTACACSPlus, PrivLvl: uint8(req.PrivLvl),
 		Type: tacplus.AuthenTypeASCII, Service: tacplus.ServiceLogin, User: req.User, Port: req.Port, RemAddr: req.RemAddr, Args: args}
 	r, err := rt.agent.Account(ctx, areq, agent.InGroup(rt.settings.AcctGroup))

@@ -184,6 +184,19 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return fmt.Errorf("localapi: %w", err)
 	}
+	if dl, ok := ctx.Deadline(); ok {
+		// The agent works for this request no longer than the caller waits (TimeoutHeader). Truncated to
+		// whole milliseconds, so the agent's deadline is never later than ours.
+		ms := time.Until(dl).Milliseconds()
+		if ms <= 0 || ctx.Err() != nil {
+			cerr := ctx.Err()
+			if cerr == nil {
+				cerr = context.DeadlineExceeded
+			}
+			return tacplus.ContextError(cerr, "request to the agent not sent: its deadline has passed", nil)
+		}
+		req.Header.Set(TimeoutHeader, strconv.FormatInt(min(ms, MaxCallerTimeout.Milliseconds()), 10))
+	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -31,8 +31,7 @@ const (
 type conversation struct {
 	id     string
 	caller Caller
-	ctx    context.Context // the backend's; cancelled to end the conversation
-	cancel context.CancelFunc
+	ctx    *convContext // the backend's; ended to end the conversation
 
 	prompts chan Prompt              // backend -> the request waiting for the next step (unbuffered)
 	answers chan ConversationRequest // the request carrying an answer -> backend (unbuffered)
@@ -243,26 +242,33 @@ func (s *Server) authenticate(r *http.Request, caller Caller) response {
 		t, why, after := s.limiter.reserve(ctx, key)
 		cancel()
 		if t == nil {
+			if pastCallerDeadline(r.Context()) {
+				return fail(callerGaveUp()) // it waited for a slot until its caller gave up
+			}
 			return s.rateLimited(req.User, why, after)
 		}
 		first = t
 	} else if limited, after := s.limiter.check(key); limited {
 		return s.rateLimited(req.User, limitDelayed, after)
 	}
+	if pastCallerDeadline(r.Context()) {
+		first.settle(outcomeVoid)
+		return fail(callerGaveUp())
+	}
 	id, err := newConversationID()
 	if err != nil {
 		first.settle(outcomeVoid)
 		return fail(&apiError{status: http.StatusInternalServerError, code: CodeInternal, msg: "no randomness for a conversation id"})
 	}
-	ctx, cancel := context.WithCancel(s.base)
-	c := &conversation{id: id, caller: caller, ctx: ctx, cancel: cancel, state: convRunning, user: req.User,
+	ctx := newConvContext(s.base)
+	c := &conversation{id: id, caller: caller, ctx: ctx, state: convRunning, user: req.User,
 		rhost: req.RemAddr, chpass: req.Action == ActionChpass, prompts: make(chan Prompt), answers: make(chan ConversationRequest), done: make(chan struct{})}
 	if first != nil {
 		c.tickets = []*ticket{first}
 	}
 	if e := s.convs.add(c, caller, s.cfg.rootUID, &s.wg); e != nil {
 		first.settle(outcomeVoid)
-		cancel()
+		ctx.release()
 		return fail(e)
 	}
 	go s.run(c, req)
@@ -274,7 +280,7 @@ func (s *Server) authenticate(r *http.Request, caller Caller) response {
 // run is the goroutine of one conversation: it calls the Backend and records how it ended.
 func (s *Server) run(c *conversation, req AuthenRequest) {
 	defer s.wg.Done()
-	defer c.cancel()
+	defer c.ctx.release()
 	res, err := s.callAuthenticate(c, req)
 	c.mu.Lock()
 	c.res, c.err, c.state = res, err, convDone
@@ -364,14 +370,88 @@ func (s *Server) step(r *http.Request, c *conversation) response {
 	case <-c.done:
 		return s.finished(c)
 	case <-r.Context().Done():
-		c.cancel() // nobody is left to answer
-		return fail(&apiError{status: http.StatusServiceUnavailable, code: tacplus.ClassName(tacplus.ErrAborted),
-			msg: "the caller went away"})
+		if !pastCallerDeadline(r.Context()) {
+			c.cancel() // nobody is left to answer
+			return fail(&apiError{status: http.StatusServiceUnavailable, code: tacplus.ClassName(tacplus.ErrAborted),
+				msg: "the caller went away"})
+		}
+		// The caller's deadline passed: the conversation ends as a timeout (no answer in time is
+		// "unavailable" to the policy, as a server timeout is). The caller is still there until its deadline
+		// plus its margin: give it how the backend ended (a FAIL seen before the deadline stays a FAIL), if
+		// the backend honours the end promptly.
+		c.ctx.end(context.DeadlineExceeded)
+		g := time.NewTimer(deadlineAnswerGrace)
+		defer g.Stop()
+		select {
+		case <-c.done:
+			return s.finished(c)
+		case <-g.C:
+			return fail(&apiError{status: http.StatusGatewayTimeout, code: CodeStepTimeout, reason: "caller_deadline",
+				msg: "the caller's deadline passed and the backend did not end in time"})
+		}
 	case <-t.C:
 		c.cancel()
 		return fail(&apiError{status: http.StatusGatewayTimeout, code: CodeStepTimeout,
 			msg: fmt.Sprintf("no answer from the backend within %s", s.cfg.RequestTimeout)})
 	}
+}
+
+// deadlineAnswerGrace is how long a step whose caller's deadline passed waits for the backend to end, so
+// that the caller learns how the authentication ended (the agent confirms an abort within a second).
+// Callers that send TimeoutHeader keep that much margin between the deadline they send and the time they
+// stop reading (docs/api.md).
+const deadlineAnswerGrace = 1500 * time.Millisecond
+
+// cancel ends the conversation: the caller aborted or went away, or it expired.
+func (c *conversation) cancel() { c.ctx.end(context.Canceled) }
+
+// convContext is a conversation's backend context. It ends when the Server's base context does (Shutdown),
+// when the conversation is cancelled (context.Canceled), or when a step's caller deadline passed
+// (context.DeadlineExceeded: a timeout to the backend, as if the context had that deadline; a deadline
+// proper cannot be used, because each step brings its own and a context's deadline cannot move). It carries
+// no values and no deadline.
+type convContext struct {
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+	stop func() bool // unregisters the base's AfterFunc
+}
+
+func newConvContext(base context.Context) *convContext {
+	c := &convContext{done: make(chan struct{})}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stop = context.AfterFunc(base, func() { c.end(base.Err()) })
+	return c
+}
+
+func (c *convContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c *convContext) Done() <-chan struct{}       { return c.done }
+func (c *convContext) Value(any) any               { return nil }
+
+func (c *convContext) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// end ends the context with err, unless it has ended already.
+func (c *convContext) end(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+		close(c.done)
+	}
+}
+
+// release ends the context (Canceled, unless it ended already) and unregisters it from the base.
+func (c *convContext) release() {
+	c.end(context.Canceled)
+	c.mu.Lock()
+	stop := c.stop
+	c.mu.Unlock()
+	stop()
 }
 
 // finished is the answer for a conversation whose backend returned.
@@ -464,6 +544,9 @@ func (s *Server) answer(r *http.Request, caller Caller) response {
 		cancel()
 		if t == nil {
 			c.cancel()
+			if pastCallerDeadline(r.Context()) {
+				return fail(callerGaveUp())
+			}
 			return s.rateLimited(user, why, after)
 		}
 		if !c.addTicket(t) {

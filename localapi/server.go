@@ -228,6 +228,54 @@ const (
 	epOther        = "other"
 )
 
+// TimeoutHeader carries the caller's deadline with a request: the milliseconds the caller will still wait
+// for the answer, a decimal integer from 0 to MaxCallerTimeout. The Server runs the request's backend
+// work under min(that, its own timeouts) from the moment it read the headers; "0" means the caller has
+// already given up, and the request is refused (504 timeout) without reaching the backend. Absent: only
+// the Server's own timeouts apply.
+const TimeoutHeader = "Tacagent-Timeout-Ms"
+
+// MaxCallerTimeout bounds the value of TimeoutHeader (one day); a larger value is a bad request.
+const MaxCallerTimeout = 24 * time.Hour
+
+// deadlineKey marks a request context whose deadline is the caller's (see callerDeadline).
+type deadlineKey struct{}
+
+// callerDeadline parses TimeoutHeader. ok is false when the header is absent.
+func callerDeadline(h http.Header, start time.Time) (dl time.Time, ok bool, e *apiError) {
+	vs := h.Values(TimeoutHeader)
+	if len(vs) == 0 {
+		return time.Time{}, false, nil
+	}
+	bad := badRequest(TimeoutHeader + " must be one whole number of milliseconds, 0 to " +
+		strconv.FormatInt(MaxCallerTimeout.Milliseconds(), 10))
+	if len(vs) != 1 || len(vs[0]) == 0 || len(vs[0]) > 9 {
+		return time.Time{}, false, bad
+	}
+	var ms int64
+	for _, c := range []byte(vs[0]) {
+		if c < '0' || c > '9' {
+			return time.Time{}, false, bad
+		}
+		ms = ms*10 + int64(c-'0')
+	}
+	if ms > MaxCallerTimeout.Milliseconds() {
+		return time.Time{}, false, bad
+	}
+	return start.Add(time.Duration(ms) * time.Millisecond), true, nil
+}
+
+// callerGaveUp is the answer to a request whose caller's deadline passed before it could be served.
+func callerGaveUp() *apiError {
+	return &apiError{status: http.StatusGatewayTimeout, code: CodeStepTimeout, reason: "caller_deadline",
+		msg: "the caller's deadline passed before the request could be served"}
+}
+
+// pastCallerDeadline reports whether ctx is a request context whose caller's deadline has passed.
+func pastCallerDeadline(ctx context.Context) bool {
+	return ctx.Value(deadlineKey{}) != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)
+}
+
 // response is what a handler produced: a status and a JSON body, and the code it is counted under.
 type response struct {
 	status int
@@ -251,8 +299,9 @@ func fail(e *apiError) response {
 // responses, counts them and logs them.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.cfg.Now()
+	arrived := time.Now() // the caller's deadline runs on the real clock, whatever the limiter's is
 	p := peerFrom(r.Context())
-	endpoint, res := s.dispatch(w, r, p)
+	endpoint, res := s.dispatch(w, r, p, arrived)
 	s.write(w, res)
 	if m := s.cfg.Metrics; m != nil {
 		m.APIRequests.WithLabelValues(endpoint, res.code).Inc()
@@ -306,7 +355,7 @@ func (s *Server) write(w http.ResponseWriter, res response) {
 
 // dispatch runs the checks every request goes through, then the endpoint. A panic in an endpoint or the
 // backend becomes a 500, never a dead daemon.
-func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, p peer) (endpoint string, res response) {
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, p peer, arrived time.Time) (endpoint string, res response) {
 	endpoint = epOther
 	defer func() {
 		if v := recover(); v != nil {
@@ -327,6 +376,21 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, p peer) (endpo
 	}
 	if aerr != nil {
 		return endpoint, fail(aerr)
+	}
+	dl, hasDL, derr := callerDeadline(r.Header, arrived)
+	if derr != nil {
+		return endpoint, fail(derr)
+	}
+	if hasDL {
+		if !time.Now().Before(dl) {
+			// The caller has given up already: nothing of this request reaches the backend.
+			return endpoint, fail(callerGaveUp())
+		}
+		// Every wait of this request (the limiter, the backend, a conversation's next step) ends at the
+		// caller's deadline: after it, the request is nowhere (DESIGN.md section 9).
+		ctx, cancel := context.WithDeadline(context.WithValue(r.Context(), deadlineKey{}, true), dl)
+		defer cancel()
+		r = r.WithContext(ctx)
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
 	return endpoint, handle(s, r, p.caller)
@@ -532,6 +596,9 @@ func (s *Server) authorize(r *http.Request, c Caller) response {
 	if e != nil {
 		return fail(e)
 	}
+	if pastCallerDeadline(r.Context()) {
+		return fail(callerGaveUp()) // the body came too slowly: nothing reaches the backend
+	}
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
 	res, err := s.cfg.Backend.Authorize(ctx, c, req)
@@ -555,6 +622,9 @@ func (s *Server) account(r *http.Request, c Caller) response {
 	req, e := readRequest[AcctRequest](r)
 	if e != nil {
 		return fail(e)
+	}
+	if pastCallerDeadline(r.Context()) {
+		return fail(callerGaveUp()) // the body came too slowly: nothing reaches the backend
 	}
 	ctx, cancel := s.requestContext(r)
 	defer cancel()

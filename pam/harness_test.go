@@ -243,6 +243,12 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // startDaemon runs the daemon with one server at addr, plus extra YAML, and waits until it serves.
 func startDaemon(t *testing.T, b *built, addr, extra string) *daemon {
 	t.Helper()
+	return startDaemonTimeout(t, b, addr, "2s", extra)
+}
+
+// startDaemonTimeout is startDaemon with the server's reply timeout.
+func startDaemonTimeout(t *testing.T, b *built, addr, serverTimeout, extra string) *daemon {
+	t.Helper()
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "key")
 	if err := os.WriteFile(keyFile, []byte(testKey+"\n"), 0o600); err != nil {
@@ -250,9 +256,9 @@ func startDaemon(t *testing.T, b *built, addr, extra string) *daemon {
 	}
 	d := &daemon{t: t, socket: filepath.Join(dir, "tacagent.sock"), metrics: freePort(t), stderr: &syncBuffer{},
 		done: make(chan error, 1)}
-	yaml := fmt.Sprintf("servers:\n  - name: primary\n    address: %s\n    key_file: %s\n    timeout: 2s\n"+
+	yaml := fmt.Sprintf("servers:\n  - name: primary\n    address: %s\n    key_file: %s\n    timeout: %s\n"+
 		"    connect_timeout: 1s\nmetrics:\n  address: %s\napi:\n  socket: %s\n  mode: \"0600\"\nlog:\n  level: debug\n%s",
-		addr, keyFile, d.metrics, d.socket, extra)
+		addr, keyFile, serverTimeout, d.metrics, d.socket, extra)
 	cfg := filepath.Join(dir, "tacagent.yaml")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/tacagent/tacagent/internal/secfile"
 	"github.com/tacagent/tacagent/tacplus"
 )
 
@@ -52,20 +52,22 @@ func (l *Local) Path() string { return l.path }
 // Users returns how many users the file holds.
 func (l *Local) Users() int { return len(l.db.Load().users) }
 
+// maxLocalFileSize caps a local credential file: a few thousand users' hashes.
+const maxLocalFileSize = 1 << 20
+
 // Reload reads the file again. On error the users loaded before stay in force.
+//
+// The file is opened with the daemon's checked open (internal/secfile): no symlink followed, a FIFO or
+// device refused without blocking, owner root or the daemon's user, no access for group or others (a
+// hash that others can read can be cracked offline; a file others can write is a login for anyone), at
+// most maxLocalFileSize bytes.
 func (l *Local) Reload() error {
-	fi, err := os.Stat(l.path)
+	data, err := secfile.ReadFile(l.path, secfile.Options{What: "local credential file", Max: maxLocalFileSize,
+		Secret: true, CheckOwner: true})
 	if err != nil {
 		return &tacplus.Error{Class: tacplus.ErrConfig, Msg: "local credential file", Err: err}
 	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return &tacplus.Error{Class: tacplus.ErrConfig,
-			Msg: fmt.Sprintf("local credential file %s is writable by group or others (mode %v): anyone who can write it can log in", l.path, fi.Mode().Perm())}
-	}
-	data, err := os.ReadFile(l.path)
-	if err != nil {
-		return &tacplus.Error{Class: tacplus.ErrConfig, Msg: "local credential file", Err: err}
-	}
+	defer secfile.Wipe(data) // parseLocal copies what it keeps into strings of its own
 	db, err := parseLocal(l.path, data)
 	if err != nil {
 		return err

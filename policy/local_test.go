@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -193,17 +195,84 @@ func TestLocalMalformedFile(t *testing.T) {
 	}
 }
 
+// TestLocalFileChecks: the local credential file is read with the checked open: a missing file, a
+// symlink, a FIFO (refused at once, not a hang), a file group or others may read or write, and (as root) a
+// file owned by nobody are refused with ErrConfig and a message naming the fix; a refused reload keeps the
+// users loaded before.
 func TestLocalFileChecks(t *testing.T) {
 	if _, err := OpenLocal(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, tacplus.ErrConfig) || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}
-	path := writeFile(t, "a:*\n")
-	if err := os.Chmod(path, 0o666); err != nil {
+	refused := func(name string, err error, want ...string) {
+		t.Helper()
+		if !errors.Is(err, tacplus.ErrConfig) {
+			t.Errorf("%s: %v, want ErrConfig", name, err)
+			return
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q lacks %q", name, err, w)
+			}
+		}
+	}
+	for _, mode := range []os.FileMode{0o666, 0o620, 0o640, 0o604} {
+		path := writeFile(t, "a:*\n")
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := OpenLocal(path)
+		refused(fmt.Sprintf("mode %04o", mode), err, "group or others may", "chmod")
+	}
+
+	realFile := writeFile(t, "alice:"+mustCrypt(t, "pw", "$5$s")+"\n")
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(realFile, link); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenLocal(path); !errors.Is(err, tacplus.ErrConfig) || !strings.Contains(err.Error(), "writable by group or others") {
-		t.Errorf("world-writable file: %v", err)
+	_, err := OpenLocal(link)
+	refused("symlink", err, "symbolic link")
+
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
 	}
+	done := make(chan error, 1)
+	go func() { _, err := OpenLocal(fifo); done <- err }()
+	select {
+	case err := <-done:
+		refused("FIFO", err, "not a regular file")
+	case <-time.After(20 * time.Second):
+		// The goroutine stays blocked in open: end it by opening the FIFO for writing.
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+		<-done
+		t.Fatal("opening a FIFO as the local credential file blocked for 20 s")
+	}
+
+	// A reload that is refused keeps the users loaded before.
+	l, err := OpenLocal(realFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(realFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	refused("reload of a world-readable file", l.Reload(), "group or others may read")
+	if _, err := l.Authenticate(context.Background(), Request{User: "alice", Password: Password("pw"), Type: PAP}, nil); err != nil {
+		t.Errorf("after a refused reload the earlier users must stay: %v", err)
+	}
+
+	if os.Geteuid() != 0 {
+		t.Log("not root: the owner check (a file owned by nobody) is tested only as root, as in CI")
+		return
+	}
+	owned := writeFile(t, "a:*\n")
+	if err := os.Chown(owned, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenLocal(owned)
+	refused("owned by nobody", err, "owned by uid 65534", "chown root")
 }
 
 func TestLocalReloadConcurrent(t *testing.T) {

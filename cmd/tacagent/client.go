@@ -49,7 +49,7 @@ func cmdLogin(g *globals, args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	c := localapi.NewClient(g.socket)
+	c := g.client()
 	defer c.Close()
 	res, err := c.Authenticate(ctx, req, func(_ context.Context, p localapi.Prompt) (string, error) {
 		return in.ask(p)
@@ -118,7 +118,7 @@ func cmdAuthorize(g *globals, args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	c := localapi.NewClient(g.socket)
+	c := g.client()
 	defer c.Close()
 	res, err := c.Authorize(ctx, req)
 	if res == nil {
@@ -170,7 +170,7 @@ func cmdAccount(g *globals, args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	c := localapi.NewClient(g.socket)
+	c := g.client()
 	defer c.Close()
 	res, err := c.Account(ctx, req)
 	if err != nil {
@@ -189,7 +189,7 @@ func cmdStatus(g *globals, args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c := localapi.NewClient(g.socket)
+	c := g.client()
 	defer c.Close()
 	st, err := c.Status(ctx)
 	if err != nil {

@@ -11,12 +11,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"os/user"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/term"
 
+	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/tacplus"
 )
 
@@ -52,16 +55,54 @@ var version = "dev"
 
 // globals are the flags every command accepts, before or after the command name.
 type globals struct {
-	socket   string
-	logLevel string
-	stdout   io.Writer
-	stderr   io.Writer
-	stdin    *os.File
+	socket     string
+	logLevel   string
+	daemonUIDs daemonUIDs // --daemon-uid: the uids a daemon may run as, besides root
+	stdout     io.Writer
+	stderr     io.Writer
+	stdin      *os.File
 }
 
 func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.socket, "socket", g.socket, "path of the agent's local API socket")
 	fs.StringVar(&g.logLevel, "log-level", g.logLevel, "log level: debug, info, warn, error")
+	fs.Var(&g.daemonUIDs, "daemon-uid", "uid or user name the daemon runs as, besides root (repeatable; default: root and your own uid)")
+}
+
+// client returns a local API client of the socket, trusting the daemon uids the flags give.
+func (g *globals) client() *localapi.Client {
+	if len(g.daemonUIDs) == 0 {
+		return localapi.NewClient(g.socket)
+	}
+	return localapi.NewClient(g.socket, localapi.WithDaemonUIDs(append([]uint32{0}, g.daemonUIDs...)...))
+}
+
+// daemonUIDs is the --daemon-uid flag: uids given as numbers or user names (resolved when parsed).
+type daemonUIDs []uint32
+
+func (d *daemonUIDs) String() string {
+	parts := make([]string, len(*d))
+	for i, u := range *d {
+		parts[i] = strconv.FormatUint(uint64(u), 10)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (d *daemonUIDs) Set(v string) error {
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		*d = append(*d, uint32(n))
+		return nil
+	}
+	u, err := user.Lookup(v)
+	if err != nil {
+		return fmt.Errorf("%q is neither a uid nor a known user", v)
+	}
+	n, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return fmt.Errorf("user %q has a uid that is not a number", v)
+	}
+	*d = append(*d, uint32(n))
+	return nil
 }
 
 // logger returns zerolog JSON on stderr, or a human-readable console writer when stderr is a terminal.
@@ -116,7 +157,7 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: tacagent [--socket PATH] [--log-level LEVEL] COMMAND [ARGS]")
+	fmt.Fprintln(w, "Usage: tacagent [--socket PATH] [--daemon-uid UID|USER] [--log-level LEVEL] COMMAND [ARGS]")
 	fmt.Fprintln(w, "\nCommands:")
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-10s %s\n             %s\n", c.name, c.summary, c.args)

@@ -203,7 +203,11 @@ func settingsFrom(cfg *config.Config, old *config.Config) (daemon.Settings, erro
 	}
 	s := daemon.Settings{
 		Agent: ac, Stack: cfg.Authentication.Config, AuthorGroup: cfg.Authorization.Group, AcctGroup: cfg.Accounting.Group,
-		MetricsAddr: cfg.Metrics.Address, DrainTimeout: drainTimeout(cfg), ServersChanged: true,
+		MetricsAddr: cfg.Metrics.Address, MetricsMaxConns: cfg.Metrics.MaxConnections, DrainTimeout: drainTimeout(cfg),
+		ServersChanged: true, SecretCommands: cfg.Log.SecretCommands,
+	}
+	if s.SecretCommands == nil {
+		s.SecretCommands = []string{} // an empty list in the file withholds nothing; nil would mean the default
 	}
 	for _, grp := range ac.Groups {
 		s.Groups = append(s.Groups, grp.Name)
@@ -229,14 +233,17 @@ func sectionChanged(ch config.Changes, names ...string) bool {
 }
 
 func apiConfig(cfg *config.Config, log zerolog.Logger) localapi.Config {
-	limit := cfg.Authentication.FailureLimit.Max
+	fl := cfg.Authentication.FailureLimit
+	limit := fl.Max
 	if limit == 0 {
 		limit = -1 // config: 0 disables; localapi: negative disables
 	}
 	return localapi.Config{
 		Log: log, Group: cfg.API.Group, AgentVersion: version, MaxRequestBytes: int64(cfg.API.MaxRequestBytes),
 		ConversationTimeout: cfg.Authentication.UserTimeout,
-		RateLimit:           localapi.RateLimit{MaxFailures: limit, Window: cfg.Authentication.FailureLimit.Window},
+		ConversationShare:   cfg.API.ConversationShare, ConnectionShare: cfg.API.ConnectionShare,
+		RateLimit: localapi.RateLimit{MaxFailures: limit, Window: fl.Window, BaseDelay: fl.BaseDelay, MaxDelay: fl.MaxDelay,
+			MaxKeys: fl.MaxKeys},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/tacagent/tacagent/config"
 	"github.com/tacagent/tacagent/daemon"
+	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/tacplus/tacplustest"
 )
 
@@ -128,5 +130,91 @@ func TestReloadAppliesLogLevelAndLogsDiff(t *testing.T) {
 	}
 	if rl.cfg == cfg {
 		t.Fatal("the reloader kept the old configuration after a good reload")
+	}
+}
+
+// TestConfigMapping: the configuration keys of the local API's limits, the metrics listener and the log
+// reach the daemon's and the local API's settings; their defaults are the packages' own.
+func TestConfigMapping(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	if err := os.WriteFile(key, []byte(e2eKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := "servers:\n  - address: 127.0.0.1:4949\n    key_file: " + key + "\n"
+	parse := func(extra string) *config.Config {
+		t.Helper()
+		cfg, err := config.Parse([]byte(base+extra), "tacagent.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	cfg := parse("")
+	a := apiConfig(cfg, zerolog.Nop())
+	if a.ConversationShare != localapi.DefaultConversationShare || a.ConnectionShare != localapi.DefaultConnectionShare ||
+		a.RateLimit.BaseDelay != localapi.DefaultBaseDelay || a.RateLimit.MaxDelay != localapi.DefaultMaxDelay ||
+		a.RateLimit.MaxKeys != localapi.DefaultRateLimitKeys || a.ConversationTimeout != localapi.DefaultConversationTimeout {
+		t.Errorf("defaults: %+v", a)
+	}
+	s, err := settingsFrom(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.MetricsMaxConns != 64 || !slices.Equal(s.SecretCommands, daemon.DefaultSecretCommands) {
+		t.Errorf("default settings: max conns %d, secret commands %v", s.MetricsMaxConns, s.SecretCommands)
+	}
+
+	cfg = parse(`api: {conversation_share: 3, connection_share: 2}
+authentication:
+  user_timeout: 45s
+  failure_limit: {max: 4, window: 2m, base_delay: 7s, max_delay: 3m, max_keys: 500}
+metrics: {max_connections: 9}
+log: {secret_commands: [frob, Zap]}
+`)
+	a = apiConfig(cfg, zerolog.Nop())
+	want := localapi.RateLimit{MaxFailures: 4, Window: 2 * time.Minute, BaseDelay: 7 * time.Second, MaxDelay: 3 * time.Minute, MaxKeys: 500}
+	if a.ConversationShare != 3 || a.ConnectionShare != 2 || a.RateLimit != want || a.ConversationTimeout != 45*time.Second {
+		t.Errorf("configured: %+v", a)
+	}
+	if s, err = settingsFrom(cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s.MetricsMaxConns != 9 || !slices.Equal(s.SecretCommands, []string{"frob", "Zap"}) || s.Agent.UserTimeout != 45*time.Second {
+		t.Errorf("configured settings: max conns %d, secret commands %v, user timeout %v", s.MetricsMaxConns, s.SecretCommands, s.Agent.UserTimeout)
+	}
+	if s, err = settingsFrom(parse("log: {secret_commands: []}\n"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if s.SecretCommands == nil || len(s.SecretCommands) != 0 {
+		t.Errorf("an empty list must withhold nothing (not fall back to the default): %#v", s.SecretCommands)
+	}
+
+	for _, bad := range []string{
+		"api: {conversation_share: -1}\n", "api: {connection_share: 5000}\n", "metrics: {max_connections: -2}\n",
+		"authentication: {failure_limit: {base_delay: 20m, max_delay: 10m}}\n", "authentication: {failure_limit: {max_keys: -1}}\n",
+		"log: {secret_commands: [\"two words\"]}\n", "log: {secret_commands: [\"\"]}\n",
+	} {
+		if _, err := config.Parse([]byte(base+bad), "tacagent.yaml"); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+// TestDaemonUIDFlag: --daemon-uid takes numbers and user names, and refuses anything else.
+func TestDaemonUIDFlag(t *testing.T) {
+	var d daemonUIDs
+	for _, v := range []string{"998", "root"} {
+		if err := d.Set(v); err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+	}
+	if d.String() != "998,0" {
+		t.Errorf("got %s, want 998,0", d.String())
+	}
+	for _, v := range []string{"no-such-user-xyz", "-1", "4294967296x"} {
+		if err := d.Set(v); err == nil {
+			t.Errorf("%q accepted", v)
+		}
 	}
 }

@@ -212,6 +212,16 @@ static enum th_err peer_ok(int fd, long daemon_uid, long *peer_uid)
 	return TH_PEER;
 }
 
+int th_agent_timeout_ms(int timeout_ms)
+{
+	if (timeout_ms <= 0)
+		return 0;
+	int margin = timeout_ms / 4;
+	if (margin > TH_ANSWER_MARGIN_MS)
+		margin = TH_ANSWER_MARGIN_MS;
+	return timeout_ms - margin;
+}
+
 enum th_err th_request(const char *socket_path, int timeout_ms, long daemon_uid, const char *method,
 		       const char *path, const char *body, size_t body_len, th_response *out)
 {
@@ -222,15 +232,19 @@ enum th_err th_request(const char *socket_path, int timeout_ms, long daemon_uid,
 	long long deadline = now_ms() + timeout_ms;
 	char head[512];
 	int hl;
+	/* The agent gets a deadline a margin earlier than ours, so that its answer (a FAIL it saw, or "no
+	 * answer in time") reaches us before we stop reading: see th_agent_timeout_ms. */
+	int agent_ms = th_agent_timeout_ms(timeout_ms);
 	if (body != NULL)
 		hl = snprintf(head, sizeof head,
 			      "%s %s HTTP/1.1\r\nHost: tacagent\r\nUser-Agent: pam_tacagent\r\nConnection: close\r\n"
-			      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-			      method, path, body_len);
+			      "Tacagent-Timeout-Ms: %d\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+			      method, path, agent_ms, body_len);
 	else
 		hl = snprintf(head, sizeof head,
-			      "%s %s HTTP/1.1\r\nHost: tacagent\r\nUser-Agent: pam_tacagent\r\nConnection: close\r\n\r\n",
-			      method, path);
+			      "%s %s HTTP/1.1\r\nHost: tacagent\r\nUser-Agent: pam_tacagent\r\nConnection: close\r\n"
+			      "Tacagent-Timeout-Ms: %d\r\n\r\n",
+			      method, path, agent_ms);
 	if (hl < 0 || (size_t)hl >= sizeof head)
 		return TH_ARG;
 

@@ -47,6 +47,15 @@ enum th_err th_request(const char *socket_path, int timeout_ms, long daemon_uid,
 
 void th_response_free(th_response *r);
 
+/* TH_ANSWER_MARGIN_MS is the most th_request keeps between the deadline it gives the agent and its own:
+ * the agent, at its deadline, cancels the work and answers how it ended (within 1.5 s when its backend is
+ * stuck), and that answer must still be read. */
+#define TH_ANSWER_MARGIN_MS 2000
+
+/* th_agent_timeout_ms is the deadline th_request sends the agent (header Tacagent-Timeout-Ms, docs/api.md)
+ * for a request of timeout_ms: timeout_ms less a margin of a quarter of it, at most TH_ANSWER_MARGIN_MS. */
+int th_agent_timeout_ms(int timeout_ms);
+
 /* th_parse parses an answer received so far: buf[0..n), with eof true when the peer closed. Returns 1 when
  * the answer is complete (out filled; out->raw is left NULL, body points into buf), 0 when more bytes are
  * needed, -1 when it is malformed or over the limits. Exposed for the unit tests. */

@@ -356,6 +356,11 @@ static enum verdict classify(pam_handle_t *pamh, const struct opts *o, const cha
 		v = V_BADREQ;
 	} else if (st == 429) {
 		v = V_RATELIMIT;
+	} else if (st == 504) {
+		/* The agent's deadline (the one this module sent, or its own request timeout) passed and it could
+		 * not say how the request ended: a server may have said FAIL meanwhile. Never "could not ask"
+		 * (authinfo_unavail), which a fallback line would skip to a local password. */
+		v = V_ERROR;
 	} else if (st == 410) {
 		v = V_EXPIRED;
 	} else {

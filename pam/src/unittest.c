@@ -455,8 +455,22 @@ static void test_peer(void)
 	rmdir(dir);
 }
 
+/* test_agent_timeout: the deadline sent to the agent keeps a margin of a quarter, at most 2 s, and is
+ * never more than the module's own. */
+static void test_agent_timeout(void)
+{
+	static const int cases[][2] = {{10000, 8000}, {2000, 1500}, {100, 75}, {1, 1}, {600000, 598000}, {8000, 6000},
+				       {0, 0}, {-5, 0}};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int got = th_agent_timeout_ms(cases[i][0]);
+		CHECK(got == cases[i][1], "th_agent_timeout_ms(%d) = %d, want %d", cases[i][0], got, cases[i][1]);
+		CHECK(got <= cases[i][0] || cases[i][0] <= 0, "th_agent_timeout_ms(%d) = %d exceeds it", cases[i][0], got);
+	}
+}
+
 int main(void)
 {
+	test_agent_timeout();
 	test_peer();
 	test_parse_table();
 	test_fields();
