@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -208,8 +209,11 @@ type Prompt struct {
 }
 
 // Conversation answers server prompts during authentication, like x/crypto/ssh's
-// KeyboardInteractiveChallenge. Returning an error aborts the session (ErrAborted).
-type Conversation func(ctx context.Context, p Prompt) (answer string, err error)
+// KeyboardInteractiveChallenge. Returning an error aborts the session (ErrAborted). The answer stays the
+// conversation's: the agent copies it at once and never writes it, so the conversation may wipe it after
+// its next call or once Authenticate returned; the agent wipes its own copy once the CONTINUE carrying it
+// is built.
+type Conversation func(ctx context.Context, p Prompt) (answer []byte, err error)
 
 // AuthenReply is a completed authentication.
 type AuthenReply struct {
@@ -240,6 +244,13 @@ func InGroup(name string) RequestOption { return func(r *messages.Request) { r.G
 
 // Authenticate runs one authentication. PAP, CHAP and MS-CHAP use req.Password; ASCII login asks conv.
 // A nil conv makes any prompt fail the session with ErrAborted. The error is nil only on PASS.
+//
+// req.Password stays the caller's: the agent copies it before its first step and never writes the
+// caller's buffer, which the caller may wipe once Authenticate returned. The agent wipes its own copy when
+// the request's answer came from a session (that session built its START from it, and the supervisor runs
+// no other session of the request after it). Otherwise (no session ran, the agent closed or its wait ran
+// out) a connection might still build a START from it, so it is left to the garbage collector rather than
+// send a zeroed password.
 func (a *Agent) Authenticate(ctx context.Context, req AuthenRequest, conv Conversation, opts ...RequestOption) (*AuthenReply, error) {
 	if req.Action == 0 {
 		req.Action = tacplus.ActionLogin
@@ -250,9 +261,14 @@ func (a *Agent) Authenticate(ctx context.Context, req AuthenRequest, conv Conver
 	if req.Service == 0 {
 		req.Service = tacplus.ServiceLogin
 	}
+	pw := bytes.Clone(req.Password)
+	req.Password = pw
 	o, err := a.do(ctx, &messages.Request{Authen: &req}, conv, opts)
 	if o == nil {
 		return nil, err
+	}
+	if o.SessionID != 0 {
+		clear(pw)
 	}
 	r := &AuthenReply{Server: o.Server, SessionID: o.SessionID}
 	if o.Authen != nil {
@@ -291,6 +307,11 @@ func (a *Agent) Account(ctx context.Context, req AcctRequest, opts ...RequestOpt
 // ErrClosed is returned, as is, for a request made after Close began: nothing of it was sent. A caller that
 // replaced the agent (a reload) may send it again to the new one.
 var ErrClosed = &tacplus.Error{Class: tacplus.ErrAborted, Msg: "agent is closed"}
+
+// ErrDraining is the cause (errors.Is) of the ErrAborted answer to a request that reached the agent's
+// supervisor after Close (or a reload's drain) began: nothing of it was sent. Like ErrClosed, a caller that
+// replaced the agent may send the request again to the new one.
+var ErrDraining = supervisor.ErrDraining
 
 // inboxSize bounds the messages in flight to one caller: at most one Prompt is outstanding (the session
 // waits for its answer) and one Outcome ends the request; the rest is headroom.
@@ -377,11 +398,17 @@ func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation
 	}
 }
 
-func (a *Agent) converse(ctx context.Context, conv Conversation, p *messages.Prompt) (string, error) {
+// converse asks conv and returns a copy of its answer, owned by the UserInput it goes in (the session
+// wipes it); the conversation's buffer is left as it is.
+func (a *Agent) converse(ctx context.Context, conv Conversation, p *messages.Prompt) ([]byte, error) {
 	if conv == nil {
-		return "", errors.New("the server asked for input and no conversation was given")
+		return nil, errors.New("the server asked for input and no conversation was given")
 	}
-	return conv(ctx, Prompt{Message: p.Message, NoEcho: p.NoEcho, Status: p.Status, Server: p.Server})
+	answer, err := conv(ctx, Prompt{Message: p.Message, NoEcho: p.NoEcho, Status: p.Status, Server: p.Server})
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(answer), nil
 }
 
 // futureError maps the actor library's future errors onto the taxonomy.

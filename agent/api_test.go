@@ -29,13 +29,13 @@ func TestCancelInConversation(t *testing.T) {
 	release := make(chan struct{})
 	errc := make(chan error, 1)
 	go func() {
-		_, err := h.Authenticate(ctx, agent.AuthenRequest{}, func(_ context.Context, p agent.Prompt) (string, error) {
+		_, err := h.Authenticate(ctx, agent.AuthenRequest{}, func(_ context.Context, p agent.Prompt) ([]byte, error) {
 			if p.Status == tacplus.AuthenStatusGetUser {
-				return "alice", nil
+				return []byte("alice"), nil
 			}
 			cancel()
 			<-release // a conversation stuck on a terminal: the abort must not wait for it
-			return "", errors.New("terminal closed")
+			return nil, errors.New("terminal closed")
 		})
 		errc <- err
 	}()

@@ -31,7 +31,7 @@ func TestDeadlineIsTimeout(t *testing.T) {
 	// The slow session negotiates the connection; the next requests queue behind it (RFC 8907 4.3).
 	slowDone := make(chan error, 1)
 	go func() {
-		_, err := a.Authenticate(context.Background(), agent.AuthenRequest{User: "slow", Password: "pw", Type: tacplus.AuthenTypePAP}, nil)
+		_, err := a.Authenticate(context.Background(), agent.AuthenRequest{User: "slow", Password: []byte("pw"), Type: tacplus.AuthenTypePAP}, nil)
 		slowDone <- err
 	}()
 	eventually(t, 5*time.Second, "the slow session at the server", func() bool { return srv.Stats().Sessions >= 1 })
@@ -41,14 +41,14 @@ func TestDeadlineIsTimeout(t *testing.T) {
 	// ErrTimeout either way).
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	_, err = a.Authenticate(ctx, agent.AuthenRequest{User: "bob", Password: "pw", Type: tacplus.AuthenTypePAP}, nil)
+	_, err = a.Authenticate(ctx, agent.AuthenRequest{User: "bob", Password: []byte("pw"), Type: tacplus.AuthenTypePAP}, nil)
 	if !errors.Is(err, tacplus.ErrTimeout) || tacplus.ClassOf(err) != tacplus.ErrTimeout {
 		t.Fatalf("deadline passed while queued: got %v (class %v), want ErrTimeout", err, tacplus.ClassOf(err))
 	}
 
 	cctx, ccancel := context.WithCancel(context.Background())
 	ccancel() // cancelled before it is even sent: the caller gave up
-	_, err = a.Authenticate(cctx, agent.AuthenRequest{User: "bob", Password: "pw", Type: tacplus.AuthenTypePAP}, nil)
+	_, err = a.Authenticate(cctx, agent.AuthenRequest{User: "bob", Password: []byte("pw"), Type: tacplus.AuthenTypePAP}, nil)
 	if tacplus.ClassOf(err) != tacplus.ErrAborted {
 		t.Fatalf("cancelled by the caller: got %v (class %v), want ErrAborted", err, tacplus.ClassOf(err))
 	}

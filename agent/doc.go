@@ -3,7 +3,7 @@
 // and Go programs can use it directly.
 //
 //	a, err := agent.New(cfg, agent.WithLogger(log), agent.WithRegisterer(reg))
-//	res, err := a.Authenticate(ctx, agent.AuthenRequest{User: "alice", Type: tacplus.AuthenTypePAP, Password: pw}, nil)
+//	res, err := a.Authenticate(ctx, agent.AuthenRequest{User: "alice", Type: tacplus.AuthenTypePAP, Password: []byte(pw)}, nil)
 //	...
 //	a.Close(ctx)
 //

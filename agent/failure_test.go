@@ -115,13 +115,13 @@ func TestServerKilledMidSession(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := h.Authenticate(ctxT(t), agent.AuthenRequest{}, func(ctx context.Context, p agent.Prompt) (string, error) {
+				_, err := h.Authenticate(ctxT(t), agent.AuthenRequest{}, func(ctx context.Context, p agent.Prompt) ([]byte, error) {
 					if p.Status == tacplus.AuthenStatusGetUser {
-						return "alice", nil
+						return []byte("alice"), nil
 					}
 					close(prompted)
 					<-gone
-					return "alice-pw", nil
+					return []byte("alice-pw"), nil
 				})
 				results[n] = result{err: err, done: time.Now()}
 			}()

@@ -124,7 +124,7 @@ func ctxT(t testing.TB) context.Context {
 }
 
 func pap(user, pw string) agent.AuthenRequest {
-	return agent.AuthenRequest{User: user, Type: tacplus.AuthenTypePAP, Password: pw}
+	return agent.AuthenRequest{User: user, Type: tacplus.AuthenTypePAP, Password: []byte(pw)}
 }
 
 // login runs one PAP login and fails the test on error.

@@ -47,9 +47,13 @@ func TestRetryRules(t *testing.T) {
 		{name: "connection lost twice: next server, primary dead-timed", faults: tacplustest.Faults{CloseMidSession: 2}, run: papAs("alice", "alice-pw"),
 			want: want{servedBy: s, secSession: 1, primDead: true}},
 		// A reply with a wrong seq_no ends its own session with ErrProtocol (it saw a reply: never retried)
-		// and desynchronises the connection (issue 12 point 1: the other sessions get ConnectionLost).
-		{name: "protocol error stops", faults: tacplustest.Faults{WrongSeq: 1}, run: papAs("alice", "alice-pw"),
-			want: want{class: tacplus.ErrProtocol, servedBy: p}},
+		// and desynchronises the connection (issue 12 point 1: the other sessions get ConnectionLost). A
+		// protocol error is the server's own failure: it is dead-timed (issue 12 point 4).
+		{name: "protocol error stops, marks dead", faults: tacplustest.Faults{WrongSeq: 1}, run: papAs("alice", "alice-pw"),
+			want: want{class: tacplus.ErrProtocol, servedBy: p, primDead: true}},
+		// A server that prompts past max_prompts: a protocol error of the server too (issue 12 point 6).
+		{name: "prompting forever stops, marks dead", faults: tacplustest.Faults{PromptForever: true}, run: asciiLogin,
+			want: want{class: tacplus.ErrProtocol, servedBy: p, primDead: true}},
 		{name: "prompted login is not retried", faults: tacplustest.Faults{User: "alice", CloseMidSession: 1}, run: asciiLogin,
 			want: want{class: tacplus.ErrConnectionLost, servedBy: p}},
 		{name: "accounting ERROR is retried", faults: tacplustest.Faults{ErrorReplies: 1}, run: account,
@@ -120,12 +124,12 @@ func authorize(cmd string) func(*testing.T, *harness) (string, error) {
 // asciiLogin answers the username; the fault (armed for alice) then closes the connection instead of the
 // GETPASS reply.
 func asciiLogin(t *testing.T, h *harness) (string, error) {
-	r, err := h.Authenticate(ctxT(t), agent.AuthenRequest{}, func(_ context.Context, p agent.Prompt) (string, error) {
+	r, err := h.Authenticate(ctxT(t), agent.AuthenRequest{}, func(_ context.Context, p agent.Prompt) ([]byte, error) {
 		switch p.Status {
 		case tacplus.AuthenStatusGetUser:
-			return "alice", nil
+			return []byte("alice"), nil
 		}
-		return "alice-pw", nil
+		return []byte("alice-pw"), nil
 	})
 	if r == nil {
 		return "", err

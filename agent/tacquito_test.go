@@ -131,15 +131,15 @@ func TestTacquitoInterop(t *testing.T) {
 	wantClass(t, err, tacplus.ErrAuthenticationFailed)
 
 	var prompts []tacplus.AuthenStatus
-	if _, err := h.Authenticate(ctxT(t), agent.AuthenRequest{}, func(_ context.Context, p agent.Prompt) (string, error) {
+	if _, err := h.Authenticate(ctxT(t), agent.AuthenRequest{}, func(_ context.Context, p agent.Prompt) ([]byte, error) {
 		prompts = append(prompts, p.Status)
 		if p.Status == tacplus.AuthenStatusGetUser {
-			return "alice", nil
+			return []byte("alice"), nil
 		}
 		if !p.NoEcho {
 			t.Errorf("password prompt without NOECHO")
 		}
-		return "alice-pw", nil
+		return []byte("alice-pw"), nil
 	}); err != nil {
 		t.Fatalf("ASCII login: %v (prompts %v)", err, prompts)
 	}

@@ -73,7 +73,7 @@ func TestReproInFlightGaugeAfterClose(t *testing.T) {
 				defer wg.Done()
 				ctx, cancel := context.WithTimeout(context.Background(), reqDeadline)
 				defer cancel()
-				_, _ = a.Authenticate(ctx, agent.AuthenRequest{User: user, Type: tacplus.AuthenTypePAP, Password: password}, nil)
+				_, _ = a.Authenticate(ctx, agent.AuthenRequest{User: user, Type: tacplus.AuthenTypePAP, Password: []byte(password)}, nil)
 			}()
 		}
 		// Close while the sessions run: the drain lets them finish, then the actors stop.
@@ -119,7 +119,7 @@ func TestReproSingleConnectGaugeAfterFallback(t *testing.T) {
 	login := func(name string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), reqDeadline)
 		defer cancel()
-		_, err := a.Authenticate(ctx, agent.AuthenRequest{User: name, Type: tacplus.AuthenTypePAP, Password: password}, nil)
+		_, err := a.Authenticate(ctx, agent.AuthenRequest{User: name, Type: tacplus.AuthenTypePAP, Password: []byte(password)}, nil)
 		return err
 	}
 	multiplexing := func() bool {
@@ -197,7 +197,7 @@ func TestReproQueuedBehindSilentNegotiation(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), deadline)
 			defer cancel()
 			start := time.Now()
-			_, err := a.Authenticate(ctx, agent.AuthenRequest{User: user, Type: tacplus.AuthenTypePAP, Password: password}, nil)
+			_, err := a.Authenticate(ctx, agent.AuthenRequest{User: user, Type: tacplus.AuthenTypePAP, Password: []byte(password)}, nil)
 			results <- result{time.Since(start), err}
 		}()
 	}
@@ -246,7 +246,7 @@ func TestReproAcceptThenCloseNeverDead(t *testing.T) {
 	for range 40 {
 		ctx, cancel := context.WithTimeout(context.Background(), reqDeadline)
 		start := time.Now()
-		_, err := a.Authenticate(ctx, agent.AuthenRequest{User: user, Type: tacplus.AuthenTypePAP, Password: password}, nil)
+		_, err := a.Authenticate(ctx, agent.AuthenRequest{User: user, Type: tacplus.AuthenTypePAP, Password: []byte(password)}, nil)
 		cancel()
 		if err != nil {
 			t.Fatalf("login: %v", err)
@@ -292,7 +292,7 @@ func TestRevivalBehindProxy(t *testing.T) {
 	login := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), reqDeadline)
 		defer cancel()
-		_, err := a.Authenticate(ctx, agent.AuthenRequest{User: user, Type: tacplus.AuthenTypePAP, Password: password}, nil)
+		_, err := a.Authenticate(ctx, agent.AuthenRequest{User: user, Type: tacplus.AuthenTypePAP, Password: []byte(password)}, nil)
 		return err
 	}
 	var up atomic.Int64 // unix nanos when the servers came back; 0 while down

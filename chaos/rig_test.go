@@ -481,20 +481,20 @@ func (g goAPI) call(ctx context.Context, kind, taskID string, flags int) (string
 		if kind == opPAPBad {
 			pw = badPassword
 		}
-		r, err := g.a.Authenticate(ctx, agent.AuthenRequest{User: user, Type: tacplus.AuthenTypePAP, Password: pw}, nil)
+		r, err := g.a.Authenticate(ctx, agent.AuthenRequest{User: user, Type: tacplus.AuthenTypePAP, Password: []byte(pw)}, nil)
 		if r != nil {
 			return r.Server, err
 		}
 		return "", err
 	case opASCII:
-		r, err := g.a.Authenticate(ctx, agent.AuthenRequest{}, func(_ context.Context, p agent.Prompt) (string, error) {
+		r, err := g.a.Authenticate(ctx, agent.AuthenRequest{}, func(_ context.Context, p agent.Prompt) ([]byte, error) {
 			switch p.Status {
 			case tacplus.AuthenStatusGetUser:
-				return user, nil
+				return []byte(user), nil
 			case tacplus.AuthenStatusGetPass:
-				return password, nil
+				return []byte(password), nil
 			}
-			return "", fmt.Errorf("unexpected prompt %q", p.Message)
+			return nil, fmt.Errorf("unexpected prompt %q", p.Message)
 		})
 		if r != nil {
 			return r.Server, err

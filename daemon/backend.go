@@ -141,7 +141,7 @@ func (b backend) chpass(ctx context.Context, rt *runtime, caller localapi.Caller
 	}
 	var aconv agent.Conversation
 	if conv != nil {
-		aconv = func(ctx context.Context, p agent.Prompt) (string, error) {
+		aconv = func(ctx context.Context, p agent.Prompt) ([]byte, error) {
 			kind := localapi.PromptData
 			switch p.Status {
 			case tacplus.AuthenStatusGetUser:
@@ -149,7 +149,8 @@ func (b backend) chpass(ctx context.Context, rt *runtime, caller localapi.Caller
 			case tacplus.AuthenStatusGetPass:
 				kind = localapi.PromptPassword
 			}
-			return conv(ctx, localapi.Prompt{Message: p.Message, Echo: !p.NoEcho, Kind: kind})
+			answer, err := conv(ctx, localapi.Prompt{Message: p.Message, Echo: !p.NoEcho, Kind: kind})
+			return []byte(answer), err
 		}
 	}
 	r, err := rt.agent.Authenticate(ctx, areq, aconv)

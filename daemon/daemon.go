@@ -295,22 +295,23 @@ type tacacsAuth struct{ rt *runtime }
 func (t tacacsAuth) Authenticate(ctx context.Context, group string, req policy.Request, conv policy.Conversation) (policy.Reply, error) {
 	areq := agent.AuthenRequest{
 		Type: authenType(req.Type), Service: tacplus.ServiceLogin, PrivLvl: req.PrivLvl, User: req.User,
-		Password: string(req.Password), Port: req.Port, RemAddr: req.RemAddr,
+		Password: []byte(req.Password), Port: req.Port, RemAddr: req.RemAddr,
 	}
+	defer clear(areq.Password) // the daemon's copy; the agent keeps its own
 	if req.Service == policy.Enable {
 		areq.Service = tacplus.ServiceEnable
 	}
 	var aconv agent.Conversation
 	if conv != nil {
-		aconv = func(ctx context.Context, p agent.Prompt) (string, error) {
+		aconv = func(ctx context.Context, p agent.Prompt) ([]byte, error) {
 			answers, err := conv(ctx, "", []policy.Prompt{{Text: p.Message, Echo: !p.NoEcho}})
 			if err != nil {
-				return "", err
+				return nil, err
 			}
 			if len(answers) != 1 {
-				return "", fmt.Errorf("conversation gave %d answers to one prompt", len(answers))
+				return nil, fmt.Errorf("conversation gave %d answers to one prompt", len(answers))
 			}
-			return answers[0], nil
+			return []byte(answers[0]), nil
 		}
 	}
 	res, err := t.rt.agent.Authenticate(ctx, areq, aconv, agent.InGroup(group))

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/tacagent/tacagent/agent"
 	"github.com/tacagent/tacagent/internal/secfile"
 	"github.com/tacagent/tacagent/tacplus"
 )
@@ -80,16 +81,10 @@ func loopbackHost(addr string) bool {
 }
 
 // retryable reports whether err says that a replaced agent refused a request before sending anything
-// of it: agent.ErrClosed (Close had begun), or the supervisor's refusal while draining. Either way the
-// request may go to the new runtime.
+// of it: agent.ErrClosed (Close had begun), or agent.ErrDraining (the supervisor's refusal while draining).
+// Either way the request may go to the new runtime.
 func retryable(err error) bool {
-	var te *tacplus.Error
-	if !errors.As(err, &te) || te.Class != tacplus.ErrAborted {
-		return false
-	}
-	// agent.ErrClosed's message, and the supervisor's refusal of a request that reached it after drain
-	// began (actors/supervisor: nothing of it was sent).
-	return te.Msg == "agent is closed" || te.Msg == "agent is shutting down"
+	return errors.Is(err, agent.ErrClosed) || errors.Is(err, agent.ErrDraining)
 }
 
 // commandOf returns the command of an authorization request's pairs (cmd=...), or "".

@@ -62,8 +62,9 @@ type AuthenConfig struct {
 	Port    string
 	RemAddr string
 	// Password is sent by PAP and turned into the response by CHAP and MS-CHAP. ASCII ignores it: its
-	// answers come from the user through EventInput.
-	Password string
+	// answers come from the user through EventInput. The machine only reads it, while NewAuthen builds
+	// the START: the buffer stays its owner's, who may wipe it once NewAuthen returned.
+	Password []byte
 	// ChallengeID is the PPP identifier of CHAP and MS-CHAP (the first data byte).
 	ChallengeID byte
 	// Challenge is the challenge: at least 1 byte for CHAP (8 or more recommended, section 5.4.2.3), 8 bytes
@@ -171,10 +172,10 @@ func (m *Authen) Reset(cfg AuthenConfig) error {
 	switch cfg.Type {
 	case tacplus.AuthenTypePAP:
 		// Section 5.4.2.2: the START carries the username and the password.
-		if cfg.User == "" || cfg.Password == "" {
+		if cfg.User == "" || len(cfg.Password) == 0 {
 			return configError(sid, nil, "PAP needs a username and a password (RFC 8907 section 5.4.2.2)")
 		}
-		data = cfg.Password
+		data = string(cfg.Password)
 	case tacplus.AuthenTypeCHAP, tacplus.AuthenTypeMSCHAP, tacplus.AuthenTypeMSCHAPv2:
 		if cfg.User == "" {
 			return configError(sid, nil, "%s needs a username (RFC 8907 sections 5.4.2.3-5.4.2.5)", cfg.Type)
@@ -190,7 +191,9 @@ func (m *Authen) Reset(cfg AuthenConfig) error {
 	}
 	// The codec's own checks, once, so that the START can never be refused by the encoder later.
 	var scratch [512]byte
-	if _, err := start.AppendBody(scratch[:0]); err != nil {
+	enc, err := start.AppendBody(scratch[:0])
+	clear(enc) // it holds the password in the clear
+	if err != nil {
 		return configError(sid, err, "invalid START")
 	}
 	m.core.reset(sid, tacplus.VersionByte(minor), tacplus.TypeAuthen)
@@ -259,12 +262,14 @@ func (m *Authen) Step(ev Event) ([]Effect, error) {
 		if len(ev.Input) > 0xffff {
 			return nil, m.refuse(fmt.Errorf("%w: input of %d bytes, user_msg holds 65535 (RFC 8907 section 5.3)", ErrUnexpectedEvent, len(ev.Input)), m.state.String(), ev)
 		}
+		// The CONTINUE holds its own copy of the answer: the caller's buffer may be wiped once Step returned.
+		msg := string(ev.Input)
 		if m.prompt == tacplus.AuthenStatusGetUser {
-			m.result.User = ev.Input
+			m.result.User = msg
 		} else {
 			m.secretSent = true
 		}
-		m.send(&tacplus.AuthenContinue{UserMsg: ev.Input})
+		m.send(&tacplus.AuthenContinue{UserMsg: msg})
 		m.state = AuthenContinueSent
 	case EventTimeout:
 		what := timeoutMsg(m.state == AuthenIdle)

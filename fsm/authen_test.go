@@ -255,7 +255,7 @@ func authenHarness(cfg fsm.AuthenConfig, states []fsm.AuthenState) harness[fsm.A
 			case aAwaitUser, aContSent:
 				d.step(t, fsm.Packet(d.header(2), authenReply("GETPASS")))
 				if s == aContSent {
-					d.step(t, fsm.Input("secret"))
+					d.step(t, fsm.Input([]byte("secret")))
 				}
 			case aDone:
 				d.step(t, fsm.Packet(d.header(2), authenReply("PASS")))
@@ -314,11 +314,11 @@ func TestAuthenTransitions(t *testing.T) {
 		{"ascii-login-user", fsm.AuthenConfig{User: "alice"}, all, asciiNamedUserTable()},
 		{"ascii-enable", fsm.AuthenConfig{Service: tacplus.ServiceEnable, PrivLvl: 15, User: "alice"}, all, asciiNamedUserTable()},
 		{"ascii-chpass", fsm.AuthenConfig{Action: tacplus.ActionChPass, User: "alice"}, all, asciiNamedUserTable()},
-		{"pap", fsm.AuthenConfig{Type: tacplus.AuthenTypePAP, User: "alice", Password: "pw"}, single, singleReplyTable},
-		{"pap-enable", fsm.AuthenConfig{Type: tacplus.AuthenTypePAP, Service: tacplus.ServiceEnable, PrivLvl: 15, User: "alice", Password: "pw"}, single, singleReplyTable},
-		{"chap", fsm.AuthenConfig{Type: tacplus.AuthenTypeCHAP, User: "alice", Password: "pw", Challenge: ch8}, single, singleReplyTable},
-		{"mschap", fsm.AuthenConfig{Type: tacplus.AuthenTypeMSCHAP, User: "alice", Password: "pw", Challenge: ch8}, single, singleReplyTable},
-		{"mschapv2", fsm.AuthenConfig{Type: tacplus.AuthenTypeMSCHAPv2, User: "alice", Password: "pw", Challenge: ch16, PeerChallenge: ch16}, single, singleReplyTable},
+		{"pap", fsm.AuthenConfig{Type: tacplus.AuthenTypePAP, User: "alice", Password: []byte("pw")}, single, singleReplyTable},
+		{"pap-enable", fsm.AuthenConfig{Type: tacplus.AuthenTypePAP, Service: tacplus.ServiceEnable, PrivLvl: 15, User: "alice", Password: []byte("pw")}, single, singleReplyTable},
+		{"chap", fsm.AuthenConfig{Type: tacplus.AuthenTypeCHAP, User: "alice", Password: []byte("pw"), Challenge: ch8}, single, singleReplyTable},
+		{"mschap", fsm.AuthenConfig{Type: tacplus.AuthenTypeMSCHAP, User: "alice", Password: []byte("pw"), Challenge: ch8}, single, singleReplyTable},
+		{"mschapv2", fsm.AuthenConfig{Type: tacplus.AuthenTypeMSCHAPv2, User: "alice", Password: []byte("pw"), Challenge: ch16, PeerChallenge: ch16}, single, singleReplyTable},
 	}
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
@@ -360,7 +360,7 @@ func TestAuthenSequenceNeverWraps(t *testing.T) {
 			effs, err = m.Step(fsm.Packet(h, &tacplus.AuthenReply{Status: tacplus.AuthenStatusGetData, ServerMsg: "more: "}))
 		case fsm.EffectPrompt:
 			prompts++
-			effs, err = m.Step(fsm.Input("x"))
+			effs, err = m.Step(fsm.Input([]byte("x")))
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -375,19 +375,19 @@ func TestAuthenConfigErrors(t *testing.T) {
 		cfg  fsm.AuthenConfig
 	}{
 		{"zero session", fsm.AuthenConfig{}},
-		{"sendauth", fsm.AuthenConfig{Action: tacplus.ActionSendAuth, Type: tacplus.AuthenTypePAP, User: "a", Password: "p"}},
-		{"chpass pap", fsm.AuthenConfig{Action: tacplus.ActionChPass, Type: tacplus.AuthenTypePAP, User: "a", Password: "p"}},
+		{"sendauth", fsm.AuthenConfig{Action: tacplus.ActionSendAuth, Type: tacplus.AuthenTypePAP, User: "a", Password: []byte("p")}},
+		{"chpass pap", fsm.AuthenConfig{Action: tacplus.ActionChPass, Type: tacplus.AuthenTypePAP, User: "a", Password: []byte("p")}},
 		{"arap", fsm.AuthenConfig{Type: tacplus.AuthenTypeARAP, User: "a"}},
 		{"enable chpass", fsm.AuthenConfig{Action: tacplus.ActionChPass, Service: tacplus.ServiceEnable}},
-		{"pap no user", fsm.AuthenConfig{Type: tacplus.AuthenTypePAP, Password: "p"}},
+		{"pap no user", fsm.AuthenConfig{Type: tacplus.AuthenTypePAP, Password: []byte("p")}},
 		{"pap no password", fsm.AuthenConfig{Type: tacplus.AuthenTypePAP, User: "a"}},
-		{"pap long password", fsm.AuthenConfig{Type: tacplus.AuthenTypePAP, User: "a", Password: strings.Repeat("p", 256)}},
-		{"chap no challenge", fsm.AuthenConfig{Type: tacplus.AuthenTypeCHAP, User: "a", Password: "p"}},
-		{"chap no user", fsm.AuthenConfig{Type: tacplus.AuthenTypeCHAP, Password: "p", Challenge: []byte("12345678")}},
-		{"chap long challenge", fsm.AuthenConfig{Type: tacplus.AuthenTypeCHAP, User: "a", Password: "p", Challenge: make([]byte, 239)}},
-		{"mschap 16-byte challenge", fsm.AuthenConfig{Type: tacplus.AuthenTypeMSCHAP, User: "a", Password: "p", Challenge: make([]byte, 16)}},
-		{"mschapv2 8-byte challenge", fsm.AuthenConfig{Type: tacplus.AuthenTypeMSCHAPv2, User: "a", Password: "p", Challenge: make([]byte, 8), PeerChallenge: make([]byte, 16)}},
-		{"mschapv2 no peer challenge", fsm.AuthenConfig{Type: tacplus.AuthenTypeMSCHAPv2, User: "a", Password: "p", Challenge: make([]byte, 16)}},
+		{"pap long password", fsm.AuthenConfig{Type: tacplus.AuthenTypePAP, User: "a", Password: []byte(strings.Repeat("p", 256))}},
+		{"chap no challenge", fsm.AuthenConfig{Type: tacplus.AuthenTypeCHAP, User: "a", Password: []byte("p")}},
+		{"chap no user", fsm.AuthenConfig{Type: tacplus.AuthenTypeCHAP, Password: []byte("p"), Challenge: []byte("12345678")}},
+		{"chap long challenge", fsm.AuthenConfig{Type: tacplus.AuthenTypeCHAP, User: "a", Password: []byte("p"), Challenge: make([]byte, 239)}},
+		{"mschap 16-byte challenge", fsm.AuthenConfig{Type: tacplus.AuthenTypeMSCHAP, User: "a", Password: []byte("p"), Challenge: make([]byte, 16)}},
+		{"mschapv2 8-byte challenge", fsm.AuthenConfig{Type: tacplus.AuthenTypeMSCHAPv2, User: "a", Password: []byte("p"), Challenge: make([]byte, 8), PeerChallenge: make([]byte, 16)}},
+		{"mschapv2 no peer challenge", fsm.AuthenConfig{Type: tacplus.AuthenTypeMSCHAPv2, User: "a", Password: []byte("p"), Challenge: make([]byte, 16)}},
 		{"priv 16", fsm.AuthenConfig{PrivLvl: 16}},
 		{"user with space", fsm.AuthenConfig{User: "a b"}},
 		{"port control char", fsm.AuthenConfig{Port: "tty\x1b"}},
@@ -408,7 +408,7 @@ func TestAuthenConfigErrors(t *testing.T) {
 		})
 	}
 	// CHAP's challenge may be as long as the data field allows.
-	if _, err := fsm.NewAuthen(fsm.AuthenConfig{SessionID: 1, Type: tacplus.AuthenTypeCHAP, User: "a", Password: "p", Challenge: make([]byte, 238)}); err != nil {
+	if _, err := fsm.NewAuthen(fsm.AuthenConfig{SessionID: 1, Type: tacplus.AuthenTypeCHAP, User: "a", Password: []byte("p"), Challenge: make([]byte, 238)}); err != nil {
 		t.Errorf("238-byte CHAP challenge refused: %v", err)
 	}
 }
@@ -422,11 +422,11 @@ func TestAuthenInputTooLong(t *testing.T) {
 	if _, err := m.Step(fsm.Packet(h, &tacplus.AuthenReply{Status: tacplus.AuthenStatusGetData})); err != nil {
 		t.Fatal(err)
 	}
-	effs, err := m.Step(fsm.Input(strings.Repeat("x", 0x10000)))
+	effs, err := m.Step(fsm.Input(make([]byte, 0x10000)))
 	if effs != nil || !errors.Is(err, fsm.ErrUnexpectedEvent) || m.State() != fsm.AuthenAwaitUser {
 		t.Fatalf("Step = %v, %v in %s; want refused in AwaitUser", effs, err, m.State())
 	}
-	if effs, err = m.Step(fsm.Input(strings.Repeat("x", 0xffff))); err != nil || len(effs) != 1 {
+	if effs, err = m.Step(fsm.Input(make([]byte, 0xffff))); err != nil || len(effs) != 1 {
 		t.Fatalf("65535-byte input: %v, %v", effs, err)
 	}
 }
@@ -435,7 +435,7 @@ func TestAuthenInputTooLong(t *testing.T) {
 func TestAuthenRedaction(t *testing.T) {
 	const pw = "hunter2-very-secret"
 	var printed []string
-	cfg := fsm.AuthenConfig{SessionID: 3, Type: tacplus.AuthenTypePAP, User: "alice", Password: pw}
+	cfg := fsm.AuthenConfig{SessionID: 3, Type: tacplus.AuthenTypePAP, User: "alice", Password: []byte(pw)}
 	printed = append(printed, cfg.String(), cfg.GoString())
 	m, err := fsm.NewAuthen(cfg)
 	if err != nil {
@@ -453,7 +453,7 @@ func TestAuthenRedaction(t *testing.T) {
 	h = s[0].Header
 	h.SeqNo = 2
 	a.Step(fsm.Packet(h, &tacplus.AuthenReply{Status: tacplus.AuthenStatusGetPass}))
-	in := fsm.Input(pw)
+	in := fsm.Input([]byte(pw))
 	printed = append(printed, in.String(), in.GoString())
 	effs, _ = a.Step(in)
 	printed = append(printed, effs[0].String())
@@ -483,7 +483,7 @@ func TestAuthenWaitAndReset(t *testing.T) {
 	h.SeqNo = 2
 	m.Step(fsm.Packet(h, &tacplus.AuthenReply{Status: tacplus.AuthenStatusGetUser}))
 	check(fsm.WaitUser)
-	m.Step(fsm.Input("bob"))
+	m.Step(fsm.Input([]byte("bob")))
 	check(fsm.WaitServer)
 	h.SeqNo = 4
 	effs, _ = m.Step(fsm.Packet(h, &tacplus.AuthenReply{Status: tacplus.AuthenStatusPass}))
@@ -492,7 +492,7 @@ func TestAuthenWaitAndReset(t *testing.T) {
 	if res.User != "bob" || res.Status != tacplus.AuthenStatusPass || !m.Replied() {
 		t.Errorf("result %s replied=%v, want user bob and PASS", res, m.Replied())
 	}
-	if err := m.Reset(fsm.AuthenConfig{SessionID: 6, Type: tacplus.AuthenTypePAP, User: "carol", Password: "pw"}); err != nil {
+	if err := m.Reset(fsm.AuthenConfig{SessionID: 6, Type: tacplus.AuthenTypePAP, User: "carol", Password: []byte("pw")}); err != nil {
 		t.Fatal(err)
 	}
 	if m.State() != fsm.AuthenIdle || m.SessionID() != 6 || m.Replied() || m.SecretSent() {
@@ -556,7 +556,7 @@ func TestAuthenMaxPrompts(t *testing.T) {
 				effs, err = m.Step(fsm.Packet(h, &tacplus.AuthenReply{Status: tacplus.AuthenStatusGetData, ServerMsg: "again: "}))
 			case fsm.EffectPrompt:
 				prompts++
-				effs, err = m.Step(fsm.Input("x"))
+				effs, err = m.Step(fsm.Input([]byte("x")))
 			}
 		}
 		if !m.Done() || len(effs) != 2 {

@@ -7,21 +7,25 @@ import (
 	"github.com/tacagent/tacagent/tacplus"
 )
 
-// An exchange allocates only the bodies of the packets it sends: the machine is reused with Reset, and the
-// replies stand for the packets the codec decodes (the packets themselves).
+// An exchange allocates only the bodies of the packets it sends and the copy of the password and of each
+// answer (they are []byte their owners wipe, so the bodies hold strings of their own): the
+// machine is reused with Reset, and the replies stand for the packets the codec decodes (the packets
+// themselves).
 
 type exchange struct {
 	cfg     fsm.AuthenConfig
 	replies []tacplus.AuthenReply
-	inputs  []string
+	inputs  [][]byte
 	sends   int // packets the client sends in the exchange
+	copies  int // secrets and answers copied from the caller's []byte into a body's string
 }
 
 var (
 	papExchange = exchange{
-		cfg:     fsm.AuthenConfig{SessionID: 0x1234, Type: tacplus.AuthenTypePAP, User: "alice", Password: "s3cret-pw", Port: "tty1"},
+		cfg:     fsm.AuthenConfig{SessionID: 0x1234, Type: tacplus.AuthenTypePAP, User: "alice", Password: []byte("s3cret-pw"), Port: "tty1"},
 		replies: []tacplus.AuthenReply{{Status: tacplus.AuthenStatusPass}},
 		sends:   1,
+		copies:  1, // the password into the START's data
 	}
 	asciiExchange = exchange{
 		cfg: fsm.AuthenConfig{SessionID: 0x1234, Port: "tty1"},
@@ -30,8 +34,9 @@ var (
 			{Status: tacplus.AuthenStatusGetPass, Flags: tacplus.FlagNoEcho, ServerMsg: "Password: "},
 			{Status: tacplus.AuthenStatusPass},
 		},
-		inputs: []string{"alice", "s3cret-pw"},
+		inputs: [][]byte{[]byte("alice"), []byte("s3cret-pw")},
 		sends:  3,
+		copies: 2, // each answer into its CONTINUE's user_msg
 	}
 )
 
@@ -64,8 +69,8 @@ func TestExchangeAllocations(t *testing.T) {
 			if !ok {
 				t.Fatal("the exchange did not end in PASS")
 			}
-			if int(allocs) != x.sends {
-				t.Errorf("%v allocations per exchange, want %d: one per packet body sent", allocs, x.sends)
+			if want := x.sends + x.copies; int(allocs) != want {
+				t.Errorf("%v allocations per exchange, want %d: one per packet body sent and one per secret or answer copied", allocs, want)
 			}
 		})
 	}

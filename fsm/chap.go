@@ -202,7 +202,7 @@ func chapData(c *AuthenConfig) (string, error) {
 		if len(c.Challenge) == 0 || 1+len(c.Challenge)+CHAPResponseLen > maxStartData {
 			return "", fmt.Errorf("CHAP needs a challenge of 1 to %d bytes, got %d", maxStartData-1-CHAPResponseLen, len(c.Challenge))
 		}
-		r := CHAPResponse(c.ChallengeID, c.Password, c.Challenge)
+		r := CHAPResponse(c.ChallengeID, string(c.Password), c.Challenge)
 		b = append(append(b, c.Challenge...), r[:]...)
 	case tacplus.AuthenTypeMSCHAP:
 		var ch [MSCHAPv1ChallengeLen]byte
@@ -210,7 +210,7 @@ func chapData(c *AuthenConfig) (string, error) {
 			return "", fmt.Errorf("MS-CHAP needs a challenge of %d bytes (RFC 8907 section 5.4.2.4), got %d", len(ch), len(c.Challenge))
 		}
 		copy(ch[:], c.Challenge)
-		r := MSCHAPv1Response(c.Password, ch)
+		r := MSCHAPv1Response(string(c.Password), ch)
 		b = append(append(b, ch[:]...), r[:]...)
 	case tacplus.AuthenTypeMSCHAPv2:
 		var ch, peer [MSCHAPv2ChallengeLen]byte
@@ -220,7 +220,7 @@ func chapData(c *AuthenConfig) (string, error) {
 		}
 		copy(ch[:], c.Challenge)
 		copy(peer[:], c.PeerChallenge)
-		r := MSCHAPv2Response(ch, peer, c.User, c.Password)
+		r := MSCHAPv2Response(ch, peer, c.User, string(c.Password))
 		b = append(append(b, ch[:]...), r[:]...)
 	}
 	return string(b), nil

@@ -152,7 +152,7 @@ func TestCHAPStartData(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := tt.cfg
-			cfg.SessionID, cfg.User, cfg.Password, cfg.ChallengeID = 0x1234, "alice", "pw", 9
+			cfg.SessionID, cfg.User, cfg.Password, cfg.ChallengeID = 0x1234, "alice", []byte("pw"), 9
 			m, err := fsm.NewAuthen(cfg)
 			if err != nil {
 				t.Fatal(err)

@@ -58,8 +58,9 @@ type Event struct {
 	// EventPacket: the codec's error when the body failed to decode (Body is then nil).
 	// EventConnectionLost and EventTimeout: the cause, wrapped in the completion error. May be nil.
 	Err error
-	// EventInput: the user's answer, often a password.
-	Input string
+	// EventInput: the user's answer, often a password. Step only reads it (the CONTINUE it builds holds
+	// its own copy): the buffer stays the sender's, who may wipe it once Step returned.
+	Input []byte
 	// EventAbort: a printable reason for the server (section 5.4.3); unprintable reasons are not sent.
 	Reason string
 }
@@ -78,7 +79,7 @@ func BadPacket(h tacplus.Header, err error) Event {
 }
 
 // Input returns an EventInput carrying the user's answer.
-func Input(text string) Event { return Event{Kind: EventInput, Input: text} }
+func Input(text []byte) Event { return Event{Kind: EventInput, Input: text} }
 
 // Timeout returns an EventTimeout.
 func Timeout() Event { return Event{Kind: EventTimeout} }

@@ -50,7 +50,7 @@ func (d *driver) run(m fsm.Machine, answers ...string) (fsm.Effect, []fsm.Prompt
 				if len(answers) == 0 {
 					d.t.Fatalf("unexpected prompt %+v", e.Prompt)
 				}
-				ev := fsm.Input(answers[0])
+				ev := fsm.Input([]byte(answers[0]))
 				answers = answers[1:]
 				next = &ev
 			case fsm.EffectComplete:
@@ -121,13 +121,13 @@ func TestInteropTacquitoServer(t *testing.T) {
 		return m
 	}
 	t.Run("PAP pass", func(t *testing.T) {
-		e, _ := d.run(authen(fsm.AuthenConfig{Type: tacplus.AuthenTypePAP, User: "alice", Password: "alice-pw", Port: "tty1"}))
+		e, _ := d.run(authen(fsm.AuthenConfig{Type: tacplus.AuthenTypePAP, User: "alice", Password: []byte("alice-pw"), Port: "tty1"}))
 		if e.Err != nil || e.Authen.Status != tacplus.AuthenStatusPass {
 			t.Fatalf("got %v (%v), want PASS", e.Authen, e.Err)
 		}
 	})
 	t.Run("PAP fail", func(t *testing.T) {
-		e, _ := d.run(authen(fsm.AuthenConfig{Type: tacplus.AuthenTypePAP, User: "alice", Password: "wrong", Port: "tty1"}))
+		e, _ := d.run(authen(fsm.AuthenConfig{Type: tacplus.AuthenTypePAP, User: "alice", Password: []byte("wrong"), Port: "tty1"}))
 		if !errors.Is(e.Err, tacplus.ErrAuthenticationFailed) || e.Authen.Status != tacplus.AuthenStatusFail {
 			t.Fatalf("got %v (%v), want FAIL", e.Authen, e.Err)
 		}

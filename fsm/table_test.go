@@ -119,7 +119,7 @@ func commonPacket(d *driven, event string, reply func(status string) tacplus.Bod
 	case evStart:
 		return fsm.Start()
 	case evInput:
-		return fsm.Input("answer")
+		return fsm.Input([]byte("answer"))
 	case evTimeout:
 		return fsm.Timeout()
 	case evLost:

@@ -144,7 +144,7 @@ func (r *runner) run(line string) (string, error) {
 			return "", err
 		}
 	case "input":
-		ev = fsm.Input(args.str("text", ""))
+		ev = fsm.Input([]byte(args.str("text", "")))
 	case "timeout":
 		ev = fsm.Timeout()
 	case "lost":
@@ -183,7 +183,7 @@ func (r *runner) create(kind string, a cmdArgs) (string, error) {
 	case "authen":
 		cfg := fsm.AuthenConfig{
 			SessionID: sid, PrivLvl: uint8(a.num("priv", 1)), User: a.str("user", ""), Port: a.str("port", ""),
-			RemAddr: a.str("rem_addr", ""), Password: a.str("password", ""), ChallengeID: byte(a.num("chap_id", 0)),
+			RemAddr: a.str("rem_addr", ""), Password: []byte(a.str("password", "")), ChallengeID: byte(a.num("chap_id", 0)),
 			Challenge: a.hex("challenge"), PeerChallenge: a.hex("peer_challenge"),
 		}
 		cfg.Action = map[string]tacplus.AuthenAction{"": 0, "login": tacplus.ActionLogin, "chpass": tacplus.ActionChPass, "sendauth": tacplus.ActionSendAuth}[a.str("action", "")]

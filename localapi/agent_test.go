@@ -24,7 +24,7 @@ var (
 )
 
 func (b agentBackend) Authenticate(ctx context.Context, _ Caller, req AuthenRequest, conv Conversation) (AuthenResult, error) {
-	ar := agent.AuthenRequest{User: req.User, Password: string(req.Password), Type: authenTypes[req.Type],
+	ar := agent.AuthenRequest{User: req.User, Password: []byte(req.Password), Type: authenTypes[req.Type],
 		PrivLvl: uint8(req.PrivLvl), Port: req.Port, RemAddr: req.RemAddr, Service: tacplus.ServiceLogin, Action: tacplus.ActionLogin}
 	if req.Service == ServiceEnable {
 		ar.Service = tacplus.ServiceEnable
@@ -32,7 +32,7 @@ func (b agentBackend) Authenticate(ctx context.Context, _ Caller, req AuthenRequ
 	if req.Action == ActionChpass {
 		ar.Action = tacplus.ActionChPass
 	}
-	r, err := b.a.Authenticate(ctx, ar, func(ctx context.Context, p agent.Prompt) (string, error) {
+	r, err := b.a.Authenticate(ctx, ar, func(ctx context.Context, p agent.Prompt) ([]byte, error) {
 		kind := PromptData
 		switch p.Status {
 		case tacplus.AuthenStatusGetUser:
@@ -40,7 +40,8 @@ func (b agentBackend) Authenticate(ctx context.Context, _ Caller, req AuthenRequ
 		case tacplus.AuthenStatusGetPass:
 			kind = PromptPassword
 		}
-		return conv(ctx, Prompt{Message: p.Message, Echo: !p.NoEcho, Kind: kind})
+		answer, err := conv(ctx, Prompt{Message: p.Message, Echo: !p.NoEcho, Kind: kind})
+		return []byte(answer), err
 	})
 	var res AuthenResult
 	if r != nil {

@@ -34,14 +34,16 @@ func (k Kind) String() string {
 }
 
 // AuthenRequest asks for one authentication. Password is used by PAP, CHAP and MS-CHAP; ASCII login gets
-// its answers from the conversation (Prompt / UserInput).
+// its answers from the conversation (Prompt / UserInput). Password is read by each session that runs the
+// request (the supervisor may run it on more than one server) and never written: its owner (the agent,
+// which copied the caller's) wipes it once the request's Outcome came back.
 type AuthenRequest struct {
 	Action   tacplus.AuthenAction  // default LOGIN
 	Type     tacplus.AuthenType    // default ASCII
 	Service  tacplus.AuthenService // default LOGIN; ENABLE for enable requests
 	PrivLvl  uint8
 	User     string
-	Password string
+	Password []byte
 	Port     string
 	RemAddr  string
 }
@@ -133,8 +135,9 @@ type Prompt struct {
 
 // UserInput answers a Prompt. Send it to Prompt.Session; the next *Prompt or the *Outcome reaches the
 // caller through the supervisor.
+// The session that receives it owns Text: it wipes it once the CONTINUE carrying it is built.
 type UserInput struct {
-	Text string
+	Text []byte
 }
 
 // String never shows the answer, which is often a password.
@@ -163,8 +166,9 @@ type Outcome struct {
 	Retryable bool
 	// SecretSent is set when the session sent a password or CHAP response before it failed.
 	SecretSent bool
-	// CallerDeadline is set when Err is a timeout caused by the request's own Deadline (the caller gave
-	// up), not by the server's reply timeout: it says nothing about the server's health.
+	// CallerDeadline is set when Err is a timeout of the caller's side, not the server's reply timeout:
+	// the request's own Deadline passed (the caller gave up) or the user did not answer a prompt within
+	// the session's UserTimeout. It says nothing about the server's health (no dead-time, no retry).
 	CallerDeadline bool
 	Started        time.Time
 	Finished       time.Time

@@ -15,10 +15,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func TestNoSecretsInStrings(t *testing.T) {
 	const secret = "hunter2-secret"
 	for _, v := range []any{
-		AuthenRequest{User: "alice", Password: secret},
-		&AuthenRequest{User: "alice", Password: secret},
-		UserInput{Text: secret},
-		&UserInput{Text: secret},
+		AuthenRequest{User: "alice", Password: []byte(secret)},
+		&AuthenRequest{User: "alice", Password: []byte(secret)},
+		UserInput{Text: []byte(secret)},
+		&UserInput{Text: []byte(secret)},
 	} {
 		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
 			if out := fmt.Sprintf(verb, v); strings.Contains(out, secret) {

@@ -16,12 +16,17 @@
 //   - a dead server still answers a login when no server of the group is alive (the supervisor's choice),
 //     and the first real answer revives it at once;
 //   - the negotiation result is remembered until a failure (or a reload, which builds a new machine);
-//   - a desynchronised connection puts the server in hold-down: one connection per session until it ends.
+//   - a desynchronised connection is a protocol error of the server: it puts the server in hold-down (one
+//     connection per session until it ends) and starts a dead-time, like any other failure of its own.
 package serverfsm
 
 import (
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tacagent/tacagent/fsm"
+	"github.com/tacagent/tacagent/tacplus"
 )
 
 // Defaults.
@@ -109,7 +114,8 @@ type ProbeFailed struct {
 	Cause string
 }
 
-// Desynced: a connection could not match a packet to a live session and tore itself down.
+// Desynced: a connection could not match a packet to a live session and tore itself down. It is a
+// protocol error of the server: a failure of its own (dead-time) and the start of a hold-down.
 type Desynced struct {
 	At     time.Time
 	Reason string
@@ -250,10 +256,11 @@ func (m *Machine) Step(ev Event) []Effect {
 		until := now.Add(m.cfg.HoldDown)
 		held := m.HeldDown(now)
 		m.holdUntil = until
-		if held {
-			return nil // logged once per hold-down; it is extended silently
+		var fx []Effect
+		if !held {
+			fx = []Effect{LogHoldDown{Until: until, Reason: e.Reason}} // once per hold-down; extended silently
 		}
-		return []Effect{LogHoldDown{Until: until, Reason: e.Reason}}
+		return append(fx, m.die(now, "connection desynchronised: "+e.Reason, m.health == Alive)...)
 	case Negotiated:
 		if e.Agreed {
 			m.neg = Agreed
@@ -274,9 +281,43 @@ func (m *Machine) die(now time.Time, cause string, log bool) []Effect {
 		return nil // already dead: one probe per dead-time, so the running dead-time stands
 	}
 	m.health, m.deadUntil = Dead, now.Add(m.cfg.DeadTime)
-	fx := []Effect{}
+	var fx []Effect
 	if log {
 		fx = append(fx, LogDead{Cause: cause, DeadTime: m.cfg.DeadTime})
 	}
 	return append(fx, ArmProbe{At: m.deadUntil})
+}
+
+// Blame says whether a session that ended with err counts as a failure of the server itself (issue 12
+// point 4), that is, starts a dead-time. The server's own failures do: no connection (ErrUnreachable), its
+// own reply timeout passing (ErrTimeout), a key mismatch (ErrBadSecret), and a protocol error in what it
+// sent: a packet the session or the connection refused (a bad-packet reason, tacplus.ReasonOf) or a
+// conversation it would not end (fsm.ErrTooManyPrompts). The caller's deadline never does
+// (callerDeadline, Outcome.CallerDeadline), whatever the class; nor do a FAIL, an ERROR (the server
+// answered), an abort, a configuration error, a protocol error of our own making (an input the session
+// refused, fsm.ErrUnexpectedEvent; no session id left), or one lost connection (it may be an idle close
+// racing the request: the supervisor retries once on the same server and blames a second loss itself).
+func Blame(err error, callerDeadline bool) bool {
+	if err == nil || callerDeadline {
+		return false
+	}
+	switch tacplus.ClassOf(err) {
+	case tacplus.ErrUnreachable, tacplus.ErrTimeout, tacplus.ErrBadSecret:
+		return true
+	case tacplus.ErrProtocol:
+		return serverProtocolError(err)
+	case tacplus.ErrConnectionLost:
+		// A connection that desynchronised fails its other sessions with ConnectionLost whose cause is the
+		// server's protocol error.
+		return errors.Is(err, tacplus.ErrProtocol) && serverProtocolError(err)
+	}
+	return false
+}
+
+// serverProtocolError says whether a protocol error was caused by what the server sent.
+func serverProtocolError(err error) bool {
+	if errors.Is(err, fsm.ErrUnexpectedEvent) || errors.Is(err, fsm.ErrFinished) {
+		return false // the session refused an event of ours (the caller's input, a late timer)
+	}
+	return tacplus.ReasonOf(err) != 0 || errors.Is(err, fsm.ErrTooManyPrompts)
 }

@@ -49,8 +49,10 @@ func states() []stateCase {
 		return m
 	}
 	held := func() *Machine {
+		// A desync dead-times the server as well; an answer revives it, the hold-down goes on.
 		m := fresh()
 		m.Step(Desynced{At: t0, Reason: "session"})
+		m.Step(Answered{At: t0})
 		return m
 	}
 	return []stateCase{
@@ -89,15 +91,16 @@ type row struct {
 	mux    bool
 }
 
-// table[state][event]. Only a server failure or a failed probe kills; only an answer revives; a probe is
-// started only by ProbeDue on a dead server whose dead-time is over; a desync logs once per hold-down.
+// table[state][event]. Only a server failure (a desync is one: a protocol error) or a failed probe kills;
+// only an answer revives; a probe is started only by ProbeDue on a dead server whose dead-time is over; a
+// desync logs its hold-down once per hold-down, and its dead-time once per death.
 var table = map[string]map[string]row{
 	"alive": {
 		"Failed":             {Dead, "LogDead; ArmProbe", Unknown, true},
 		"Answered":           {Alive, "-", Unknown, true},
 		"ProbeDue":           {Alive, "-", Unknown, true},
 		"ProbeFailed":        {Alive, "-", Unknown, true},
-		"Desynced":           {Alive, "LogHoldDown", Unknown, false},
+		"Desynced":           {Dead, "LogHoldDown; LogDead; ArmProbe", Unknown, false},
 		"Negotiated agreed":  {Alive, "-", Agreed, true},
 		"Negotiated refused": {Alive, "-", Refused, false},
 		"ConnectionLost":     {Alive, "-", Unknown, true},
@@ -107,7 +110,7 @@ var table = map[string]map[string]row{
 		"Answered":           {Alive, "-", Agreed, true},
 		"ProbeDue":           {Alive, "-", Agreed, true},
 		"ProbeFailed":        {Alive, "-", Agreed, true},
-		"Desynced":           {Alive, "LogHoldDown", Unknown, false},
+		"Desynced":           {Dead, "LogHoldDown; LogDead; ArmProbe", Unknown, false},
 		"Negotiated agreed":  {Alive, "-", Agreed, true},
 		"Negotiated refused": {Alive, "-", Refused, false},
 		"ConnectionLost":     {Alive, "-", Unknown, true},
@@ -117,7 +120,7 @@ var table = map[string]map[string]row{
 		"Answered":           {Alive, "-", Refused, false},
 		"ProbeDue":           {Alive, "-", Refused, false},
 		"ProbeFailed":        {Alive, "-", Refused, false},
-		"Desynced":           {Alive, "LogHoldDown", Unknown, false},
+		"Desynced":           {Dead, "LogHoldDown; LogDead; ArmProbe", Unknown, false},
 		"Negotiated agreed":  {Alive, "-", Agreed, true},
 		"Negotiated refused": {Alive, "-", Refused, false},
 		"ConnectionLost":     {Alive, "-", Unknown, true},
@@ -127,7 +130,7 @@ var table = map[string]map[string]row{
 		"Answered":           {Alive, "-", Unknown, false},
 		"ProbeDue":           {Alive, "-", Unknown, false},
 		"ProbeFailed":        {Alive, "-", Unknown, false},
-		"Desynced":           {Alive, "-", Unknown, false},
+		"Desynced":           {Dead, "LogDead; ArmProbe", Unknown, false},
 		"Negotiated agreed":  {Alive, "-", Agreed, false},
 		"Negotiated refused": {Alive, "-", Refused, false},
 		"ConnectionLost":     {Alive, "-", Unknown, false},
@@ -137,7 +140,7 @@ var table = map[string]map[string]row{
 		"Answered":           {Alive, "-", Unknown, true},
 		"ProbeDue":           {Alive, "-", Unknown, true},
 		"ProbeFailed":        {Alive, "-", Unknown, true},
-		"Desynced":           {Alive, "LogHoldDown", Unknown, false},
+		"Desynced":           {Dead, "LogHoldDown; LogDead; ArmProbe", Unknown, false},
 		"Negotiated agreed":  {Alive, "-", Agreed, true},
 		"Negotiated refused": {Alive, "-", Refused, false},
 		"ConnectionLost":     {Alive, "-", Unknown, true},
@@ -157,7 +160,7 @@ var table = map[string]map[string]row{
 		"Answered":           {Alive, "LogAlive", Unknown, true},
 		"ProbeDue":           {Probing, "StartProbe", Unknown, true},
 		"ProbeFailed":        {Dead, "-", Unknown, true},
-		"Desynced":           {Dead, "LogHoldDown", Unknown, false},
+		"Desynced":           {Dead, "LogHoldDown; ArmProbe", Unknown, false},
 		"Negotiated agreed":  {Dead, "-", Agreed, true},
 		"Negotiated refused": {Dead, "-", Refused, false},
 		"ConnectionLost":     {Dead, "-", Unknown, true},
@@ -167,7 +170,7 @@ var table = map[string]map[string]row{
 		"Answered":           {Alive, "LogAlive", Unknown, true},
 		"ProbeDue":           {Probing, "-", Unknown, true},
 		"ProbeFailed":        {Dead, "ArmProbe", Unknown, true},
-		"Desynced":           {Probing, "LogHoldDown", Unknown, false},
+		"Desynced":           {Dead, "LogHoldDown; ArmProbe", Unknown, false},
 		"Negotiated agreed":  {Probing, "-", Agreed, true},
 		"Negotiated refused": {Probing, "-", Refused, false},
 		"ConnectionLost":     {Probing, "-", Unknown, true},

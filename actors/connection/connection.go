@@ -59,7 +59,8 @@ type Config struct {
 	NegotiationWait time.Duration
 	// Negotiation is what the supervisor remembers of this server's last single-connect answer (until a
 	// reload or a failure). NegotiationAgreed sends queued requests at once on a new socket, the first
-	// still asking for single-connect, instead of holding them for the reply (issue 12 point 2).
+	// still asking for single-connect, instead of holding them for the reply (issue 12 point 2). Only the
+	// instance spawned first holds it: an actor restarted after a Failure starts from NegotiationUnknown.
 	Negotiation   Negotiation
 	MaxInFlight   int  // sessions at once on this socket; more queue; default DefaultMaxInFlight
 	SingleConnect bool // ask for single-connect mode (RFC 8907 section 4.3)
@@ -160,12 +161,17 @@ type route struct {
 	ptype    tacplus.PacketType // the session's packet type, known from its first packet
 	seq      uint8              // seq_no of the last packet the session sent
 	awaiting bool               // the server owes the session a reply (seq+1)
+	// aborted: the session's last packet was a CONTINUE with ABORT. RFC 8907 section 5.4.3 lets the server
+	// end the session without a reply, but deployed servers answer it (tacquito: FAIL "ending per client
+	// request"): one reply at seq+1 of the session's type is tolerated and dropped, never routed.
+	aborted bool
 }
 
 // tomb remembers a session that ended on this socket, so that a later packet for it is recognised (and
 // treated as a desync) rather than mistaken for nothing. late is set when the session ended while the
 // server held the turn without an ABORT going out (a timeout, or a cancellation while waiting): the server
-// still owes one reply, at seq+1, which is dropped once; anything else is a desync.
+// still owes one reply, at seq+1, which is dropped once; anything else is a desync. It is set as well after
+// a CONTINUE with ABORT, which some servers answer (route.aborted).
 type tomb struct {
 	seq   uint8
 	ptype tacplus.PacketType
@@ -232,7 +238,17 @@ func Props(cfg Config, opts ...actor.PropsOption) *actor.Props {
 	// A session that panics is stopped, never restarted: a restart would replay its START under the same
 	// session_id. Stopping makes it answer its caller (session.Actor's Stopping case).
 	opts = append([]actor.PropsOption{actor.WithSupervisor(stopSessions)}, opts...)
-	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg} }, opts...)
+	// A restart follows a Failure, and the supervisor forgets the server's negotiation on a failure
+	// (issue 12 point 2): the restarted instance must not keep the spawn-time memory, it negotiates afresh.
+	// So only the first instance these props produce gets cfg.Negotiation; one actor is spawned per Props.
+	var produced atomic.Bool
+	return actor.PropsFromProducer(func() actor.Actor {
+		c := cfg
+		if produced.Swap(true) {
+			c.Negotiation = NegotiationUnknown
+		}
+		return &Actor{cfg: c}
+	}, opts...)
 }
 
 var stopSessions = actor.NewOneForOneStrategy(0, 0, func(interface{}) actor.Directive { return actor.StopDirective })
@@ -544,8 +560,10 @@ func (a *Actor) outbound(ctx actor.Context, m *messages.Outbound) {
 		return
 	}
 	r.ptype, r.seq = h.Type, h.SeqNo
-	// After a CONTINUE with the ABORT flag the server must not answer (RFC 8907 section 5.4.3).
-	r.awaiting = !isAbort(m.Body)
+	// After a CONTINUE with the ABORT flag the server owes nothing (RFC 8907 section 5.4.3); one answer
+	// to it is tolerated (route.aborted).
+	r.aborted = isAbort(m.Body)
+	r.awaiting = !r.aborted
 	a.cfg.Metrics.PacketsSent.Inc()
 	a.cfg.Metrics.BytesSent.Add(float64(n))
 }
@@ -569,7 +587,8 @@ func (a *Actor) inbound(ctx actor.Context, m *inbound) {
 	r, ok := a.routes[m.h.SessionID]
 	if !ok {
 		if t, dead := a.tombs[m.h.SessionID]; dead && t.late && m.h.SeqNo == t.seq+1 && m.h.Type == t.ptype {
-			// The one reply the server still owed a session that gave up while waiting: expected, dropped.
+			// The one reply the server still owed a session that gave up while waiting, or the one answer
+			// to its ABORT: expected, dropped.
 			t.late = false
 			a.tombs[m.h.SessionID] = t
 			a.log.Debug().Uint32("session", m.h.SessionID).Msg("late reply for an ended session dropped")
@@ -578,6 +597,12 @@ func (a *Actor) inbound(ctx actor.Context, m *inbound) {
 		// A session_id no live session has on this socket (never used, or a session that already had its
 		// last reply): the server is answering someone else. Nothing it says on this socket can be trusted.
 		a.desync(ctx, badPacket(tacplus.ReasonSession, "session_id", "0x%08x matches no session waiting on this connection", m.h.SessionID), true)
+		return
+	}
+	if r.aborted && m.h.SeqNo == r.seq+1 && m.h.Type == r.ptype {
+		// A server that answers the session's ABORT (tacquito does): the session is over; dropped once.
+		r.aborted = false
+		a.log.Debug().Uint32("session", m.h.SessionID).Msg("reply to an ABORT dropped")
 		return
 	}
 	if err := r.check(m.h); err != nil {
@@ -737,7 +762,7 @@ func (a *Actor) forget(sid uint32) {
 		delete(a.tombs, a.tombQ[0])
 		a.tombQ = a.tombQ[1:]
 	}
-	a.tombs[sid] = tomb{seq: r.seq, ptype: r.ptype, late: r.awaiting}
+	a.tombs[sid] = tomb{seq: r.seq, ptype: r.ptype, late: r.awaiting || r.aborted}
 	a.tombQ = append(a.tombQ, sid)
 }
 

@@ -130,9 +130,10 @@ type harness struct {
 }
 
 type stand struct {
-	props *actor.Props
-	h     *harness
-	ready chan *actor.PID
+	props   *actor.Props
+	h       *harness
+	ready   chan *actor.PID
+	restart bool // restart a failed connection actor (as the supervisor does a primary) instead of stopping it
 }
 
 func (s *stand) Receive(c actor.Context) {
@@ -147,10 +148,20 @@ func (s *stand) Receive(c actor.Context) {
 func (s *stand) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason, _ interface{}) {
 	f, _ := reason.(*Failure)
 	s.h.failures <- f
+	if s.restart {
+		sup.RestartChildren(child)
+		return
+	}
 	sup.StopChildren(child)
 }
 
 func start(t *testing.T, addr string, mod func(*Config)) *harness {
+	t.Helper()
+	return startStand(t, addr, false, mod)
+}
+
+// startStand is start with a stand-in supervisor that restarts the failed connection actor when restart.
+func startStand(t *testing.T, addr string, restart bool, mod func(*Config)) *harness {
 	t.Helper()
 	sys := actorkit.NewSystem(zerolog.Nop())
 	h := &harness{t: t, sys: sys, events: actorkit.NewInbox(sys, 16), replies: actorkit.NewInbox(sys, 16), failures: make(chan *Failure, 4)}
@@ -169,7 +180,7 @@ func start(t *testing.T, addr string, mod func(*Config)) *harness {
 	if mod != nil {
 		mod(&cfg)
 	}
-	s := &stand{props: Props(cfg), h: h, ready: make(chan *actor.PID, 1)}
+	s := &stand{props: Props(cfg), h: h, ready: make(chan *actor.PID, 1), restart: restart}
 	parent := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return s }))
 	h.conn = <-s.ready
 	t.Cleanup(func() {
@@ -186,7 +197,7 @@ var reqIDs atomic.Uint64
 func (h *harness) login() {
 	h.sys.Root.Send(h.conn, &messages.StartSession{ReplyTo: h.replies.PID(), Timeout: waitLimit,
 		Req: &messages.Request{ID: reqIDs.Add(1), Authen: &messages.AuthenRequest{Action: tacplus.ActionLogin,
-			Type: tacplus.AuthenTypePAP, Service: tacplus.ServiceLogin, User: "alice", Password: "pw"}}})
+			Type: tacplus.AuthenTypePAP, Service: tacplus.ServiceLogin, User: "alice", Password: []byte("pw")}}})
 }
 
 func next[T any](t *testing.T, in *actorkit.Inbox) T {

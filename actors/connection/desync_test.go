@@ -63,7 +63,7 @@ func (h *harness) loginAs(user, password string, deadline time.Time) uint64 {
 	id := reqIDs.Add(1)
 	h.sys.Root.Send(h.conn, &messages.StartSession{ReplyTo: h.replies.PID(), Timeout: waitLimit,
 		Req: &messages.Request{ID: id, Deadline: deadline, Authen: &messages.AuthenRequest{Action: tacplus.ActionLogin,
-			Type: tacplus.AuthenTypePAP, Service: tacplus.ServiceLogin, User: user, Password: password}}})
+			Type: tacplus.AuthenTypePAP, Service: tacplus.ServiceLogin, User: user, Password: []byte(password)}}})
 	return id
 }
 
@@ -347,4 +347,39 @@ func TestReplyOutOfTurn(t *testing.T) {
 		t.Errorf("desync %+v, want reason seq", d)
 	}
 	h.protocolFailure()
+}
+
+// TestReplyToAbortTolerated: a session in a conversation is aborted (CONTINUE with ABORT). RFC 8907 lets
+// the server end it silently, but deployed servers answer the ABORT (tacquito: FAIL "ending per client
+// request"). That one answer, at the next seq_no and of the session's type, is dropped: it reaches nobody
+// and the connection and its other session go on. A second packet for the aborted session is a desync.
+func TestReplyToAbortTolerated(t *testing.T) {
+	h, c := multiplexed(t)
+	ascii := reqIDs.Add(1)
+	h.sys.Root.Send(h.conn, &messages.StartSession{ReplyTo: h.replies.PID(), Timeout: waitLimit,
+		Req: &messages.Request{ID: ascii, Authen: &messages.AuthenRequest{}}})
+	a, _ := c.readStart()
+	bob := h.loginAs("bob", "pw-b", time.Time{})
+	hb, _ := c.readStart()
+	c.send(reply(a, a.SessionID, 2, 0), &tacplus.AuthenReply{Status: tacplus.AuthenStatusGetUser, ServerMsg: "Username: "})
+	if p := next[*messages.Prompt](t, h.replies); p.ReqID != ascii {
+		t.Fatalf("prompt %+v", p)
+	}
+	h.sys.Root.Send(h.conn, &messages.Abort{ReqID: ascii, Reason: "probe"})
+	if ab := c.read(); ab.SessionID != a.SessionID || ab.SeqNo != 3 {
+		t.Fatalf("got %+v, want the CONTINUE with ABORT", ab)
+	}
+	if o := h.outcome(); o.ReqID != ascii || !errors.Is(o.Err, tacplus.ErrAborted) {
+		t.Fatalf("aborted session: %+v", o)
+	}
+	c.send(reply(a, a.SessionID, 4, 0), fail) // the server's answer to the ABORT
+	c.send(reply(hb, hb.SessionID, 2, 0), pass)
+	if o := h.outcome(); o.ReqID != bob || o.Err != nil {
+		t.Fatalf("bob: %+v, want PASS: the answer to an ABORT must not end the connection", o)
+	}
+	h.noFailure()
+	c.send(reply(a, a.SessionID, 4, 0), fail) // owed no more
+	if d := event[*messages.Desync](t, h); d.Reason != "session" && d.Reason != "seq" {
+		t.Errorf("desync %+v", d)
+	}
 }

@@ -174,3 +174,51 @@ func TestExpiredNotHandedBack(t *testing.T) {
 		t.Fatalf("returned %d requests, want carol's only", len(r.Starts))
 	}
 }
+
+// TestRestartForgetsAgreement: the remembered agreement is forgotten on a failure (issue 12 point 2). A
+// primary spawned with NegotiationAgreed that fails and is restarted negotiates afresh on its new socket:
+// the second request waits for the first reply instead of going out at once (contrast
+// TestRememberedAgreement, where it goes out before any reply).
+func TestRestartForgetsAgreement(t *testing.T) {
+	p := newPeer(t, key)
+	h := startStand(t, p.ln.Addr().String(), true, func(c *Config) {
+		c.Negotiation = NegotiationAgreed
+		c.NegotiationWait = -1
+	})
+	h.loginAs("alice", "pw-a", time.Time{})
+	c := p.accept()
+	c.readStart()
+	c.c.Close() // lost with a session in flight: a Failure, and the stand restarts the actor
+	if o := h.outcome(); !errors.Is(o.Err, tacplus.ErrConnectionLost) {
+		t.Fatalf("outcome %v, want ErrConnectionLost", o.Err)
+	}
+	select {
+	case f := <-h.failures:
+		if f == nil {
+			t.Fatal("failure without a *Failure")
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("no failure")
+	}
+	bob := h.loginAs("bob", "pw-b", time.Time{})
+	carol := h.loginAs("carol", "pw-c", time.Time{})
+	c2 := p.accept()
+	first, user := c2.readStart()
+	if first.Flags&tacplus.FlagSingleConnect == 0 || user != "pw-b" {
+		t.Fatalf("first packet on the new socket: flags %v data %q, want bob's START asking single-connect", first.Flags, user)
+	}
+	// Both StartSessions were handled before the dial ended and bob's START went out: with a remembered
+	// agreement carol's would have gone out in the same step.
+	if n := h.counts(); n.InFlight != 1 || n.Queued != 1 {
+		t.Fatalf("after restart: %d in flight, %d queued; want carol queued behind the negotiation", n.InFlight, n.Queued)
+	}
+	c2.send(reply(first, first.SessionID, 2, tacplus.FlagSingleConnect), pass)
+	second, _ := c2.readStart()
+	c2.send(reply(second, second.SessionID, 2, 0), pass)
+	got := h.outcomes(2)
+	for _, id := range []uint64{bob, carol} {
+		if o := got[id]; o == nil || o.Err != nil {
+			t.Fatalf("request %d: %+v", id, o)
+		}
+	}
+}

@@ -61,7 +61,10 @@ func (a *Actor) Receive(ctx actor.Context) {
 			a.step(ctx, fsm.Packet(msg.Header, msg.Body))
 		}
 	case *messages.UserInput:
+		// The message is this session's: once the CONTINUE is built (it holds its own copy), the answer,
+		// often a password, is wiped.
 		a.step(ctx, fsm.Input(msg.Text))
+		clear(msg.Text)
 	case *messages.Abort:
 		a.step(ctx, fsm.Abort(msg.Reason))
 	case *messages.SessionTimeout:
@@ -157,7 +160,9 @@ func (a *Actor) arm() {
 	default:
 		return
 	}
-	a.callerDL = false
+	// The user's answer is the caller's side, like its deadline: a user who does not answer in time says
+	// nothing about the server's health (issue 12 point 4).
+	a.callerDL = a.m.Wait() == fsm.WaitUser
 	if dl := a.cfg.Start.Req.Deadline; !dl.IsZero() {
 		if until := time.Until(dl); until <= d {
 			d, a.callerDL = until, true
@@ -220,7 +225,8 @@ func newMachine(req *messages.Request, sid uint32, maxPrompts int) (fsm.Machine,
 	case req.Authen != nil:
 		r := req.Authen
 		cfg := fsm.AuthenConfig{SessionID: sid, Action: r.Action, Type: r.Type, Service: r.Service, PrivLvl: r.PrivLvl,
-			User: r.User, Port: r.Port, RemAddr: r.RemAddr, Password: r.Password, MaxPrompts: maxPrompts}
+			User: r.User, Port: r.Port, RemAddr: r.RemAddr, Password: []byte(r.Password), MaxPrompts: maxPrompts}
+		// The machine reads Password only here, building the START; the request's owner wipes it.
 		if err := challenges(&cfg); err != nil {
 			return nil, err
 		}

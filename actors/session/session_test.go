@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -35,10 +36,16 @@ type harness struct {
 
 func start(t *testing.T, req *messages.Request, timeout time.Duration) *harness {
 	t.Helper()
+	return startUser(t, req, timeout, time.Minute)
+}
+
+// startUser is start with the user's answer timeout.
+func startUser(t *testing.T, req *messages.Request, timeout, userTimeout time.Duration) *harness {
+	t.Helper()
 	sys := actorkit.NewSystem(zerolog.Nop())
 	h := &harness{sys: sys, toParent: actorkit.NewInbox(sys, 16), replies: actorkit.NewInbox(sys, 16)}
 	props := Props(Config{Start: &messages.StartSession{Req: req, ReplyTo: h.replies.PID(), Timeout: timeout},
-		SessionID: sid, Epoch: epoch, Server: "127.0.0.1:49", UserTimeout: time.Minute,
+		SessionID: sid, Epoch: epoch, Server: "127.0.0.1:49", UserTimeout: userTimeout,
 		Metrics: metrics.Nop().Server("127.0.0.1:49"), Log: zerolog.Nop()})
 	spawned := make(chan *actor.PID, 1)
 	parent := sys.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
@@ -78,7 +85,7 @@ func next[T any](t *testing.T, in *actorkit.Inbox) T {
 
 func papRequest() *messages.Request {
 	return &messages.Request{ID: 1, Authen: &messages.AuthenRequest{Action: tacplus.ActionLogin, Type: tacplus.AuthenTypePAP,
-		Service: tacplus.ServiceLogin, User: "alice", Password: "pw"}}
+		Service: tacplus.ServiceLogin, User: "alice", Password: []byte("pw")}}
 }
 
 // TestPass: the START goes to the parent with the connection epoch, the reply completes the session, the
@@ -199,4 +206,54 @@ func TestEndReports(t *testing.T) {
 			t.Fatalf("ended %+v: a caller's deadline is not the server's timeout", e)
 		}
 	})
+	t.Run("user timeout", func(t *testing.T) {
+		// The server prompted; the user never answered. The session aborts (CONTINUE with ABORT) and the
+		// timeout is the caller's side: CallerDeadline, so the server is not dead-timed for a slow user.
+		req := &messages.Request{ID: 1, Authen: &messages.AuthenRequest{Action: tacplus.ActionLogin, Type: tacplus.AuthenTypeASCII,
+			Service: tacplus.ServiceLogin, User: "alice"}}
+		h := startUser(t, req, time.Minute, 20*time.Millisecond)
+		out := next[*messages.Outbound](t, h.toParent)
+		r := out.Header
+		r.SeqNo = 2
+		h.sys.Root.Send(h.session, &messages.Inbound{Header: r, Body: &tacplus.AuthenReply{Status: tacplus.AuthenStatusGetPass, ServerMsg: "Password: "}})
+		next[*messages.Prompt](t, h.replies)
+		if ab := next[*messages.Outbound](t, h.toParent); ab.Header.SeqNo != 3 {
+			t.Fatalf("outbound %+v, want the CONTINUE with ABORT", ab.Header)
+		}
+		if o := next[*messages.Outcome](t, h.replies); !errors.Is(o.Err, tacplus.ErrTimeout) || !o.CallerDeadline {
+			t.Fatalf("outcome %v caller_deadline=%v, want a timeout of the caller's side", o.Err, o.CallerDeadline)
+		}
+		if e := next[*messages.SessionEnded](t, h.toParent); e.TimedOut {
+			t.Fatalf("ended %+v: the user's timeout is not the server's", e)
+		}
+	})
+}
+
+// TestUserInputWiped: the session owns the UserInput it gets: once the CONTINUE carrying the answer is
+// built (it holds its own copy, and it goes out intact), the answer's buffer is zeroed.
+func TestUserInputWiped(t *testing.T) {
+	req := &messages.Request{ID: 1, Authen: &messages.AuthenRequest{Action: tacplus.ActionLogin, Type: tacplus.AuthenTypeASCII,
+		Service: tacplus.ServiceLogin, User: "alice"}}
+	h := start(t, req, time.Minute)
+	out := next[*messages.Outbound](t, h.toParent)
+	r := out.Header
+	r.SeqNo = 2
+	h.sys.Root.Send(h.session, &messages.Inbound{Header: r, Body: &tacplus.AuthenReply{Status: tacplus.AuthenStatusGetPass, Flags: tacplus.FlagNoEcho}})
+	next[*messages.Prompt](t, h.replies)
+	answer := []byte("hunter2-secret")
+	h.sys.Root.Send(h.session, &messages.UserInput{Text: answer})
+	cont := next[*messages.Outbound](t, h.toParent)
+	if c, ok := cont.Body.(*tacplus.AuthenContinue); !ok || c.UserMsg != "hunter2-secret" {
+		t.Fatalf("CONTINUE %+v, want the answer in user_msg", cont.Body)
+	}
+	// The Outbound is sent during Step and the wipe follows in the same Receive: the Outcome of the next
+	// message the session handles (the server's PASS) comes after it.
+	r.SeqNo = 4
+	h.sys.Root.Send(h.session, &messages.Inbound{Header: r, Body: &tacplus.AuthenReply{Status: tacplus.AuthenStatusPass}})
+	if o := next[*messages.Outcome](t, h.replies); o.Err != nil {
+		t.Fatalf("outcome %v", o.Err)
+	}
+	if !bytes.Equal(answer, make([]byte, len(answer))) {
+		t.Fatalf("the answer's buffer still holds %q after the CONTINUE was built", answer)
+	}
 }

@@ -37,6 +37,11 @@ const (
 	DefaultMaxConnectionAge = serverfsm.DefaultMaxAge
 )
 
+// ErrDraining is the cause of the answer (class ErrAborted, errors.Is(err, ErrDraining)) to a request
+// that reached a supervisor after its drain began (a reload or Close): nothing of it was sent, so a caller
+// that replaced the runtime may send it again to the new one. agent.ErrDraining is the same value.
+var ErrDraining = errors.New("the request reached a draining runtime and was not sent")
+
 // probeBit marks the request IDs of background probes; the API numbers its requests from 1 up.
 const probeBit = uint64(1) << 63
 
@@ -292,7 +297,9 @@ func (a *Actor) Receive(ctx actor.Context) {
 			}
 		}
 	case *messages.Desync:
+		// A protocol error of the server: hold-down and dead-time (serverfsm).
 		if s := a.servers[m.Server]; s != nil {
+			s.lastErr = "connection desynchronised: " + m.Reason
 			a.step(ctx, s, serverfsm.Desynced{At: a.now(), Reason: m.Reason})
 		}
 	case *probeDue:
@@ -384,7 +391,7 @@ func connNegotiation(n serverfsm.Negotiation) connection.Negotiation {
 func (a *Actor) request(ctx actor.Context, m *messages.Request) {
 	caller := ctx.Sender()
 	if a.draining != nil {
-		ctx.Send(caller, a.failOutcome(m, &tacplus.Error{Class: tacplus.ErrAborted, Msg: "agent is shutting down"}))
+		ctx.Send(caller, a.failOutcome(m, &tacplus.Error{Class: tacplus.ErrAborted, Msg: "agent is shutting down", Err: ErrDraining}))
 		return
 	}
 	group := m.Group
@@ -594,22 +601,24 @@ func (a *Actor) outcome(ctx actor.Context, o *messages.Outcome) {
 	a.dispatch(ctx, p)
 }
 
-// classify applies the retry rules to a failed outcome.
+// classify applies the retry rules to a failed outcome; markDead is serverfsm.Blame: only the server's own
+// failures (no connect, its reply timeout, a wrong key, a protocol error in what it sent) dead-time it.
 func (a *Actor) classify(o *messages.Outcome) (retry, markDead bool) {
+	markDead = serverfsm.Blame(o.Err, o.CallerDeadline)
 	switch {
 	case errors.Is(o.Err, tacplus.ErrAuthenticationFailed), errors.Is(o.Err, tacplus.ErrDenied),
 		errors.Is(o.Err, tacplus.ErrAborted), errors.Is(o.Err, tacplus.ErrConfig):
-		return false, false
+		return false, markDead
 	case errors.Is(o.Err, tacplus.ErrUnreachable), errors.Is(o.Err, tacplus.ErrTimeout):
-		return o.Retryable || errors.Is(o.Err, tacplus.ErrUnreachable), true
+		return !o.CallerDeadline && (o.Retryable || errors.Is(o.Err, tacplus.ErrUnreachable)), markDead
 	case errors.Is(o.Err, tacplus.ErrBadSecret):
-		return true, true
+		return true, markDead
 	case errors.Is(o.Err, tacplus.ErrConnectionLost):
-		return o.Retryable, false
+		return o.Retryable, markDead
 	case errors.Is(o.Err, tacplus.ErrServerError):
-		return true, false
+		return true, markDead
 	}
-	return false, false // protocol errors: the server misbehaved mid-session; the caller decides
+	return false, markDead // protocol errors: the server misbehaved mid-session; the caller decides
 }
 
 // markDead reports a failure of the server itself to its machine.

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tacagent/tacagent/actors/connection"
+	"github.com/tacagent/tacagent/fsm"
 	"github.com/tacagent/tacagent/messages"
 	"github.com/tacagent/tacagent/serverfsm"
 	"github.com/tacagent/tacagent/tacplus"
@@ -32,10 +33,15 @@ func TestBackoff(t *testing.T) {
 }
 
 // TestClassify: the retry rules (the method-list rule of network gear): FAIL stops; no response, ERROR,
-// unreachable and a bad key move on; a lost connection moves on only when no reply was seen.
+// unreachable and a bad key move on; a lost connection moves on only when no reply was seen. Dead-time
+// (issue 12 point 4): the server's own failures only, a protocol error in what it sent included; never
+// the caller's deadline.
 func TestClassify(t *testing.T) {
 	a := New(Config{})
 	te := func(class error) error { return &tacplus.Error{Class: class} }
+	badPacket := &tacplus.Error{Class: tacplus.ErrProtocol, Err: &tacplus.DecodeError{Reason: tacplus.ReasonSeq}}
+	tooMany := &tacplus.Error{Class: tacplus.ErrProtocol, Err: fsm.ErrTooManyPrompts}
+	lostDesync := &tacplus.Error{Class: tacplus.ErrConnectionLost, Err: badPacket}
 	for _, tc := range []struct {
 		name            string
 		err             error
@@ -53,12 +59,19 @@ func TestClassify(t *testing.T) {
 		{"bad secret", te(tacplus.ErrBadSecret), false, true, true},
 		{"connection lost before any reply", te(tacplus.ErrConnectionLost), true, true, false},
 		{"connection lost after a reply", te(tacplus.ErrConnectionLost), false, false, false},
-		{"protocol error", te(tacplus.ErrProtocol), true, false, false},
+		{"protocol error of ours", te(tacplus.ErrProtocol), true, false, false},
+		{"protocol error: the server's bad packet", badPacket, false, false, true},
+		{"protocol error: too many prompts", tooMany, false, false, true},
+		{"connection lost to a desync", lostDesync, true, true, true},
 		{"unclassified", errors.New("strange"), true, false, false},
 	} {
 		retry, dead := a.classify(&messages.Outcome{Err: tc.err, Retryable: tc.retryable})
 		if retry != tc.retry || dead != tc.markDead {
 			t.Errorf("%s: retry=%v markDead=%v, want %v %v", tc.name, retry, dead, tc.retry, tc.markDead)
+		}
+		// The caller's deadline (or its user's answer) never dead-times the server, nor is it retried.
+		if retry, dead := a.classify(&messages.Outcome{Err: tc.err, Retryable: tc.retryable, CallerDeadline: true}); dead || (retry && errors.Is(tc.err, tacplus.ErrTimeout)) {
+			t.Errorf("%s with CallerDeadline: retry=%v markDead=%v", tc.name, retry, dead)
 		}
 	}
 }

@@ -31,21 +31,21 @@ func TestAgentInterop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	if _, err := a.Authenticate(ctx, agent.AuthenRequest{User: "alice", Type: tacplus.AuthenTypePAP, Password: "alice-pw"}, nil); err != nil {
+	if _, err := a.Authenticate(ctx, agent.AuthenRequest{User: "alice", Type: tacplus.AuthenTypePAP, Password: []byte("alice-pw")}, nil); err != nil {
 		t.Fatalf("PAP with the right password: %v", err)
 	}
-	_, err = a.Authenticate(ctx, agent.AuthenRequest{User: "alice", Type: tacplus.AuthenTypePAP, Password: "wrong"}, nil)
+	_, err = a.Authenticate(ctx, agent.AuthenRequest{User: "alice", Type: tacplus.AuthenTypePAP, Password: []byte("wrong")}, nil)
 	if !errors.Is(err, tacplus.ErrAuthenticationFailed) {
 		t.Fatalf("PAP with a wrong password: got %v, want ErrAuthenticationFailed", err)
 	}
 
 	var prompts []agent.Prompt
-	_, err = a.Authenticate(ctx, agent.AuthenRequest{}, func(_ context.Context, p agent.Prompt) (string, error) {
+	_, err = a.Authenticate(ctx, agent.AuthenRequest{}, func(_ context.Context, p agent.Prompt) ([]byte, error) {
 		prompts = append(prompts, p)
 		if p.Status == tacplus.AuthenStatusGetUser {
-			return "alice", nil
+			return []byte("alice"), nil
 		}
-		return "alice-pw", nil
+		return []byte("alice-pw"), nil
 	})
 	if err != nil {
 		t.Fatalf("ASCII login: %v", err)

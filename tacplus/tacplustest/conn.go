@@ -37,10 +37,9 @@ type conn struct {
 	once sync.Once
 
 	// Owned by the reader goroutine.
-	sessions  map[uint32]*session
-	seen      bool               // the first packet was read
-	multi     bool               // the connection carries more than one session
-	firstFlag tacplus.HeaderFlag // flags for the reply to the first packet (section 4.3)
+	sessions map[uint32]*session
+	seen     bool // the first packet was read
+	multi    bool // the connection carries more than one session
 
 	pending atomic.Int32 // delayed replies not yet written; the connection is not idle while > 0
 	active  atomic.Int64 // unix nanoseconds of the last read or write
@@ -48,6 +47,10 @@ type conn struct {
 	wmu        sync.Mutex // guards wbuf, closeAfter and the socket's Write
 	wbuf       []byte     // replies waiting to be written together
 	closeAfter bool       // close once wbuf is written: the connection's only session is over
+	// firstFlag goes on the first reply WRITTEN on the connection (section 4.3: the client reads the flag
+	// of the first reply it receives), whichever session it answers: with per-user delays a later
+	// session's reply can overtake the reply to the connection's first packet.
+	firstFlag tacplus.HeaderFlag
 }
 
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
@@ -223,7 +226,9 @@ func (c *conn) negotiate(h tacplus.Header) {
 	switch {
 	case asked && c.s.cfg.single:
 		c.multi = true
+		c.wmu.Lock()
 		c.firstFlag = tacplus.FlagSingleConnect
+		c.wmu.Unlock()
 		c.s.st.scAgreed.Add(1)
 	case asked:
 		c.s.st.scRefused.Add(1) // reply without the flag, close after the session
@@ -282,10 +287,9 @@ func (c *conn) answer(s *session, req tacplus.Header, body tacplus.Body, final b
 		p.f = fClose
 	}
 	r := reply{
-		h:    tacplus.Header{Version: s.version, SeqNo: req.SeqNo + 1, Flags: c.firstFlag, SessionID: s.id},
+		h:    tacplus.Header{Version: s.version, SeqNo: req.SeqNo + 1, SessionID: s.id},
 		body: body, p: p,
 	}
-	c.firstFlag = 0
 	if p.f&fCross != 0 {
 		// Chosen here, on the reader goroutine that owns c.sessions (emit may run on a timer goroutine).
 		r.crossID = s.id ^ wrongSessionMask
@@ -360,6 +364,8 @@ func (c *conn) emit(r reply) {
 		codec = c.s.wrongCodec
 	}
 	h := r.h
+	h.Flags |= c.firstFlag
+	c.firstFlag = 0
 	if r.p.f&fWrongSeq != 0 {
 		if h.SeqNo <= 0xff-2 {
 			h.SeqNo += 2

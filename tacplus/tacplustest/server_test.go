@@ -219,7 +219,9 @@ func TestSingleConnect(t *testing.T) {
 }
 
 // TestOutOfOrder interleaves two sessions on one connection: the slow user's START goes first, the fast
-// user's reply comes back first.
+// user's reply comes back first. The single-connect flag goes on the first reply written, whichever session
+// it answers (RFC 8907 section 4.3: the client takes the flag of the first reply it receives), and on no
+// other.
 func TestOutOfOrder(t *testing.T) {
 	us := users()
 	us["slow"] = User{Password: "s", Delay: 600 * time.Millisecond}
@@ -237,13 +239,13 @@ func TestOutOfOrder(t *testing.T) {
 	h.Version = ver(tacplus.AuthenTypePAP)
 	c.send(h, papStart("inline", "i"))
 	var order []uint32
-	for range 3 {
+	for i := range 3 {
 		rh, b := c.mustRecv()
 		if r := b.(*tacplus.AuthenReply); r.Status != tacplus.AuthenStatusPass {
 			t.Fatalf("session 0x%x: %v", rh.SessionID, r.Status)
 		}
-		if rh.SessionID == 0xa && rh.Flags&tacplus.FlagSingleConnect == 0 {
-			t.Error("the reply to the first packet lacks the single-connect flag, even though it came last")
+		if flagged := rh.Flags&tacplus.FlagSingleConnect != 0; flagged != (i == 0) {
+			t.Errorf("reply %d (session 0x%x): single-connect flag %v, want it on the first reply received only", i, rh.SessionID, flagged)
 		}
 		order = append(order, rh.SessionID)
 	}

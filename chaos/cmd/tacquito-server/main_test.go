@@ -81,7 +81,7 @@ func TestServesAndLogsBeforeReplying(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	if _, err := a.Authenticate(ctx, agent.AuthenRequest{User: "alice", Type: tacplus.AuthenTypePAP, Password: "alice-pw"}, nil); err != nil {
+	if _, err := a.Authenticate(ctx, agent.AuthenRequest{User: "alice", Type: tacplus.AuthenTypePAP, Password: []byte("alice-pw")}, nil); err != nil {
 		t.Errorf("PAP: %v", err)
 	}
 	if _, err := a.Authorize(ctx, agent.AuthorRequest{User: "alice", Method: tacplus.MethodTACACSPlus, Service: tacplus.ServiceLogin,
