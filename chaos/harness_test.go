@@ -294,10 +294,10 @@ func TestBlackholeVerdict(t *testing.T) {
 		{"one login waited", fast, with(fast, Brief{Kind: opPAP, Class: ClassOK, Server: "secondary", Latency: serverTimeout + 5*time.Millisecond}), 1},
 		{"one hung", fast, with(fast, Brief{Kind: opPAP, Class: ClassHung, Latency: reqDeadline + hungGrace}), 1},
 		{"answered by the dead server", fast, with(fast, Brief{Kind: opPAP, Class: ClassOK, Server: "primary", Latency: time.Millisecond}), 1},
-		// 5 % at 700 ms: p99 above the floor and above twice the p99 before.
-		{"p99 above both bounds", fast, with(fast, logins(10, 700*time.Millisecond, "secondary")...), 1},
-		// The same, with a slow "before" (twice 400 ms): within the ratio.
-		{"p99 within twice before", with(fast, logins(10, 400*time.Millisecond, "primary")...), with(fast, logins(10, 700*time.Millisecond, "secondary")...), 0},
+		// 5 % at 900 ms: p99 above the floor and above twice the p99 before.
+		{"p99 above both bounds", fast, with(fast, logins(10, 900*time.Millisecond, "secondary")...), 1},
+		// The same, with a slow "before" (500 ms, twice that is 1 s): within the ratio.
+		{"p99 within twice before", with(fast, logins(10, 500*time.Millisecond, "primary")...), with(fast, logins(10, 900*time.Millisecond, "secondary")...), 0},
 		{"too few", logins(10, time.Millisecond, "primary"), fast, 1},
 	}
 	for _, c := range cases {

@@ -18,7 +18,7 @@ import (
 
 // Flags. -chaos.duration is the load phase of each scenario, and the whole of TestSoak.
 var (
-	flagDuration = flag.Duration("chaos.duration", 5*time.Second, "load phase of each scenario; the whole soak for TestSoak")
+	flagDuration = flag.Duration("chaos.duration", 4*time.Second, "load phase of each scenario; the whole soak for TestSoak")
 	flagWorkers  = flag.Int("chaos.workers", 6, "concurrent callers per front end (Go API, local API)")
 	flagSummary  = flag.String("chaos.summary", "", "also write the summary table to this file")
 	flagKeep     = flag.Bool("chaos.keep", false, "keep each scenario's directory (logs, configs, accounting logs)")
