@@ -196,19 +196,36 @@ func (r *rig) checkMetrics(front string, scrape func() (Samples, error), since C
 	}
 	// Each answer a caller saw came from exactly one session (retries run more sessions, which end with
 	// errors): successes and server denials match one to one.
+	// A local API caller that cancels is seen by the daemon only when its connection closes, so a session
+	// already on the wire then still ends with the server's answer, which nobody reads (TestCallersGiveUp):
+	// through the local API, each given-up request may add one such answer. The Go API agent aborts the
+	// session of a caller that gave up, so there the counts stay exact.
+	gaveUp := func(kinds ...string) float64 {
+		if front != "localapi" {
+			return 0
+		}
+		g := 0.0
+		for _, k := range kinds {
+			g += n(k, ClassGaveUp)
+		}
+		return g
+	}
+	logins := []string{opPAP, opPAPBad, opASCII}
+	authors := []string{opAuthor, opAuthorDeny}
 	for _, m := range []struct {
 		what   string
 		metric float64
 		seen   float64
+		unread float64 // answers to given-up callers that may have been counted
 	}{
-		{"authentication successes", finished("authen", "ok"), n(opPAP, ClassOK) + n(opASCII, ClassOK) + n(opRecovery, ClassOK) + n(opPAPBad, ClassWrong)},
-		{"authentication FAILs", finished("authen", "authentication_failed"), n(opPAPBad, ClassOK) + n(opPAP, ClassWrong) + n(opASCII, ClassWrong) + n(opRecovery, ClassWrong)},
-		{"authorization permits", finished("author", "ok"), n(opAuthor, ClassOK) + n(opAuthorDeny, ClassWrong)},
-		{"authorization denials", finished("author", "denied"), n(opAuthorDeny, ClassOK) + n(opAuthor, ClassWrong)},
-		{"accounting acknowledgements", finished("acct", "ok"), n(opAcct, ClassOK)},
+		{"authentication successes", finished("authen", "ok"), n(opPAP, ClassOK) + n(opASCII, ClassOK) + n(opRecovery, ClassOK) + n(opPAPBad, ClassWrong), gaveUp(logins...)},
+		{"authentication FAILs", finished("authen", "authentication_failed"), n(opPAPBad, ClassOK) + n(opPAP, ClassWrong) + n(opASCII, ClassWrong) + n(opRecovery, ClassWrong), gaveUp(logins...)},
+		{"authorization permits", finished("author", "ok"), n(opAuthor, ClassOK) + n(opAuthorDeny, ClassWrong), gaveUp(authors...)},
+		{"authorization denials", finished("author", "denied"), n(opAuthorDeny, ClassOK) + n(opAuthor, ClassWrong), gaveUp(authors...)},
+		{"accounting acknowledgements", finished("acct", "ok"), n(opAcct, ClassOK), gaveUp(opAcct)},
 	} {
-		if m.metric != m.seen {
-			t.Errorf("%s: metrics count %v %s, the callers saw %v", front, m.metric, m.what, m.seen)
+		if m.metric < m.seen || m.metric > m.seen+m.unread {
+			t.Errorf("%s: metrics count %v %s, the callers saw %v (and %v gave up)", front, m.metric, m.what, m.seen, m.unread)
 		}
 	}
 	// ConnectionLost: every broadcast ended a session with connection_lost, and every connection_lost a
@@ -232,8 +249,9 @@ func (r *rig) checkMetrics(front string, scrape func() (Samples, error), since C
 				// Requests that found no daemon never reached one.
 				want += float64(c.Total(Key{Frontend: front, Kind: k}) - c.Total(Key{Frontend: front, Kind: k, Class: "no_agent"}))
 			}
-			if got := s.Sum("tacagent_api_requests_total", map[string]string{"endpoint": ep}); got != want {
-				t.Errorf("localapi: tacagent_api_requests_total{endpoint=%q} = %v, the callers made %v", ep, got, want)
+			// A caller that gave up may have left before its request was read and counted.
+			if got, g := s.Sum("tacagent_api_requests_total", map[string]string{"endpoint": ep}), gaveUp(kinds...); got > want || got < want-g {
+				t.Errorf("localapi: tacagent_api_requests_total{endpoint=%q} = %v, the callers made %v (%v of them gave up)", ep, got, want, g)
 			}
 		}
 	}

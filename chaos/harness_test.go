@@ -268,3 +268,42 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestBlackholeVerdict checks the judge of TestBlackholedServer on made-up logins: it must fail a single
+// login that waited on the dead server, a p99 above both bounds and too few samples, and pass noise under
+// the floor.
+func TestBlackholeVerdict(t *testing.T) {
+	logins := func(n int, lat time.Duration, server string) []Brief {
+		out := make([]Brief, n)
+		for i := range out {
+			out[i] = Brief{Frontend: "goapi", Kind: opPAP, Class: ClassOK, Server: server, Latency: lat}
+		}
+		return out
+	}
+	with := func(ops []Brief, extra ...Brief) []Brief { return append(append([]Brief(nil), ops...), extra...) }
+	fast := logins(200, 20*time.Millisecond, "secondary")
+	cases := []struct {
+		name           string
+		before, during []Brief
+		wantErrs       int
+	}{
+		{"all fast", fast, fast, 0},
+		// 3 % of the logins at 400 ms: p99 400 ms, 20× the p99 before, but under the floor: noise.
+		{"noise under the floor", fast, with(fast, logins(6, 400*time.Millisecond, "secondary")...), 0},
+		// One login in 200 that waited the dead server's timeout and failed over: the p99 does not see it.
+		{"one login waited", fast, with(fast, Brief{Kind: opPAP, Class: ClassOK, Server: "secondary", Latency: serverTimeout + 5*time.Millisecond}), 1},
+		{"one hung", fast, with(fast, Brief{Kind: opPAP, Class: ClassHung, Latency: reqDeadline + hungGrace}), 1},
+		{"answered by the dead server", fast, with(fast, Brief{Kind: opPAP, Class: ClassOK, Server: "primary", Latency: time.Millisecond}), 1},
+		// 5 % at 900 ms: p99 above the floor and above twice the p99 before.
+		{"p99 above both bounds", fast, with(fast, logins(10, 900*time.Millisecond, "secondary")...), 1},
+		// The same, with a slow "before" (500 ms, twice that is 1 s): within the ratio.
+		{"p99 within twice before", with(fast, logins(10, 500*time.Millisecond, "primary")...), with(fast, logins(10, 900*time.Millisecond, "secondary")...), 0},
+		{"too few", logins(10, time.Millisecond, "primary"), fast, 1},
+	}
+	for _, c := range cases {
+		v := blackholeVerdict(c.before, c.during, "primary")
+		if len(v.errs) != c.wantErrs {
+			t.Errorf("%s: %d errors %q, want %d (p99 before %s, during %s)", c.name, len(v.errs), v.errs, c.wantErrs, v.before, v.during)
+		}
+	}
+}

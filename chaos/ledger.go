@@ -88,6 +88,7 @@ type opSample struct {
 	frontend string
 	kind     string
 	class    string
+	server   string
 	ok       bool
 	hung     bool
 }
@@ -123,7 +124,7 @@ func (l *Ledger) Record(op Op) {
 	defer l.mu.Unlock()
 	l.counts[Key{op.Frontend, op.Kind, op.Class}]++
 	l.ops = append(l.ops, opSample{start: op.Start, lat: op.Latency, frontend: op.Frontend, kind: op.Kind,
-		class: op.Class, ok: op.Class == ClassOK, hung: op.Class == ClassHung})
+		class: op.Class, server: op.Server, ok: op.Class == ClassOK, hung: op.Class == ClassHung})
 	if op.Server != "" {
 		l.served[op.Frontend+"/"+op.Server]++
 	}
@@ -335,6 +336,7 @@ func (l *Ledger) GaveUp() map[string]time.Time {
 // Brief is what OpsBetween returns of a request.
 type Brief struct {
 	Frontend, Kind, Class string
+	Server                string // the server that answered, "" when none did (or a FAIL through the local API)
 	Start                 time.Time
 	Latency               time.Duration
 }
@@ -350,7 +352,7 @@ func (l *Ledger) OpsBetween(from, to time.Time, kinds ...string) []Brief {
 			(len(kinds) > 0 && !slices.Contains(kinds, s.kind)) {
 			continue
 		}
-		out = append(out, Brief{Frontend: s.frontend, Kind: s.kind, Class: s.class, Start: s.start, Latency: s.lat})
+		out = append(out, Brief{Frontend: s.frontend, Kind: s.kind, Class: s.class, Server: s.server, Start: s.start, Latency: s.lat})
 	}
 	return out
 }

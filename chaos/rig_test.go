@@ -826,7 +826,9 @@ func (r *rig) do(f frontend, kind string) Op {
 	ctx, cancel := context.WithTimeout(context.Background(), reqDeadline)
 	defer cancel()
 	gaveUp := func() time.Time { return time.Time{} }
+	isImpatient := false
 	if r.opts.giveUp > 0 && kind != opRecovery && rand.Float64() < r.opts.giveUp {
+		isImpatient = true
 		var stop func()
 		ctx, stop, gaveUp = impatient(ctx)
 		defer stop()
@@ -836,12 +838,13 @@ func (r *rig) do(f frontend, kind string) Op {
 		server string
 		err    error
 		gaveUp time.Time
+		end    time.Time
 	}
 	done := make(chan result, 1)
 	start := time.Now()
 	go func() {
 		s, err := f.call(ctx, kind, taskID, int(n))
-		done <- result{s, err, gaveUp()}
+		done <- result{s, err, gaveUp(), time.Now()}
 	}()
 	timer := time.NewTimer(reqDeadline + hungGrace)
 	defer timer.Stop()
@@ -855,7 +858,13 @@ func (r *rig) do(f frontend, kind string) Op {
 		}
 		op.Class = classify(kind, f.classOf(res.err))
 		op.GaveUp = res.gaveUp
-		if !res.gaveUp.IsZero() && res.err != nil && (op.Class == "timeout" || op.Class == "aborted") {
+		if isImpatient && res.gaveUp.IsZero() && res.err != nil && op.Class == "timeout" {
+			// The local API client refuses a request whose deadline is about to pass ("not sent: its
+			// deadline has passed") before the deadline itself: an impatient caller's deadline (≤ 25 ms,
+			// no server timeout is that short), so it gave up when the call returned.
+			op.GaveUp = res.end
+		}
+		if !op.GaveUp.IsZero() && res.err != nil && (op.Class == "timeout" || op.Class == "aborted") {
 			op.Class = ClassGaveUp // the caller's own deadline or cancellation, as it asked
 		}
 		if res.err != nil {
@@ -877,7 +886,8 @@ func impatient(ctx context.Context) (c context.Context, stop func(), when func()
 		c, cancel := context.WithTimeout(ctx, after)
 		deadline, _ := c.Deadline()
 		return c, cancel, func() time.Time {
-			if errors.Is(c.Err(), context.DeadlineExceeded) {
+			// The callee may see the deadline pass by the clock before the context's timer has set Err.
+			if errors.Is(c.Err(), context.DeadlineExceeded) || !time.Now().Before(deadline) {
 				return deadline
 			}
 			return time.Time{}

@@ -64,7 +64,7 @@ func (s *server) arrivals() ([]acctArrival, error) {
 // write after the give-up): each accounting record's receive time in the servers' logs is compared with
 // its caller's give-up time.
 func TestCallersGiveUp(t *testing.T) {
-	const share = 0.3
+	const share = 0.35 // about 27-33 % of all requests once recovery and the clean phase are counted
 	r := newRig(t, rigOptions{direct: true, giveUp: share})
 	r.allowLostConversations()
 	r.allow([]string{ClassGaveUp})

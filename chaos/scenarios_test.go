@@ -4,12 +4,18 @@ package chaos
 // injects its fault on a schedule, and ends with finish: recovery, a clean phase, and every invariant.
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // killDowntime is how long a SIGKILLed server stays down before it is started again.
@@ -95,7 +101,9 @@ func TestPrimaryKilledRepeatedly(t *testing.T) {
 			}
 			from := time.Now()
 			r.primary.kill()
-			phase(ctx, killDowntime)
+			// The whole downtime even when the load ends meanwhile: a kill cut short could end before the
+			// restarted connection's first connect fails, and so not dead-time the primary.
+			phase(context.Background(), killDowntime)
 			if err := r.primary.start(serverMode{}); err != nil {
 				t.Error(err)
 				return
@@ -114,24 +122,45 @@ func TestPrimaryKilledRepeatedly(t *testing.T) {
 			t.Errorf("only %d kills in %s: the scenario did not run", kills, *flagDuration)
 		}
 		for _, f := range frontNames {
-			// One reconnection per kill: the agent neither gave up on the primary nor reconnected twice.
+			// Each kill costs each agent one reconnection of its connection to the primary, plus the
+			// connection of the one background probe that revives it (issue 12 point 5: a dead server comes
+			// back only through a real TACACS+ answer, on a connection of the probe's own). The primary is
+			// dead-timed once per kill (the restarted connection's refused connect; "server marked dead" is
+			// logged once per death) and never otherwise. Since issue 12 point 2 a request that waits more
+			// than 50 ms behind the reconnected connection's single-connect negotiation takes a connection
+			// of its own: on a loaded machine a few per kill, at most one per other caller of the front end.
+			// So: first + kills (reconnections) + deaths (probes) ≤ opens ≤ that + kills × (callers - 1).
+			// A second reconnection per kill beyond that, a spurious death, a probe per login or a
+			// reconnection storm break it; a missing probe or reconnection too.
 			var opens float64
+			var deaths int
 			if err := poll(waitLimit, func() (bool, string) {
+				var err error
+				if deaths, err = r.deadMarkings(f, r.primary); err != nil {
+					return false, err.Error()
+				}
 				opens = r.perServer(f, "tacagent_connection_opens_total", r.primary)
-				return opens >= float64(kills+1), fmt.Sprintf("%v opens", opens)
+				dead := r.perServer(f, "tacagent_server_dead", r.primary)
+				return dead == 0 && opens >= float64(1+kills+deaths), fmt.Sprintf("%v opens, %d deaths, server_dead %v", opens, deaths, dead)
 			}); err != nil {
-				t.Errorf("%s: the primary was not reconnected after the last kill: %v", f, err)
+				t.Errorf("%s: the primary was not reconnected and revived after the last kill: %v", f, err)
 			}
-			if opens != float64(kills+1) {
-				t.Errorf("%s: %v connections opened to the primary for %d kills, want %d (one per kill, plus the first)",
-					f, opens, kills, kills+1)
+			if deaths != kills {
+				t.Errorf("%s: the primary was marked dead %d times for %d kills, want one death per kill", f, deaths, kills)
+			}
+			least := float64(1 + kills + deaths)
+			most := least + float64(kills*(*flagWorkers-1))
+			if opens < least || opens > most {
+				t.Errorf("%s: %v connections opened to the primary for %d kills and %d deaths, want %v to %v (the first, one reconnection per kill, one probe per death, and up to %d requests per kill that skipped the negotiation)",
+					f, opens, kills, deaths, least, most, *flagWorkers-1)
 			}
 			restarts := r.perServer(f, "tacagent_connection_restarts_total", r.primary)
 			if midSession[f] == 0 || restarts < float64(midSession[f]) {
 				t.Errorf("%s: %d of %d kills caught sessions in flight, %v connection restarts: want at least one restart per such kill",
 					f, midSession[f], kills, restarts)
 			}
-			t.Logf("%s: %d kills, %d with sessions in flight; %v opens, %v restarts", f, kills, midSession[f], opens, restarts)
+			t.Logf("%s: %d kills, %d with sessions in flight; %d deaths; %v opens (%v beyond reconnections and probes), %v restarts",
+				f, kills, midSession[f], deaths, opens, opens-least, restarts)
 		}
 		// Dead-time: logins during an outage go to the secondary without waiting for the dead primary.
 		var during []time.Duration
@@ -148,6 +177,30 @@ func TestPrimaryKilledRepeatedly(t *testing.T) {
 	}})
 }
 
+// deadMarkings counts the "server marked dead" lines a front end's agent logged for s: its serverfsm
+// logs one per death (alive to dead), none while it stays dead or probes.
+func (r *rig) deadMarkings(front string, s *server) (int, error) {
+	if agentLogLevel() > zerolog.WarnLevel {
+		return 0, fmt.Errorf("-chaos.loglevel %s hides the warn lines counted here", agentLogLevel())
+	}
+	path := r.daemon.logPath
+	if front == "goapi" {
+		path = filepath.Join(r.dir, "goapi.log")
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, line := range bytes.Split(raw, []byte("\n")) {
+		var e struct{ Message, Server string }
+		if json.Unmarshal(line, &e) == nil && e.Message == "server marked dead" && e.Server == s.addr() {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // TestBothServersDown kills both servers under load, keeps them down, and starts them again. While both
 // are down every request must fail fast with a typed error (never hang, never wait for a timeout), every
 // accounting record must be reported failed to its caller, and the agents must recover by themselves.
@@ -161,7 +214,8 @@ func TestBothServersDown(t *testing.T) {
 		down = time.Now()
 		r.primary.kill()
 		r.secondary.kill()
-		phase(ctx, d/3)
+		// Long enough for a window after the dead-time in which every request must fail fast.
+		phase(ctx, max(d/3, deadTime+time.Second))
 		for _, s := range []*server{r.primary, r.secondary} {
 			if err := s.start(serverMode{}); err != nil {
 				t.Error(err)
@@ -193,7 +247,9 @@ func TestBothServersDown(t *testing.T) {
 // TestBlackholedServer makes the primary accept and never answer (Toxiproxy's timeout toxic downstream).
 // Requests waiting for it time out after the server timeout and move to the secondary, which is safe since
 // no reply was seen; an ASCII login whose conversation the blackhole cut ends with a timeout. No request
-// may wait for much more than one timeout.
+// may wait for much more than one timeout. Once both agents have marked the primary dead (issue 12: "after
+// first detection"), no login may wait on it while the secondary is alive (its probes get no answer, so
+// it is never revived), and logins keep their latency (blackholeVerdict).
 func TestBlackholedServer(t *testing.T) {
 	r := newRig(t, rigOptions{})
 	// An ASCII login whose conversation the blackhole cut times out; it already showed a prompt, so it is
@@ -201,24 +257,38 @@ func TestBlackholedServer(t *testing.T) {
 	r.allowFront("goapi", []string{"timeout"}, opASCII)
 	r.allowFront("localapi", []string{"unreachable"}, opASCII)
 	d := *flagDuration
-	var start, from, to time.Time
+	var start, from, detected, to time.Time
 	r.load(d, func(ctx context.Context) {
 		start = time.Now()
-		phase(ctx, d/6)
+		phase(ctx, d/4) // the logins "before": enough of them for a p99
 		from = time.Now()
 		if err := r.primary.link.Add(Blackhole("downstream")); err != nil {
 			t.Error(err)
 			return
 		}
-		phase(ctx, 2*d/3)
+		// Detection: both agents have marked the primary dead (the first request sent into the blackhole
+		// timed out, one server timeout after it began). From then on every login must skip it.
+		if untilCtx(ctx, func() bool {
+			for _, f := range frontNames {
+				if r.perServer(f, "tacagent_server_dead", r.primary) != 1 {
+					return false
+				}
+			}
+			return true
+		}) {
+			detected = time.Now()
+		}
+		phase(ctx, d-d/12-time.Since(start))
 		r.primary.link.Clear()
 		to = time.Now()
 	})
 	r.finish(finishOptions{checks: func() {
 		w := r.ledger.Window(from, to, "")
+		// The requests caught by the blackhole are those in flight when it began (each worker waits for its
+		// own): they may all have started just before it, so they are counted by their end.
 		paid := 0
-		for _, l := range w.Latencies {
-			if l >= serverTimeout {
+		for _, op := range r.ledger.OpsBetween(start, to) {
+			if op.Latency >= serverTimeout && op.Start.Add(op.Latency).After(from) {
 				paid++
 			}
 		}
@@ -235,21 +305,11 @@ func TestBlackholedServer(t *testing.T) {
 				t.Errorf("%s: no session on the primary timed out", f)
 			}
 		}
-		// Issue 12 (b): once the agents have seen the blackhole (the first request sent into it timed out,
-		// one server timeout after it began), logins keep their p99: at most twice the p99 before it.
-		// Revivals of the primary after its dead-time must not send logins into the blackhole again.
-		logins := []string{opPAP, opPAPBad, opASCII}
-		detected := from.Add(serverTimeout + 50*time.Millisecond)
-		p99 := func(ops []Brief) time.Duration {
-			var l []time.Duration
-			for _, op := range ops {
-				if op.Class != ClassHung {
-					l = append(l, op.Latency)
-				}
-			}
-			sortDurations(l)
-			return Percentile(l, 0.99)
+		if detected.IsZero() {
+			t.Fatalf("the agents did not mark the blackholed primary dead within the load")
 		}
+		t.Logf("both agents marked the primary dead %s after the blackhole began", detected.Sub(from).Round(time.Millisecond))
+		logins := []string{opPAP, opPAPBad, opASCII}
 		// Before: the logins that started and ended before the blackhole (those in flight at its start
 		// waited for it, and belong to neither side).
 		var before []Brief
@@ -259,21 +319,74 @@ func TestBlackholedServer(t *testing.T) {
 			}
 		}
 		during := r.ledger.OpsBetween(detected, to, logins...)
-		pb, pd := p99(before), p99(during)
-		slow := 0
-		for _, op := range during {
-			if op.Latency >= serverTimeout {
-				slow++
-			}
-		}
-		t.Logf("login p99 before the blackhole %s (%d logins), during it after detection %s (%d logins, %d waited a timeout)",
-			pb, len(before), pd, len(during), slow)
-		if len(before) < 20 || len(during) < 20 {
-			t.Errorf("%d logins before the blackhole and %d during it: too few to compare", len(before), len(during))
-		} else if pd > 2*pb {
-			t.Errorf("login p99 during the blackhole (after detection) is %s, more than twice the %s before it", pd, pb)
+		v := blackholeVerdict(before, during, r.primary.name)
+		t.Logf("login p99 before the blackhole %s (%d logins), during it after detection %s (%d logins: %d waited a server timeout, %d ended on the primary)",
+			v.before, len(before), v.during, len(during), v.waited, v.onDead)
+		for _, e := range v.errs {
+			t.Error(e)
 		}
 	}})
+}
+
+// loginLatencyFloor is the login p99 that blackholeVerdict accepts during an outage whatever the p99
+// before it: three quarters of a server timeout. A login that waits on the dead server costs at least a
+// whole server timeout, so the floor cannot hide one (and blackholeVerdict counts them one by one); it
+// forgives the scheduling noise of a loaded 2-CPU machine, on which the p99 of some hundred logins (its
+// top one or two samples) moved between 200 and 490 ms from run to run with every login answered by the
+// live server (docs/chaos.md).
+const loginLatencyFloor = 3 * serverTimeout / 4
+
+type verdict struct {
+	before, during time.Duration // login p99s
+	waited, onDead int           // logins during the outage that waited a server timeout, that ended on the dead server
+	errs           []string
+}
+
+// blackholeVerdict judges the logins after the agents detected a dead server (issue 12: no login waits on
+// a dead server while another is alive; login p99 during the outage at most twice the p99 before it):
+//   - none may wait a server timeout (a login sent to the dead server waits exactly that) and none may end
+//     on it (Server names the server that answered, or the last one tried when the request failed);
+//   - their p99 is at most max(2 × the p99 before, loginLatencyFloor);
+//   - each side has at least 50 logins, or the p99s mean nothing.
+func blackholeVerdict(before, during []Brief, dead string) verdict {
+	p99 := func(ops []Brief) time.Duration {
+		var l []time.Duration
+		for _, op := range ops {
+			if op.Class != ClassHung {
+				l = append(l, op.Latency)
+			} else {
+				l = append(l, reqDeadline+hungGrace)
+			}
+		}
+		sortDurations(l)
+		return Percentile(l, 0.99)
+	}
+	v := verdict{before: p99(before), during: p99(during)}
+	for _, op := range during {
+		if op.Latency >= serverTimeout || op.Class == ClassHung {
+			v.waited++
+		}
+		if op.Server == dead {
+			v.onDead++
+		}
+	}
+	const minLogins = 50
+	if len(before) < minLogins || len(during) < minLogins {
+		v.errs = append(v.errs, fmt.Sprintf("%d logins before the outage and %d during it: too few to compare (want %d each)",
+			len(before), len(during), minLogins))
+	}
+	if v.waited != 0 {
+		v.errs = append(v.errs, fmt.Sprintf("%d logins started after the dead server was detected waited a server timeout (%s): a login waited on it",
+			v.waited, serverTimeout))
+	}
+	if v.onDead != 0 {
+		v.errs = append(v.errs, fmt.Sprintf("%d logins started after detection ended on %s, the dead server", v.onDead, dead))
+	}
+	if bound := max(2*v.before, loginLatencyFloor); v.during > bound {
+		v.errs = append(v.errs, fmt.Sprintf("login p99 during the outage (after detection) is %s, above max(2 × %s before it, %s)",
+			v.during, v.before, loginLatencyFloor))
+	}
+	return v
 }
 
 // TestSlowServer delays every reply of the primary by 700 ms, just under the 1 s timeout, and limits the
