@@ -300,29 +300,42 @@ func TestDeadlinePassesInQueue(t *testing.T) {
 }
 
 // TestDeadlineEndsConversationStep: an authentication whose backend is still working at its caller's
-// deadline is cancelled then, and the caller gets how it ended (within the answer grace), not a hang.
+// deadline is cancelled then, and the caller gets a decision the backend reached (a FAIL stays a FAIL), or
+// else a timeout: never "unavailable" or "error", which a PAM fallback line would skip.
 func TestDeadlineEndsConversationStep(t *testing.T) {
-	b := newDeadlineBackend()
-	ts := startServer(t, b, nil)
-	start := time.Now()
-	r := ts.rawWithTimeout(t, http.MethodPost, "/v1/authenticate", `{"user":"hang","type":"pap","password":"x"}`, "200")
-	took := time.Since(start)
-	if r.status != http.StatusOK || !strings.Contains(r.body, `"result":"error"`) {
-		t.Errorf("hanging backend past the deadline: %d %s, want 200 error", r.status, r.body)
-	}
-	recs := b.records()
-	if len(recs) != 1 || recs[0].ended.IsZero() {
-		t.Fatalf("the backend's context did not end: %+v", recs)
-	}
-	if !errors.Is(recs[0].endErr, context.DeadlineExceeded) {
-		t.Errorf("the backend's context ended with %v, want context.DeadlineExceeded (a timeout, not a give-up)", recs[0].endErr)
-	}
-	if recs[0].ended.Before(start.Add(200 * time.Millisecond)) {
-		t.Errorf("the backend's context ended %v after the request, before its 200 ms deadline", recs[0].ended.Sub(start))
-	}
-	t.Logf("answered after %v; backend context ended %v after the request", took, recs[0].ended.Sub(start))
-	if err := waitFor(t, b.ended, "the backend's end"); !errors.Is(err, tacplus.ErrAborted) {
-		t.Errorf("backend ended with %v", err)
+	for _, tc := range []struct {
+		user   string
+		status int
+		want   string
+	}{
+		{"hang", http.StatusGatewayTimeout, `"code":"timeout"`},
+		{"hangunreach", http.StatusGatewayTimeout, `"code":"timeout"`},
+		{"hangfail", http.StatusOK, `"result":"fail"`},
+	} {
+		t.Run(tc.user, func(t *testing.T) {
+			b := newDeadlineBackend()
+			ts := startServer(t, b, nil)
+			start := time.Now()
+			r := ts.rawWithTimeout(t, http.MethodPost, "/v1/authenticate", `{"user":"`+tc.user+`","type":"pap","password":"x"}`, "200")
+			took := time.Since(start)
+			if r.status != tc.status || !strings.Contains(r.body, tc.want) {
+				t.Errorf("backend %s past the deadline: %d %s, want %d with %s", tc.user, r.status, r.body, tc.status, tc.want)
+			}
+			recs := b.records()
+			if len(recs) != 1 || recs[0].ended.IsZero() {
+				t.Fatalf("the backend's context did not end: %+v", recs)
+			}
+			if !errors.Is(recs[0].endErr, context.DeadlineExceeded) {
+				t.Errorf("the backend's context ended with %v, want context.DeadlineExceeded (a timeout, not a give-up)", recs[0].endErr)
+			}
+			if recs[0].ended.Before(start.Add(200 * time.Millisecond)) {
+				t.Errorf("the backend's context ended %v after the request, before its 200 ms deadline", recs[0].ended.Sub(start))
+			}
+			t.Logf("answered after %v; backend context ended %v after the request", took, recs[0].ended.Sub(start))
+			if err := waitFor(t, b.ended, "the backend's end"); err == nil {
+				t.Errorf("backend ended without an error")
+			}
+		})
 	}
 }
 

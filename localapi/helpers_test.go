@@ -33,6 +33,7 @@ const testWait = 10 * time.Second
 //	wants "123"; password "pw" passes
 //	"down": a denial by the stack, with its explanation
 //	"panic": panics; "hang": waits for ctx; "info": a message prompt, then pass
+//	"hangfail", "hangunreach": wait for ctx, then a FAIL, or unreachable
 type fakeBackend struct {
 	mu       sync.Mutex
 	calls    map[string]int // Authenticate calls by request user
@@ -75,6 +76,12 @@ func (b *fakeBackend) Authenticate(ctx context.Context, caller Caller, req Authe
 	case "hang":
 		<-ctx.Done()
 		return AuthenResult{}, &tacplus.Error{Class: tacplus.ErrAborted, Err: ctx.Err()}
+	case "hangfail": // a FAIL that comes as the caller's deadline passes
+		<-ctx.Done()
+		return AuthenResult{User: "hangfail"}, errFail
+	case "hangunreach": // the servers cut short by the caller's deadline: "unavailable" to the stack
+		<-ctx.Done()
+		return AuthenResult{}, &tacplus.Error{Class: tacplus.ErrUnreachable, Msg: "cut short", Err: tacplus.ContextError(ctx.Err(), "the request's context ended", nil)}
 	case "down":
 		return AuthenResult{}, denial()
 	case "unreach":
