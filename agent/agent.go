@@ -335,6 +335,7 @@ func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation
 		f(req)
 	}
 	req.ID = a.ids.Add(1)
+	req.Gone = ctx.Done()
 	wait := a.maxWait
 	if dl, ok := ctx.Deadline(); ok {
 		req.Deadline = dl

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -283,7 +284,13 @@ func (r *rig) checkDaemonGoroutines() {
 		last = s.Sum("go_goroutines", nil)
 		return last <= r.daemon.baseline+goroutineSlack, fmt.Sprintf("%v goroutines, baseline %v", last, r.daemon.baseline)
 	}); err != nil {
-		r.t.Errorf("daemon goroutines not back to baseline: %v", err)
+		// Leave the evidence: SIGQUIT makes the Go runtime write every goroutine's stack to the daemon's
+		// stderr (its log) as it exits. The scenario has failed already; what follows may fail too.
+		if qerr := r.daemon.proc.Signal(syscall.SIGQUIT); qerr == nil {
+			r.t.Errorf("daemon goroutines not back to baseline: %v; goroutine dump (SIGQUIT) in %s", err, r.daemon.logPath)
+		} else {
+			r.t.Errorf("daemon goroutines not back to baseline: %v", err)
+		}
 	}
 }
 

@@ -39,6 +39,8 @@ type Op struct {
 	// GaveUp is when the caller gave up (its short deadline passed, or it cancelled) before the call
 	// returned; zero when it waited for the answer. From then on no server may receive the request.
 	GaveUp time.Time
+	// Cancelled: the give-up was a cancellation (not a deadline the callee knew in advance).
+	Cancelled bool
 }
 
 // Key identifies a count in Counts.
@@ -110,12 +112,13 @@ type Ledger struct {
 	hung    []Op
 	wrong   []Op
 	gaveUp  map[string]time.Time // task_id -> when its caller gave up
+	cancels map[string]bool      // task_id -> the give-up was a cancellation
 }
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
 	return &Ledger{counts: Counts{}, samples: map[string][]string{}, acct: map[string]*acctEntry{}, served: map[string]int{},
-		gaveUp: map[string]time.Time{}}
+		gaveUp: map[string]time.Time{}, cancels: map[string]bool{}}
 }
 
 // Record adds one finished (or hung) request. An accounting record carries a TaskID unique in the ledger.
@@ -142,6 +145,9 @@ func (l *Ledger) Record(op Op) {
 	}
 	if !op.GaveUp.IsZero() {
 		l.gaveUp[op.TaskID] = op.GaveUp
+		if op.Cancelled {
+			l.cancels[op.TaskID] = true
+		}
 	}
 	e := l.acct[op.TaskID]
 	if e == nil {
@@ -320,6 +326,13 @@ func (l *Ledger) Reconcile(sinks map[string][]string) AcctReport {
 	}
 	r.Duplicates = r.DupRepeats + r.DupFailed
 	return r
+}
+
+// Cancelled reports whether the caller of accounting record taskID gave up by cancelling.
+func (l *Ledger) Cancelled(taskID string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cancels[taskID]
 }
 
 // GaveUp returns, for each accounting record whose caller gave up before its call returned, when it did.

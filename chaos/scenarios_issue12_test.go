@@ -18,13 +18,21 @@ import (
 
 // arrivalSlack is how much later than its caller's give-up a request may be received by a server.
 // The servers stamp a record when their handler runs (time.Now() before the reply), not when its bytes
-// reached the kernel; a request the agent wrote just before the give-up is stamped after it by the
-// loopback delivery plus the server's read, decode and scheduling, a few ms on a loaded 2-core machine
-// with the race detector. For the daemon it also covers the time it takes to learn that its caller gave up
-// (the local API client closes its connection; the daemon's request context ends when it sees that).
-// A request the agent *wrote* after the give-up is a bug whatever its delay; docs/chaos.md gives the
-// measured excess.
-const arrivalSlack = 25 * time.Millisecond
+// reached the kernel: a request the agent wrote just before the give-up is stamped after it by the
+// loopback delivery plus the server's read, decode and scheduling. On a loaded 2-core machine under the
+// race detector that is not "a few ms": records of both front ends, given up at different moments, were
+// stamped by one server within 5 ms of each other 27 and 81 ms after their give-ups (2026-12-05), the
+// server working off a backlog. So the chaos check bounds the gross failure the issue names (a queued
+// write, a retry or a failover after the give-up, sent long after), and the exact rule — nothing is
+// written once the caller gave up — is proven where time can be controlled:
+// actors/connection TestCancelledRequestNeverSent and TestExpiredRequestNeverSent (every packet passes
+// through one check of the request's deadline and Gone channel just before it is written).
+const arrivalSlack = 100 * time.Millisecond
+
+// cancelSlack replaces arrivalSlack for local API callers that cancel: the daemon learns of such a
+// give-up only when the closed connection reaches it (a deadline it knows in advance, from the
+// Tacagent-Timeout-Ms header).
+const cancelSlack = 250 * time.Millisecond
 
 // acctArrival is one accounting record as a server's log holds it.
 type acctArrival struct {
@@ -101,6 +109,7 @@ func TestCallersGiveUp(t *testing.T) {
 		checked, before, after := 0, 0, 0
 		var excess []time.Duration                                  // received minus give-up, for records received after the give-up
 		late, worst := map[string]int{}, map[string]time.Duration{} // per front end: beyond the slack, max excess
+		worstID := map[string]string{}
 		for _, s := range []*server{r.primary, r.secondary} {
 			recs, err := s.arrivals()
 			if err != nil {
@@ -123,11 +132,18 @@ func TestCallersGiveUp(t *testing.T) {
 				if strings.Contains(a.TaskID, "-localapi-") {
 					front = "localapi"
 				}
-				worst[front] = max(worst[front], d)
-				if d > arrivalSlack {
+				if d > worst[front] {
+					worst[front] = d
+					worstID[front] = a.TaskID + " at " + s.name + ", gave up " + g.Format("15:04:05.000000") + ", received " + a.Received.Format("15:04:05.000000")
+				}
+				slack := arrivalSlack
+				if front == "localapi" && r.ledger.Cancelled(a.TaskID) {
+					slack = cancelSlack
+				}
+				if d > slack {
 					late[front]++
 					t.Errorf("GIVEN UP, THEN SENT: %s reached %s %s after its caller gave up (slack %s)", a.TaskID, s.name,
-						d.Round(time.Microsecond), arrivalSlack)
+						d.Round(time.Microsecond), slack)
 				}
 			}
 		}
@@ -135,8 +151,8 @@ func TestCallersGiveUp(t *testing.T) {
 		t.Logf("%d accounting records given up by their callers; %d copies reached a server: %d before the give-up, %d after (max %s; slack %s)",
 			len(gaveUp), checked, before, after, Percentile(excess, 1), arrivalSlack)
 		for _, f := range frontNames {
-			t.Logf("%s: %d records received more than %s after their caller gave up; latest %s after", f, late[f],
-				arrivalSlack, worst[f].Round(time.Microsecond))
+			t.Logf("%s: %d records received later than their slack after their caller gave up; latest %s after (%s)", f, late[f],
+				worst[f].Round(time.Microsecond), worstID[f])
 		}
 		if len(gaveUp) == 0 {
 			t.Errorf("no accounting record was given up: the invariant was not exercised")

@@ -89,9 +89,26 @@ type Request struct {
 	ID       uint64 // unique per agent, chosen by the API
 	Group    string // server group; "" means the default group
 	Deadline time.Time
+	// Gone, when not nil, is closed once the caller gave up (its context's Done). The connection actor
+	// checks it just before it writes a request's packet, so that a cancellation stops the write at once,
+	// before the Cancel message has made its way through the supervisor.
+	Gone     <-chan struct{}
 	Authen   *AuthenRequest
 	Author   *AuthorRequest
 	Acct     *AcctRequest
+}
+
+// GaveUp reports whether the caller has given up (Gone is closed); it never blocks.
+func (r *Request) GaveUp() bool {
+	if r == nil || r.Gone == nil {
+		return false
+	}
+	select {
+	case <-r.Gone:
+		return true
+	default:
+		return false
+	}
 }
 
 // Kind returns the kind of session the request needs.

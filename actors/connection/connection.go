@@ -158,6 +158,7 @@ type route struct {
 	pid      *actor.PID
 	reqID    uint64
 	deadline time.Time          // the request's absolute deadline; zero for none
+	req      *messages.Request  // for Gone: the caller gave up
 	ptype    tacplus.PacketType // the session's packet type, known from its first packet
 	seq      uint8              // seq_no of the last packet the session sent
 	awaiting bool               // the server owes the session a reply (seq+1)
@@ -510,6 +511,11 @@ func (a *Actor) spawn(ctx actor.Context, m *messages.StartSession) {
 		a.replyExpired(ctx, m)
 		return
 	}
+	if m.Req.GaveUp() {
+		// The caller cancelled; its Cancel is on the way through the supervisor. Nothing is sent.
+		a.reply(ctx, m, tacplus.ErrAborted, "the caller gave up before the request was sent; it never was", false)
+		return
+	}
 	sid, err := a.newSessionID()
 	if err != nil {
 		a.reply(ctx, m, tacplus.ErrProtocol, err.Error(), true)
@@ -517,7 +523,7 @@ func (a *Actor) spawn(ctx actor.Context, m *messages.StartSession) {
 	}
 	props := a.cfg.NewSession(m, SessionInfo{SessionID: sid, Epoch: a.epoch, Server: a.cfg.Addr})
 	pid := ctx.Spawn(props)
-	a.routes[sid] = &route{pid: pid, reqID: m.Req.ID, deadline: m.Req.Deadline}
+	a.routes[sid] = &route{pid: pid, reqID: m.Req.ID, deadline: m.Req.Deadline, req: m.Req}
 	a.byReq[m.Req.ID] = sid
 	a.served++
 	a.idleGen++
@@ -544,10 +550,10 @@ func (a *Actor) outbound(ctx actor.Context, m *messages.Outbound) {
 	if !ok || m.Epoch != a.epoch || a.conn == nil || a.state == stFailing {
 		return // a session of an older socket, or a session that already ended
 	}
-	if !r.deadline.IsZero() && !time.Now().Before(r.deadline) && !isAbort(m.Body) {
-		// The caller's deadline passed: the packet is never written. The session's own timer (armed at
-		// the deadline at the latest) ends it. An ABORT still goes: it tells the server the session is
-		// over and carries nothing of the request.
+	if ((!r.deadline.IsZero() && !time.Now().Before(r.deadline)) || r.req.GaveUp()) && !isAbort(m.Body) {
+		// The caller's deadline passed, or it cancelled: the packet is never written. The session's own
+		// timer (armed at the deadline at the latest) or the Cancel on its way ends it. An ABORT still
+		// goes: it tells the server the session is over and carries nothing of the request.
 		return
 	}
 	h := m.Header

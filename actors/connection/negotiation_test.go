@@ -222,3 +222,26 @@ func TestRestartForgetsAgreement(t *testing.T) {
 		}
 	}
 }
+
+// TestCancelledRequestNeverSent: a request whose caller has cancelled (Request.Gone closed) when the
+// connection gets to it is answered aborted, not retryable, and nothing of it is written, although no
+// Cancel message has reached the connection (the check does not wait for the supervisor's relay).
+func TestCancelledRequestNeverSent(t *testing.T) {
+	p := newPeer(t, key)
+	h := start(t, p.ln.Addr().String(), nil)
+	gone := make(chan struct{})
+	close(gone)
+	h.sys.Root.Send(h.conn, &messages.StartSession{ReplyTo: h.replies.PID(), Timeout: waitLimit,
+		Req: &messages.Request{ID: reqIDs.Add(1), Gone: gone, Authen: &messages.AuthenRequest{Action: tacplus.ActionLogin,
+			Type: tacplus.AuthenTypePAP, Service: tacplus.ServiceLogin, User: "alice", Password: []byte("pw")}}})
+	o := h.outcome()
+	if !errors.Is(o.Err, tacplus.ErrAborted) || o.Retryable {
+		t.Fatalf("outcome %v retryable=%v, want aborted, not retryable", o.Err, o.Retryable)
+	}
+	c := p.accept()
+	c.c.SetReadDeadline(time.Now().Add(quietFor))
+	var buf [1]byte
+	if n, _ := c.c.Read(buf[:]); n > 0 {
+		t.Fatal("the cancelled request reached the server")
+	}
+}

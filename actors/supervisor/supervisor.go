@@ -584,6 +584,12 @@ func (a *Actor) outcome(ctx actor.Context, o *messages.Outcome) {
 	}
 	if !retry || p.session != nil || p.cancelled != "" {
 		// A request that showed the user a prompt is never retried: the conversation cannot be replayed.
+		if retry && p.cancelled != "" {
+			// It would have been retried, but its caller gave up meanwhile: it ends as the caller asked
+			// (aborted), with what happened on the server as the cause.
+			o.Err = &tacplus.Error{Class: tacplus.ErrAborted, Msg: p.cancelled, Err: o.Err}
+			o.Retryable = false
+		}
 		a.finish(ctx, p, o)
 		return
 	}
