@@ -362,11 +362,19 @@ func (s *Server) step(r *http.Request, c *conversation) response {
 	defer t.Stop()
 	select {
 	case p := <-c.prompts:
+		if r.Context().Err() != nil && !pastCallerDeadline(r.Context()) {
+			// The caller went away as the prompt came: nobody will see it, nor answer it.
+			c.cancel()
+			return fail(&apiError{status: http.StatusServiceUnavailable, code: tacplus.ClassName(tacplus.ErrAborted),
+				msg: "the caller went away"})
+		}
 		c.mu.Lock()
 		c.state, c.prompt = convWaiting, p
 		user := c.user
 		c.mu.Unlock()
-		return ok(AuthenResult{Result: ResultPrompt, Conversation: c.id, Prompt: &p, User: user}, ResultPrompt)
+		res := ok(AuthenResult{Result: ResultPrompt, Conversation: c.id, Prompt: &p, User: user}, ResultPrompt)
+		res.undelivered = c.cancel
+		return res
 	case <-c.done:
 		return s.finished(c)
 	case <-r.Context().Done():

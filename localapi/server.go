@@ -283,6 +283,9 @@ type response struct {
 	code   string // the result ("pass", "permit", ...) or the error code
 	err    *apiError
 	user   string // for the log
+	// undelivered, when set, runs if the answer cannot have reached its caller (the write failed): a
+	// prompt nobody will answer ends its conversation now, not at its expiry.
+	undelivered func()
 }
 
 func ok(body any, code string) response {
@@ -302,7 +305,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	arrived := time.Now() // the caller's deadline runs on the real clock, whatever the limiter's is
 	p := peerFrom(r.Context())
 	endpoint, res := s.dispatch(w, r, p, arrived)
-	s.write(w, res)
+	if werr := s.write(w, res); werr != nil && res.undelivered != nil {
+		// (A write that succeeded proves nothing either way: a caller that has just closed its end still
+		// takes the bytes into the socket buffer. Such a prompt waits for its expiry: bounded.)
+		res.undelivered()
+	}
 	if m := s.cfg.Metrics; m != nil {
 		m.APIRequests.WithLabelValues(endpoint, res.code).Inc()
 		if res.err != nil && res.err.reason != "" {
@@ -336,7 +343,7 @@ func safePath(p string) string {
 	return p
 }
 
-func (s *Server) write(w http.ResponseWriter, res response) {
+func (s *Server) write(w http.ResponseWriter, res response) error {
 	b, err := json.Marshal(res.body)
 	if err != nil {
 		res.status = http.StatusInternalServerError
@@ -350,7 +357,13 @@ func (s *Server) write(w http.ResponseWriter, res response) {
 		res.err.header(h)
 	}
 	w.WriteHeader(res.status)
-	_, _ = w.Write(b)
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	if f, ok := w.(http.Flusher); ok && res.undelivered != nil {
+		f.Flush() // a prompt: its delivery is known now, not after the handler returned
+	}
+	return nil
 }
 
 // dispatch runs the checks every request goes through, then the endpoint. A panic in an endpoint or the

@@ -92,10 +92,10 @@ type Request struct {
 	// Gone, when not nil, is closed once the caller gave up (its context's Done). The connection actor
 	// checks it just before it writes a request's packet, so that a cancellation stops the write at once,
 	// before the Cancel message has made its way through the supervisor.
-	Gone     <-chan struct{}
-	Authen   *AuthenRequest
-	Author   *AuthorRequest
-	Acct     *AcctRequest
+	Gone   <-chan struct{}
+	Authen *AuthenRequest
+	Author *AuthorRequest
+	Acct   *AcctRequest
 }
 
 // GaveUp reports whether the caller has given up (Gone is closed); it never blocks.
