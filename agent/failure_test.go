@@ -354,3 +354,22 @@ func TestRestartBackoffResets(t *testing.T) {
 		t.Errorf("first restart after the good connect came %v after the failure, want about %v", gap, initial)
 	}
 }
+
+// TestAllDeadFailsFast: every server is down and dead-timed, and their primary connections wait out a long
+// restart backoff. A login then tries them anyway (nothing better is alive), but on connections of its
+// own: it fails at once with ErrUnreachable instead of waiting for the backoff in the primary's mailbox.
+func TestAllDeadFailsFast(t *testing.T) {
+	const backoff = 20 * time.Second // far longer than any login may wait
+	h := newAgent(t, agent.Config{Servers: []agent.Server{server(deadAddr(t)), server(deadAddr(t))},
+		DeadTime: time.Millisecond, BackoffInitial: backoff, BackoffMax: backoff})
+	_, err := h.Authenticate(ctxT(t), pap("alice", "alice-pw"), nil)
+	wantClass(t, err, tacplus.ErrUnreachable) // both connects refused: both primaries now wait 20 s
+	for range 5 {
+		start := time.Now()
+		_, err := h.Authenticate(ctxT(t), pap("alice", "alice-pw"), nil)
+		wantClass(t, err, tacplus.ErrUnreachable)
+		if took := time.Since(start); took > backoff/2 {
+			t.Fatalf("a login with every server down took %s: it waited for a restart backoff", took)
+		}
+	}
+}

@@ -232,6 +232,12 @@ func TestBothServersDown(t *testing.T) {
 		}
 		if p99 := Percentile(w.Latencies, 0.99); p99 >= serverTimeout {
 			t.Errorf("p99 with both servers down is %s: requests waited instead of failing fast", p99)
+			for _, op := range r.ledger.OpsBetween(down.Add(deadTime), up) {
+				if op.Latency >= serverTimeout/2 {
+					t.Logf("slow: %s %s started %s after the kill, took %s, ended %s (server %q)", op.Frontend, op.Kind,
+						op.Start.Sub(down).Round(time.Millisecond), op.Latency.Round(time.Millisecond), op.Class, op.Server)
+				}
+			}
 		}
 		for _, f := range frontNames {
 			rec := r.ledger.Window(up, time.Time{}, f).FirstOK

@@ -154,6 +154,7 @@ type server struct {
 	badKey     bool               // its last failure was a key mismatch: only the probe is tried until it answers
 	lastErr    string
 	restartGen uint64
+	restarting bool // the primary failed and waits for its backoff to end
 	rs         *actor.RestartStatistics
 	conns      map[string]*actor.PID // every live connection actor of this server, primary included
 }
@@ -309,6 +310,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.ConnectionIdle:
 	case *restartConn:
 		if s := a.servers[m.addr]; s != nil && m.gen == s.restartGen && s.primary != nil {
+			s.restarting = false
 			s.m.Restarts.Inc()
 			a.sup.RestartChildren(s.primary)
 		}
@@ -484,7 +486,10 @@ func (a *Actor) send(ctx actor.Context, p *pending, s *server) {
 	p.current = s
 	start := &messages.StartSession{Req: p.req, ReplyTo: a.self, Timeout: s.cfg.Timeout, Attempt: p.attempt}
 	p.attempt++
-	if !s.fsm.Multiplex(a.now()) || s.primary == nil {
+	if !s.fsm.Multiplex(a.now()) || s.primary == nil || (s.restarting && !s.fsm.Alive()) {
+		// (A dead server is tried only when every server of the group is dead. Its primary connection
+		// waiting out its restart backoff must not hold the request that long: a connection of its own
+		// dials now, and fails fast if the server is still down.)
 		ctx.Send(a.spawnConn(ctx, s, true), start)
 		return
 	}
@@ -851,6 +856,7 @@ func (a *Actor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child 
 	n := s.rs.NumberOfFailures(DefaultFailureWindow)
 	d := Backoff(n, a.cfg.BackoffInitial, a.cfg.BackoffMax)
 	s.restartGen++
+	s.restarting = true
 	a.log.Debug().Str("server", s.cfg.Addr).Dur("backoff", d).Int("failures", n).Msg("connection restart scheduled")
 	a.timer.After(d, a.self, &restartConn{addr: s.cfg.Addr, gen: s.restartGen})
 }
