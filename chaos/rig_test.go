@@ -870,8 +870,13 @@ func (r *rig) do(f frontend, kind string) Op {
 			// no server timeout is that short), so it gave up when the call returned.
 			op.GaveUp = res.end
 		}
-		if !op.GaveUp.IsZero() && res.err != nil && (op.Class == "timeout" || op.Class == "aborted") {
-			op.Class = ClassGaveUp // the caller's own deadline or cancellation, as it asked
+		// The caller's own deadline or cancellation, as it asked. Through the local API an authentication
+		// whose deadline cut the servers short ends "unavailable" (code unreachable: no server decided in
+		// time, docs/api.md), as a server timeout does.
+		deadlineUnavailable := f.name() == "localapi" && !cancels && op.Class == "unreachable" &&
+			(kind == opPAP || kind == opPAPBad || kind == opASCII)
+		if !op.GaveUp.IsZero() && res.err != nil && (op.Class == "timeout" || op.Class == "aborted" || deadlineUnavailable) {
+			op.Class = ClassGaveUp
 		}
 		if res.err != nil {
 			op.Err = res.err.Error()

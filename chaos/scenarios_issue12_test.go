@@ -19,20 +19,22 @@ import (
 // arrivalSlack is how much later than its caller's give-up a request may be received by a server.
 // The servers stamp a record when their handler runs (time.Now() before the reply), not when its bytes
 // reached the kernel: a request the agent wrote just before the give-up is stamped after it by the
-// loopback delivery plus the server's read, decode and scheduling. On a loaded 2-core machine under the
-// race detector that is not "a few ms": records of both front ends, given up at different moments, were
-// stamped by one server within 5 ms of each other 27 and 81 ms after their give-ups (2026-12-05), the
-// server working off a backlog. So the chaos check bounds the gross failure the issue names (a queued
-// write, a retry or a failover after the give-up, sent long after), and the exact rule — nothing is
-// written once the caller gave up — is proven where time can be controlled:
+// loopback delivery plus the server's accept, read, decode and scheduling. On a loaded 2-core machine
+// under the race detector that is not "a few ms": a server just restarted after its kill, working off
+// its backlog, stamped records of both front ends, given up 20 ms apart, within 5 ms of each other 116
+// and 131 ms after their give-ups, after a 155 ms gap in its stamps (2026-12-05, load average 10). So the
+// chaos check bounds the gross failure the issue names (a request queued, retried after a backoff or
+// failed over long after the give-up: a minute, in the bug it was written for), and the exact rule —
+// nothing is written once the caller gave up — is proven where time can be controlled:
 // actors/connection TestCancelledRequestNeverSent and TestExpiredRequestNeverSent (every packet passes
-// through one check of the request's deadline and Gone channel just before it is written).
-const arrivalSlack = 100 * time.Millisecond
+// through one check of the request's deadline and Gone channel just before it is written). The servers
+// run at nice -10 (as root) to keep the stamps close; the test logs the latest arrival per front end.
+const arrivalSlack = 250 * time.Millisecond
 
 // cancelSlack replaces arrivalSlack for local API callers that cancel: the daemon learns of such a
 // give-up only when the closed connection reaches it (a deadline it knows in advance, from the
 // Tacagent-Timeout-Ms header).
-const cancelSlack = 250 * time.Millisecond
+const cancelSlack = 400 * time.Millisecond
 
 // acctArrival is one accounting record as a server's log holds it.
 type acctArrival struct {

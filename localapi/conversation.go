@@ -392,14 +392,7 @@ func (s *Server) step(r *http.Request, c *conversation) response {
 		defer g.Stop()
 		select {
 		case <-c.done:
-			// Only a decision (PASS, FAIL) is worth more than the timeout: anything else (the servers
-			// "unavailable" because the deadline cut them short) is the caller's own deadline, and must
-			// not reach a PAM stack as unavailable, which a fallback line would skip.
-			if r := s.finished(c); r.code == ResultPass || r.code == ResultFail {
-				return r
-			}
-			return fail(&apiError{status: http.StatusGatewayTimeout, code: CodeStepTimeout, reason: "caller_deadline",
-				msg: "the caller's deadline passed before a server decided"})
+			return s.finished(c)
 		case <-g.C:
 			return fail(&apiError{status: http.StatusGatewayTimeout, code: CodeStepTimeout, reason: "caller_deadline",
 				msg: "the caller's deadline passed and the backend did not end in time"})
