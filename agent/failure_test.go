@@ -183,7 +183,9 @@ func TestServerKilledMidSession(t *testing.T) {
 // timeout and fails over; later logins go straight to the secondary without touching the primary (no new
 // connection, no new session there) until dead-time expires.
 func TestFailoverDeadTime(t *testing.T) {
-	const timeout = 300 * time.Millisecond
+	// Long enough that a login that waited for the dead primary cannot pass for one that did not, on any
+	// machine; the primary's session count says the same without a clock.
+	const timeout = 2 * time.Second
 	primary := startServer(t, func(c *tacplustest.Config) { c.Faults.DropReplies = tacplustest.Always })
 	secondary := startServer(t, nil)
 	p := server(primary.Addr())
@@ -206,8 +208,8 @@ func TestFailoverDeadTime(t *testing.T) {
 			t.Fatalf("served by %s during dead-time", r.Server)
 		}
 	}
-	if worst > timeout/3 {
-		t.Errorf("slowest login during dead-time took %v; the first took %v", worst, first)
+	if worst >= timeout {
+		t.Errorf("slowest login during dead-time took %v, a server timeout; the first took %v", worst, first)
 	}
 	st := primary.Stats()
 	if st.Connections != 1 || st.Sessions != 1 {
