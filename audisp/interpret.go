@@ -70,15 +70,15 @@ const (
 // syscall numbers per audit arch (linux/audit.h AUDIT_ARCH_*), for the RAW format, where the syscall is a
 // number. The ENRICHED format names it (SYSCALL=execve) and is preferred.
 var syscallNames = map[uint64]map[uint64]string{
-	0xc000003e: {59: "execve", 322: "execveat", 231: "exit_group"},   // x86_64
-	0x40000003: {11: "execve", 358: "execveat", 252: "exit_group"},   // i386
-	0xc00000b7: {221: "execve", 281: "execveat", 94: "exit_group"},   // aarch64
-	0x40000028: {11: "execve", 387: "execveat", 248: "exit_group"},   // arm (EABI)
-	0xc00000f3: {221: "execve", 281: "execveat", 94: "exit_group"},   // riscv64
-	0xc0000015: {11: "execve", 362: "execveat", 234: "exit_group"},   // ppc64le
-	0x80000015: {11: "execve", 362: "execveat", 234: "exit_group"},   // ppc64
-	0x80000016: {11: "execve", 354: "execveat", 248: "exit_group"},   // s390x
-	0xc0000102: {221: "execve", 281: "execveat", 94: "exit_group"},   // loongarch64
+	0xc000003e: {59: "execve", 322: "execveat", 231: "exit_group"}, // x86_64
+	0x40000003: {11: "execve", 358: "execveat", 252: "exit_group"}, // i386
+	0xc00000b7: {221: "execve", 281: "execveat", 94: "exit_group"}, // aarch64
+	0x40000028: {11: "execve", 387: "execveat", 248: "exit_group"}, // arm (EABI)
+	0xc00000f3: {221: "execve", 281: "execveat", 94: "exit_group"}, // riscv64
+	0xc0000015: {11: "execve", 362: "execveat", 234: "exit_group"}, // ppc64le
+	0x80000015: {11: "execve", 362: "execveat", 234: "exit_group"}, // ppc64
+	0x80000016: {11: "execve", 354: "execveat", 248: "exit_group"}, // s390x
+	0xc0000102: {221: "execve", 281: "execveat", 94: "exit_group"}, // loongarch64
 }
 
 // SyscallName names the syscall of a SYSCALL record: the ENRICHED SYSCALL= field, or the arch and number.

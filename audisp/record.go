@@ -137,12 +137,12 @@ func (e *ParseError) Error() string {
 
 // The reasons of ParseError.
 const (
-	ReasonEmpty       = "empty"
-	ReasonTooLong     = "too_long"
-	ReasonNoType      = "no_type"
-	ReasonNoMsg       = "no_msg"
-	ReasonBadEventID  = "bad_event_id"
-	ReasonBadField    = "bad_field"
+	ReasonEmpty        = "empty"
+	ReasonTooLong      = "too_long"
+	ReasonNoType       = "no_type"
+	ReasonNoMsg        = "no_msg"
+	ReasonBadEventID   = "bad_event_id"
+	ReasonBadField     = "bad_field"
 	ReasonUnterminated = "unterminated_quote"
 )
 
