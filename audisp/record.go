@@ -193,11 +193,13 @@ func ParseLine(line string) (Record, error) {
 		rest, enriched = rest[:i], rest[i+1:]
 	}
 	var err error
+	r.Fields = make([]Field, 0, strings.Count(rest, "="))
 	if r.Fields, err = parseFields(rest, pos, r.Fields, true); err != nil {
 		return r, err
 	}
 	if enriched != "" {
-		if r.Enriched, err = parseFields(enriched, pos+len(rest)+1, nil, false); err != nil {
+		r.Enriched = make([]Field, 0, strings.Count(enriched, "="))
+		if r.Enriched, err = parseFields(enriched, pos+len(rest)+1, r.Enriched, false); err != nil {
 			return r, err
 		}
 	}
