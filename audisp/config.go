@@ -27,10 +27,11 @@ type FileConfig struct {
 	SecretPatterns *[]string `yaml:"secret_patterns"`
 	// SecretFlags replace DefaultSecretFlags: the argument after a matching one is masked.
 	SecretFlags *[]string `yaml:"secret_flags"`
-	QueueSize   int       `yaml:"queue_size"`  // default DefaultQueueSize
-	EOETimeout  string    `yaml:"eoe_timeout"` // default 2s
-	SessionTTL  string    `yaml:"session_ttl"` // default 1m
-	ReapEvery   string    `yaml:"reap_every"`  // default 30s
+	QueueSize   int       `yaml:"queue_size"`   // default DefaultQueueSize
+	EOETimeout  string    `yaml:"eoe_timeout"`  // default 2s
+	SessionTTL  string    `yaml:"session_ttl"`  // default 1m
+	NegativeTTL string    `yaml:"negative_ttl"` // default 1s
+	ReapEvery   string    `yaml:"reap_every"`   // default 30s
 }
 
 // LoadConfig reads the plugin's configuration. A missing file at DefaultConfigPath (required false) gives
@@ -59,7 +60,7 @@ func ParseConfig(b []byte, name string) (FileConfig, error) {
 	if _, err := fc.Masker(); err != nil {
 		return fc, &tacplus.Error{Class: tacplus.ErrConfig, Msg: name, Err: err}
 	}
-	for _, d := range []struct{ key, v string }{{"eoe_timeout", fc.EOETimeout}, {"session_ttl", fc.SessionTTL}, {"reap_every", fc.ReapEvery}} {
+	for _, d := range []struct{ key, v string }{{"eoe_timeout", fc.EOETimeout}, {"session_ttl", fc.SessionTTL}, {"negative_ttl", fc.NegativeTTL}, {"reap_every", fc.ReapEvery}} {
 		if d.v == "" {
 			continue
 		}
@@ -102,6 +103,7 @@ func (fc FileConfig) Apply(cfg *Config) error {
 	}
 	dur(fc.EOETimeout, &cfg.EOETimeout)
 	dur(fc.SessionTTL, &cfg.SessionTTL)
+	dur(fc.NegativeTTL, &cfg.NegativeTTL)
 	dur(fc.ReapEvery, &cfg.ReapEvery)
 	return nil
 }

@@ -33,10 +33,12 @@ const (
 	// DefaultRetryMin and DefaultRetryMax bound the wait between attempts while the agent is unreachable.
 	DefaultRetryMin = 100 * time.Millisecond
 	DefaultRetryMax = 5 * time.Second
-	// DefaultSessionTTL is how long an answer about an (auid, ses) is kept: a TACACS+ session stays one,
-	// and a session that was none when its first command ran is asked about again after a LOGIN or
-	// USER_START record names it, or after this long.
+	// DefaultSessionTTL is how long a "this is a TACACS+ session" answer is kept.
 	DefaultSessionTTL = time.Minute
+	// DefaultNegativeTTL is how long a "not a TACACS+ session" answer is kept. Short, because a session
+	// can run commands before its PAM START reached the agent (pam_motd's scripts when pam_tacagent comes
+	// later in the session stack); a LOGIN or USER_START record for the session also clears it.
+	DefaultNegativeTTL = time.Second
 	// DefaultDrainTimeout bounds the sending of queued facts after stdin ends (auditd stops the plugin).
 	DefaultDrainTimeout = 5 * time.Second
 	// maxSessionCache bounds the (auid, ses) answers kept; past it the cache starts over.
@@ -57,6 +59,7 @@ type Config struct {
 	RetryMin     time.Duration // default DefaultRetryMin
 	RetryMax     time.Duration // default DefaultRetryMax
 	SessionTTL   time.Duration // default DefaultSessionTTL
+	NegativeTTL  time.Duration // default DefaultNegativeTTL
 	DrainTimeout time.Duration // default DefaultDrainTimeout
 	Masker       *Masker       // nil: nothing is masked
 	// BootID prefixes task ids (default: the first 8 hex digits of /proc/sys/kernel/random/boot_id).
@@ -83,6 +86,7 @@ func (c Config) withDefaults() Config {
 	set(&c.RetryMin, DefaultRetryMin)
 	set(&c.RetryMax, DefaultRetryMax)
 	set(&c.SessionTTL, DefaultSessionTTL)
+	set(&c.NegativeTTL, DefaultNegativeTTL)
 	set(&c.DrainTimeout, DefaultDrainTimeout)
 	if c.BootID == "" {
 		c.BootID = ReadBootID()
@@ -417,7 +421,11 @@ func (p *Plugin) session(ctx context.Context, auid, ses uint32) (*localapi.Audit
 	if len(p.sessions) >= maxSessionCache {
 		clear(p.sessions)
 	}
-	p.sessions[key] = sessionEntry{s: s, until: now.Add(p.cfg.SessionTTL)}
+	ttl := p.cfg.SessionTTL
+	if s == nil {
+		ttl = p.cfg.NegativeTTL
+	}
+	p.sessions[key] = sessionEntry{s: s, until: now.Add(ttl)}
 	return s, true
 }
 
