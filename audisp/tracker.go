@@ -223,6 +223,11 @@ func (t *Tracker) stop(tk *task, at time.Time, status []string, errMsg string) l
 		tacplus.Arg("elapsed_time", strconv.FormatInt(max(0, int64(at.Sub(tk.start)/time.Second)), 10)),
 		tk.cmd,
 	}
+	if tk.session.TaskID != "" {
+		if v, trunc := avValue("session_task_id*", tk.session.TaskID); !trunc {
+			av = append(av, v)
+		}
+	}
 	av = append(av, status...)
 	if errMsg != "" {
 		v, _ := avValue("err_msg=", errMsg)
