@@ -55,6 +55,29 @@ type Fact struct {
 	Signal            int // FactAbend: the signal
 }
 
+// maxArgBytes bounds what a Fact keeps of one argument: a record carries at most 247 bytes of it
+// (255 with "cmd-arg="), so more is never sent; the tracker still sees that it was cut.
+const maxArgBytes = 1024
+
+// Detach copies the strings a Fact keeps, cut to what can be sent, so that a queued Fact holds a few KiB
+// and not the lines (up to 8 KiB each, hundreds for a huge argument list) its strings pointed into.
+func (f *Fact) Detach() {
+	cut := func(s string, n int) string { return strings.Clone(s[:min(len(s), n)]) }
+	f.Exe, f.Path, f.Cwd, f.TTY = cut(f.Exe, 4096), cut(f.Path, 4096), cut(f.Cwd, 4096), cut(f.TTY, 64)
+	for i, a := range f.Argv {
+		f.Argv[i] = cut(a, maxArgBytes)
+	}
+}
+
+// Size estimates the bytes a detached Fact holds.
+func (f *Fact) Size() int {
+	n := 256 + len(f.Exe) + len(f.Path) + len(f.Cwd) + len(f.TTY)
+	for _, a := range f.Argv {
+		n += 16 + len(a)
+	}
+	return n
+}
+
 // Time is when the event happened (the kernel's timestamp).
 func (f *Fact) Time() time.Time { return time.Unix(f.ID.Sec, int64(f.ID.Msec)*int64(time.Millisecond)) }
 

@@ -24,6 +24,9 @@ const (
 	// them ride out a short agent restart on a busy host. Past it, facts are dropped and counted: the
 	// reader never waits, because a plugin that stops reading stalls auditd and then the whole host.
 	DefaultQueueSize = 16384
+	// DefaultQueueBytes bounds the bytes the queued facts hold (an execve with 255 long arguments is
+	// ~256 KiB): the queue is full at QueueSize facts or at this many bytes, whichever comes first.
+	DefaultQueueBytes = 64 << 20
 	// DefaultFlushEvery is how often events without EOE are checked against the EOE timeout.
 	DefaultFlushEvery = 250 * time.Millisecond
 	// DefaultReapEvery is how often commands are checked for a process that ended without an exit record.
@@ -52,6 +55,7 @@ type Config struct {
 	Client       *localapi.Client
 	Log          zerolog.Logger
 	QueueSize    int           // default DefaultQueueSize
+	QueueBytes   int64         // default DefaultQueueBytes
 	EOETimeout   time.Duration // default DefaultEOETimeout
 	FlushEvery   time.Duration // default DefaultFlushEvery
 	ReapEvery    time.Duration // default DefaultReapEvery
@@ -78,6 +82,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = DefaultQueueSize
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = DefaultQueueBytes
 	}
 	set(&c.EOETimeout, DefaultEOETimeout)
 	set(&c.FlushEvery, DefaultFlushEvery)
@@ -189,12 +196,15 @@ type Plugin struct {
 	asm    Assembler
 	closed bool
 	queue  chan Fact
+	bytes  atomic.Int64 // what the queued facts hold (Fact.Size)
 
 	// Owned by the sender goroutine.
 	tracker  *Tracker
 	sessions map[[2]uint32]sessionEntry
 	reported uint64 // drops already reported to the agent
 	down     bool   // the agent was unreachable at the last attempt
+
+	lookupWarned bool // a refused session question was logged at warn
 }
 
 type sessionEntry struct {
@@ -319,8 +329,15 @@ func (p *Plugin) emit(ev *Event) {
 	if f.Kind == FactNone || p.closed {
 		return
 	}
+	f.Detach()
+	size := int64(f.Size())
+	if p.bytes.Load()+size > p.cfg.QueueBytes {
+		p.Stats.Dropped.Add(1)
+		return
+	}
 	select {
 	case p.queue <- f:
+		p.bytes.Add(size)
 		p.Stats.Facts.Add(1)
 	default:
 		p.Stats.Dropped.Add(1)
@@ -337,6 +354,7 @@ func (p *Plugin) send(ctx context.Context) {
 			if !ok {
 				return
 			}
+			p.bytes.Add(-int64(f.Size()))
 			if ctx.Err() != nil {
 				p.Stats.Unsent.Add(1)
 				continue
@@ -408,8 +426,12 @@ func (p *Plugin) session(ctx context.Context, auid, ses uint32) (*localapi.Audit
 	}
 	if err != nil {
 		// The agent answered but refused (an agent without /v1/sessions, or a caller that is not root):
-		// no session is known; say so once per cache period.
-		p.log.Warn().Err(err).Uint32("auid", auid).Uint32("ses", ses).Msg("cannot ask the agent about the session; its commands are not accounted")
+		// no session is known. Said once at warn (it repeats every NegativeTTL per session), then at debug.
+		ev := p.log.Debug()
+		if !p.lookupWarned {
+			p.lookupWarned, ev = true, p.log.Warn()
+		}
+		ev.Err(err).Uint32("auid", auid).Uint32("ses", ses).Msg("cannot ask the agent about the session; its commands are not accounted")
 	}
 	var s *localapi.AuditSession
 	for i := range list {

@@ -76,3 +76,45 @@ func TestRunStopsOnContext(t *testing.T) {
 		t.Fatal("nothing was read")
 	}
 }
+
+// TestQueueBoundedInBytes: queued facts hold their strings cut to what can be sent, and the queue is full
+// at QueueBytes as well as at QueueSize.
+func TestQueueBoundedInBytes(t *testing.T) {
+	p := deadAgentPlugin(t)
+	p.cfg.QueueBytes = 4096
+	lines := readLines(t, "real/enriched-args-pam.log")
+	for _, l := range lines {
+		p.Line(l)
+	}
+	p.mu.Lock()
+	p.asm.FlushAll(p.emit)
+	p.mu.Unlock()
+	if p.Stats.Dropped.Load() == 0 || p.bytes.Load() > 4096 {
+		t.Fatalf("dropped %d, queued bytes %d", p.Stats.Dropped.Load(), p.bytes.Load())
+	}
+	var long *Fact
+	for len(p.queue) > 0 {
+		f := <-p.queue
+		for _, a := range f.Argv {
+			if len(a) > maxArgBytes {
+				t.Fatalf("a queued argument of %d bytes", len(a))
+			}
+			if len(a) == maxArgBytes {
+				long = &f
+			}
+		}
+	}
+	if long == nil {
+		// The 9000-byte argument's fact may have been dropped; check Detach directly.
+		f := Fact{Argv: []string{"x", string(make([]byte, 9000))}}
+		f.Detach()
+		if len(f.Argv[1]) != maxArgBytes {
+			t.Fatal("Detach cuts arguments")
+		}
+		long = &f
+	}
+	st := NewTracker(TrackerConfig{BootID: "b"}).Exec(long, alice)
+	if v := av(st[len(st)-1], "args_truncated*"); len(v) != 1 {
+		t.Fatalf("a cut argument is still reported as truncated: %q", st[len(st)-1].AV)
+	}
+}
