@@ -11,6 +11,7 @@
 //   - Tracker: facts and session answers to accounting records (task ids, RFC 8907 limits, masking). Pure.
 //   - Plugin: the process: a reader that never blocks auditd, a bounded queue, a sender to the agent.
 //
-// It imports localapi (the client) and tacplus (AV pair helpers); it must not import the daemon, the
-// agent or the actors: it is a thin forwarder.
+// It imports localapi (the client), tacplus (AV pair helpers, the error taxonomy), internal/secfile (its
+// configuration file), zerolog and yaml; it must not import the daemon, the agent or the actors: it is a
+// thin forwarder in its own process. Only its end-to-end tests start a daemon.
 package audisp
