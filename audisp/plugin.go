@@ -329,6 +329,10 @@ func (p *Plugin) emit(ev *Event) {
 	if f.Kind == FactNone || p.closed {
 		return
 	}
+	if len(p.queue) == cap(p.queue) {
+		p.Stats.Dropped.Add(1) // full: drop before copying anything
+		return
+	}
 	f.Detach()
 	size := int64(f.Size())
 	if p.bytes.Load()+size > p.cfg.QueueBytes {
