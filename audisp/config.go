@@ -30,7 +30,7 @@ type FileConfig struct {
 	QueueSize   int       `yaml:"queue_size"`   // default DefaultQueueSize
 	EOETimeout  string    `yaml:"eoe_timeout"`  // default 2s
 	SessionTTL  string    `yaml:"session_ttl"`  // default 1m
-	NegativeTTL string    `yaml:"negative_ttl"` // default 1s
+	NegativeTTL string    `yaml:"negative_ttl"` // default 10s
 	ReapEvery   string    `yaml:"reap_every"`   // default 30s
 }
 

@@ -61,7 +61,17 @@ func startServer(t *testing.T) *tacplustest.Server {
 
 // startDaemon runs a daemon over srv whose fake kernel gives every caller (capAUID, capSES), registers
 // alice's PAM session (the START the PAM module sends at open_session), and serves the local API on sock.
-func startDaemon(t *testing.T, srv *tacplustest.Server, sock string) {
+func startDaemon(t *testing.T, srv *tacplustest.Server, sock string) *daemon.Daemon {
+	t.Helper()
+	d := newDaemon(t, srv)
+	registerSession(t, d)
+	if err := d.ServeAPI(sock, 0o600, localapi.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func newDaemon(t *testing.T, srv *tacplustest.Server) *daemon.Daemon {
 	t.Helper()
 	d, err := daemon.New(daemon.Settings{Agent: agent.Config{Servers: []agent.Server{{Addr: srv.Addr(), Key: testKey, Timeout: 5 * time.Second}}},
 		Groups: []string{"default"}}, zerolog.Nop())
@@ -74,14 +84,17 @@ func startDaemon(t *testing.T, srv *tacplustest.Server, sock string) {
 		_ = d.Shutdown(ctx)
 	})
 	d.SetAuditIDs(func(int) (uint32, uint32, uint64, error) { return capAUID, capSES, 1, nil })
+	return d
+}
+
+// registerSession sends alice's PAM session START as the PAM module would (a root caller).
+func registerSession(t *testing.T, d *daemon.Daemon) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err = d.Backend().Account(ctx, localapi.Caller{UID: 0, PID: os.Getpid()}, localapi.AcctRequest{Flags: localapi.FlagStart,
+	_, err := d.Backend().Account(ctx, localapi.Caller{UID: 0, PID: os.Getpid()}, localapi.AcctRequest{Flags: localapi.FlagStart,
 		User: "alice", TaskID: "pam-1", Port: "ssh", RemAddr: "10.0.0.9", AV: []string{"service=shell"}})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.ServeAPI(sock, 0o600, localapi.Config{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -300,5 +313,59 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestUserStartClearsNegativeAnswer: a command that ran before the session's PAM START reached the agent
+// (pam_motd's scripts) is not accounted, and the "not a TACACS+ session" answer it left is forgotten at the
+// session's USER_START record, so the session's commands after it are.
+func TestUserStartClearsNegativeAnswer(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the session table takes PAM STARTs from root callers only")
+	}
+	srv := startServer(t)
+	sock := filepath.Join(t.TempDir(), "tacagent.sock")
+	d := newDaemon(t, srv)
+	if err := d.ServeAPI(sock, 0o600, localapi.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	var log syncBuffer
+	p := newPlugin(t, sock, &log, func(c *audisp.Config) { c.NegativeTTL = time.Hour })
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, r) }()
+	exec := func(serial int, exe string) string {
+		return fmt.Sprintf("type=SYSCALL msg=audit(1796504800.000:%d): arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=%d auid=%d uid=0 tty=pts0 ses=%d comm=\"x\" exe=\"%s\"\n"+
+			"type=EXECVE msg=audit(1796504800.000:%d): argc=1 a0=\"x\"\ntype=EOE msg=audit(1796504800.000:%d):\n", serial, 5000+serial, capAUID, capSES, exe, serial, serial)
+	}
+	if _, err := w.WriteString(exec(1, "/usr/bin/motd-script")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the early command asked about and ignored", func() bool { return p.Stats.Ignored.Load() == 1 })
+	registerSession(t, d)
+	if _, err := w.WriteString(exec(2, "/usr/bin/still-negative")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the cached answer used", func() bool { return p.Stats.Ignored.Load() == 2 })
+	userStart := fmt.Sprintf("type=USER_START msg=audit(1796504800.100:3): pid=77 uid=0 auid=%d ses=%d msg='op=PAM:session_open grantors=pam_tacagent acct=\"alice\" exe=\"/usr/sbin/sshd\" hostname=10.0.0.9 addr=10.0.0.9 terminal=ssh res=success'\n", capAUID, capSES)
+	if _, err := w.WriteString(userStart + exec(4, "/usr/bin/after-login")); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var cmds []string
+	for _, rec := range srv.Accounting() {
+		cmds = append(cmds, args(rec, "cmd=")...)
+	}
+	if strings.Join(cmds, " ") != "/usr/bin/after-login" {
+		t.Fatalf("accounted: %q", cmds)
 	}
 }

@@ -38,10 +38,11 @@ const (
 	DefaultRetryMax = 5 * time.Second
 	// DefaultSessionTTL is how long a "this is a TACACS+ session" answer is kept.
 	DefaultSessionTTL = time.Minute
-	// DefaultNegativeTTL is how long a "not a TACACS+ session" answer is kept. Short, because a session
-	// can run commands before its PAM START reached the agent (pam_motd's scripts when pam_tacagent comes
-	// later in the session stack); a LOGIN or USER_START record for the session also clears it.
-	DefaultNegativeTTL = time.Second
+	// DefaultNegativeTTL is how long a "not a TACACS+ session" answer is kept. A session can run commands
+	// before its PAM START reached the agent (pam_motd's scripts when pam_tacagent comes later in the
+	// session stack); libpam's USER_START record (logged after the whole stack) and LOGIN clear the
+	// answer, and this bounds it when neither comes. Not shorter: every answer is a request to the agent.
+	DefaultNegativeTTL = 10 * time.Second
 	// DefaultDrainTimeout bounds the sending of queued facts after stdin ends (auditd stops the plugin).
 	DefaultDrainTimeout = 5 * time.Second
 	// maxSessionCache bounds the (auid, ses) answers kept; past it the cache starts over.
@@ -135,6 +136,7 @@ type Stats struct {
 	Failed     atomic.Uint64 // records the agent answered with an error (no server took them)
 	Unsent     atomic.Uint64 // facts or records given up at exit while the agent was unreachable
 	Lookups    atomic.Uint64 // session questions asked to the agent
+	Ignored    atomic.Uint64 // execs of sessions that are not TACACS+ sessions
 	AgentDowns atomic.Uint64 // times the agent was found unreachable
 
 	mu        sync.Mutex
@@ -399,6 +401,9 @@ func (p *Plugin) handle(ctx context.Context, f *Fact) {
 		if !ok {
 			p.Stats.Unsent.Add(1)
 			return
+		}
+		if s == nil {
+			p.Stats.Ignored.Add(1)
 		}
 		for _, r := range p.tracker.Exec(f, s) {
 			p.account(ctx, r)
