@@ -185,7 +185,8 @@ func (s *Stats) log(ev *zerolog.Event) *zerolog.Event {
 	}
 	return ev.Uint64("lines", s.Lines.Load()).Uint64("records", s.Records.Load()).Uint64("events", s.Events.Load()).
 		Uint64("facts", s.Facts.Load()).Uint64("dropped", s.Dropped.Load()).Uint64("sent", s.Sent.Load()).
-		Uint64("failed", s.Failed.Load()).Uint64("unsent", s.Unsent.Load()).Dict("malformed", d)
+		Uint64("failed", s.Failed.Load()).Uint64("unsent", s.Unsent.Load()).Uint64("lookups", s.Lookups.Load()).
+		Uint64("ignored", s.Ignored.Load()).Uint64("agent_downs", s.AgentDowns.Load()).Dict("malformed", d)
 }
 
 // Plugin is one run of the audit plugin.
