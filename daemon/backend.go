@@ -44,6 +44,7 @@ func (b backend) Authorize(ctx context.Context, caller localapi.Caller, req loca
 }
 
 func (b backend) Account(ctx context.Context, caller localapi.Caller, req localapi.AcctRequest) (localapi.AcctResult, error) {
+	b.d.noteAccounting(caller, req) // a PAM session's START or STOP: the audit session table (sessions.go)
 	return onCurrent(b, func(rt *runtime) (localapi.AcctResult, error) { return b.account(ctx, rt, caller, req) })
 }
 

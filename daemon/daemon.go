@@ -67,6 +67,9 @@ type Daemon struct {
 	api     *localapi.Server
 	bg      sync.WaitGroup // the HTTP server and background drains of replaced agents
 	closing atomic.Bool
+	// sess is the audit session table (sessions.go), made on first use.
+	sessOnce sync.Once
+	sess     *sessionTable
 }
 
 // New builds the first runtime and starts the HTTP endpoints. The local API is attached with ServeAPI.

@@ -412,7 +412,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, p peer, arrive
 type handler func(s *Server, r *http.Request, c Caller) response
 
 // route maps a path and method to an endpoint: /v1/authenticate, /v1/conversations/{id}, /v1/authorize,
-// /v1/account, /v1/status.
+// /v1/account, /v1/status, /v1/sessions.
 func route(r *http.Request) (string, handler, *apiError) {
 	path := r.URL.Path
 	rest, found := strings.CutPrefix(path, "/"+Version+"/")
@@ -439,6 +439,8 @@ func route(r *http.Request) (string, handler, *apiError) {
 		e = ep{epAccount, http.MethodPost, (*Server).account}
 	case rest == "status":
 		e = ep{epStatus, http.MethodGet, (*Server).status}
+	case rest == "sessions":
+		e = ep{epSessions, http.MethodGet, (*Server).sessions}
 	case strings.HasPrefix(rest, "conversations/") && !strings.Contains(rest[len("conversations/"):], "/"):
 		e = ep{epConversation, http.MethodPost, (*Server).answer}
 	default:

@@ -47,6 +47,7 @@ var commands = []command{
 	{"authorize", "--user U [--service shell] [--priv-lvl N] [-v] -- CMD ARG...", "ask whether a command may run", cmdAuthorize},
 	{"account", "start|stop|watchdog --user U --task-id ID [--attr k=v]... [-- CMD ARG...]", "send an accounting record", cmdAccount},
 	{"status", "[--json]", "show servers, connections and sessions in flight", cmdStatus},
+	{"audisp", "[--config FILE]", "run as an auditd plugin: account the commands of TACACS+ sessions", cmdAudisp},
 	{"version", "", "print the version", func(*globals, []string) int { fmt.Println("tacagent", version); return exitOK }},
 }
 

@@ -1,0 +1,5 @@
+//go:build !race
+
+package audisp
+
+const raceEnabled = false

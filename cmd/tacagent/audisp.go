@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tacagent/tacagent/audisp"
+)
+
+// cmdAudisp runs as an auditd plugin (plugins.d/tacagent.conf: args = audisp, format = string): audit
+// records on stdin, accounting through the local API (docs/audit.md). auditd starts it with an empty
+// environment, so the socket is the default one unless --socket is in the plugin's args.
+func cmdAudisp(g *globals, args []string) int {
+	fs := newFlags(g, "audisp", "[--config FILE]")
+	cfgPath := fs.String("config", audisp.DefaultConfigPath, "the plugin's configuration file (optional at the default path)")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(g.stderr, "tacagent audisp: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	log, err := g.logger()
+	if err != nil {
+		fmt.Fprintln(g.stderr, "tacagent audisp:", err)
+		return exitUsage
+	}
+	fc, err := audisp.LoadConfig(*cfgPath, flagSet(fs, "config"))
+	if err != nil {
+		return exitFor(g, "audisp", err)
+	}
+	cfg := audisp.Config{Client: g.client(), Log: log.With().Str("component", "audisp").Logger()}
+	if err := fc.Apply(&cfg); err != nil {
+		return exitFor(g, "audisp", err)
+	}
+	p, err := audisp.New(cfg)
+	if err != nil {
+		return exitFor(g, "audisp", err)
+	}
+	// auditd sends SIGHUP to its plugins when it reloads its own configuration; the plugin's is read at
+	// start only, and the default action of SIGHUP would kill it.
+	signal.Ignore(syscall.SIGHUP)
+	ctx, cancel := signalContext()
+	defer cancel()
+	in := g.stdin
+	if in == nil {
+		in = os.Stdin
+	}
+	log.Info().Str("socket", g.socket).Msg("audit plugin started")
+	if err := p.Run(ctx, in); err != nil {
+		return exitFor(g, "audisp", err)
+	}
+	return exitOK
+}
