@@ -286,7 +286,7 @@ func TestTacquitoBodies(t *testing.T) {
 
 // tacquitoConn returns tacquito's client on one end of a loopback TCP connection, keyed with testKey, and
 // the other end for our codec.
-func tacquitoConn(t *testing.T) (*tq.Client, net.Conn) {
+func tacquitoConn(t *testing.T) (*tq.Client, net.Conn, func()) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -302,19 +302,23 @@ func tacquitoConn(t *testing.T) (*tq.Client, net.Conn) {
 		cc.Close()
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(diffDeadline)
-	if err := cc.SetDeadline(deadline); err != nil {
-		t.Fatal(err)
+	refresh := func() {
+		t.Helper()
+		deadline := time.Now().Add(diffDeadline)
+		if err := cc.SetDeadline(deadline); err != nil {
+			t.Fatal(err)
+		}
+		if err := sc.SetDeadline(deadline); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := sc.SetDeadline(deadline); err != nil {
-		t.Fatal(err)
-	}
+	refresh()
 	client, err := tq.NewClient(tq.SetClientWithConn(cc, testKey))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close(); sc.Close() })
-	return client, sc
+	return client, sc, refresh
 }
 
 // TestTacquitoPackets sends every body as a whole packet both ways over one TCP connection: we write our
@@ -323,10 +327,11 @@ func tacquitoConn(t *testing.T) (*tq.Client, net.Conn) {
 // our Reader (theirs -> ours). Obfuscated packets use the shared key (section 4.5); every fourth packet
 // travels unencrypted with the flag set instead.
 func TestTacquitoPackets(t *testing.T) {
-	client, conn := tacquitoConn(t)
+	client, conn, refresh := tacquitoConn(t)
 	g := gen{rand.New(rand.NewPCG(2, 3))}
 	sent := 0
 	for i, s := range diffBodies(4) {
+		refresh() // the deadline bounds each exchange, not the whole (loaded, -race) run
 		unencrypted := i%4 == 3
 		o := tacplus.Options{Key: testKey, MaxBodyLen: tq.MaxBodyLength}
 		if unencrypted {

@@ -246,6 +246,9 @@ var users = map[string]tacplustest.User{
 	"alice": {Password: "alice-pw", Prompts: []tacplustest.Prompt{{Message: "OTP code: ", Answer: "246810", NoEcho: true}}},
 	"bob":   {Password: "bob-pw"},
 	"slow":  {Password: "slow-pw", Delay: 400 * time.Millisecond},
+	// "drain" answers after 4 s: long enough that every one of TestSIGTERMDrains' sessions is on the wire
+	// at once even on a loaded machine, short enough for the daemon's 10 s drain.
+	"drain": {Password: "drain-pw", Delay: 4 * time.Second},
 }
 
 var rules = []tacplustest.AuthorRule{
@@ -544,7 +547,7 @@ func TestSIGTERMDrains(t *testing.T) {
 			defer cancel()
 			// One rem_addr each: the rate limit lets at most failure_limit.max attempts of one (user, rhost)
 			// be in flight at once, and this test wants all n on the wire.
-			_, err := c.Authenticate(ctx, localapi.AuthenRequest{User: "slow", Password: "slow-pw", Type: localapi.TypePAP,
+			_, err := c.Authenticate(ctx, localapi.AuthenRequest{User: "drain", Password: "drain-pw", Type: localapi.TypePAP,
 				RemAddr: fmt.Sprintf("192.0.2.%d", i+1)}, nil)
 			errs <- err
 		}()
