@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -87,12 +88,15 @@ func openFile(cfg *Config) (db *bolt.DB, st *state, err error) {
 	case err == nil:
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, nil, &tacplus.Error{Class: tacplus.ErrConfig, Msg: fmt.Sprintf("accounting spool %s: still locked after %s: another tacagent (or another program) has it open; give each daemon its own accounting.spool.path", cfg.Path, cfg.LockTimeout), Err: ErrLocked}
-	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrInvalidMapping):
-		return nil, nil, &errCorrupt{why: err.Error()}
 	case errors.Is(err, fs.ErrPermission):
 		return nil, nil, &tacplus.Error{Class: tacplus.ErrConfig, Msg: fmt.Sprintf("accounting spool %s: not writable by this user (set accounting.spool.path, or give the daemon's user the directory)", cfg.Path), Err: err}
-	default:
+	case errors.As(err, new(*fs.PathError)), errors.As(err, new(syscall.Errno)):
+		// The system refused (a directory, a full disk...): not the file's content.
 		return nil, nil, &tacplus.Error{Class: tacplus.ErrConfig, Msg: "accounting spool " + cfg.Path, Err: err}
+	default:
+		// bbolt could not read its own structures (ErrInvalid, ErrChecksum, ErrVersionMismatch, "file
+		// size too small"...): a damaged or foreign file.
+		return nil, nil, &errCorrupt{why: err.Error()}
 	}
 	st, err = load(db, cfg)
 	if err != nil {

@@ -32,6 +32,7 @@ type entry struct {
 	marked   bool // a "sent" mark is in the file
 	prevRun  bool // marked by an earlier process: delivering it may duplicate
 	loaded   bool // read from the file at Open
+	waited   bool // not delivered at its first chance (an outage, an ERROR, a task backing off)
 	attempts int
 	strikes  int    // ERROR answers that count towards the dead letter
 	okAt     uint64 // deliveries seen (state.okCount) at the last strike
@@ -208,6 +209,9 @@ func (st *state) backoff(step int) time.Duration {
 // resolve answers e's caller, once.
 func (st *state) resolve(e *entry, o Outcome) {
 	delete(st.waiting, e)
+	if !o.Delivered {
+		e.waited = true
+	}
 	if e.ticket == nil {
 		return
 	}
@@ -272,7 +276,7 @@ func (st *state) onResult(r result) {
 		st.pendingDel = append(st.pendingDel, e.seq)
 		if m := s.m; m != nil {
 			m.Spool.Delivered.Inc()
-			if e.attempts > 1 || e.loaded {
+			if e.waited || e.loaded {
 				m.SpoolReplayed.Inc()
 			}
 			if e.prevRun {
@@ -601,9 +605,12 @@ func (s *Spool) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	stopping := s.stopping
-	for {
+	for first := true; ; first = false {
 		var batch []*appendReq
 		appendCh := s.appendCh
+		if first {
+			goto drain // records loaded by Open go out before any message arrives
+		}
 		select {
 		case a := <-appendCh:
 			batch = append(batch, a)
