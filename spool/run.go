@@ -60,6 +60,10 @@ type result struct {
 	err error
 }
 
+// lingerFor is how long the deletes and dispatches that delivery results call for may wait for the next
+// appends, to share their commit (and fsync) rather than take one of their own.
+const lingerFor = 2 * time.Millisecond
+
 type deadMove struct {
 	seq    uint64
 	reason string
@@ -364,7 +368,7 @@ func (st *state) nextWake() (time.Time, bool) {
 // the dispatch is undone, and the deletes stay pending for the next commit.
 func (st *state) commit(batch []*appendReq) []job {
 	s := st.s
-	if len(batch) == 0 && len(st.pendingDel) == 0 && len(st.pendingDead) == 0 && !st.canDispatch() {
+	if len(batch) == 0 && !st.hasWork() {
 		return nil
 	}
 	start := time.Now()
@@ -413,10 +417,11 @@ func (st *state) commit(batch []*appendReq) []job {
 					st.deadLetter(e, "undecodable: "+err.Error(), "")
 					continue
 				}
-			}
-			if err := Validate(&rec.Req); err != nil {
-				st.deadLetter(e, "malformed: "+err.Error(), "")
-				continue
+				// Append validated it, but perhaps an older version wrote it: the agent must accept it.
+				if err := Validate(&rec.Req); err != nil {
+					st.deadLetter(e, "malformed: "+err.Error(), "")
+					continue
+				}
 			}
 			if !e.marked {
 				if err := sent.Put(k, nil); err != nil {
@@ -559,9 +564,9 @@ func (st *state) canDispatch() bool {
 
 // dropOverCap drops the oldest records while the spool is over its cap, counted and logged once per
 // commit. A record of this very batch that must go is never acknowledged (droppedNew).
-func (st *state) dropOverCap(batch []*appendReq, added []*entry, droppedNew *map[*appendReq]bool) {
+func (st *state) dropOverCap(batch []*appendReq, added []*entry, droppedNew *map[*appendReq]bool) bool {
 	if !st.overCap() {
-		return
+		return false
 	}
 	n := 0
 	var first *entry
@@ -597,6 +602,7 @@ func (st *state) dropOverCap(batch []*appendReq, added []*entry, droppedNew *map
 		ev = ev.Uint64("oldest_seq", first.seq).Str("oldest_task_id", first.task.id).Time("oldest_accepted", time.Unix(0, first.accepted))
 	}
 	ev.Msg("accounting spool full: the oldest records were dropped")
+	return true
 }
 
 // run is the owner goroutine: the only one that touches the index and writes the file.
@@ -605,6 +611,9 @@ func (s *Spool) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	stopping := s.stopping
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	lingering, lingered := false, false
 	for first := true; ; first = false {
 		var batch []*appendReq
 		appendCh := s.appendCh
@@ -617,6 +626,8 @@ func (s *Spool) run() {
 		case r := <-s.resCh:
 			st.onResult(r)
 		case <-timer.C:
+		case <-linger.C:
+			lingering, lingered = false, true
 		case <-stopping:
 			st.stopping, stopping = true, nil
 		}
@@ -636,6 +647,21 @@ func (s *Spool) run() {
 			}
 		}
 		st.onTimer()
+		if len(batch) == 0 && !st.stopping && !lingered && st.hasWork() {
+			// Only delivery results: wait a little for appends to share the commit.
+			if !lingering {
+				lingering = true
+				linger.Reset(lingerFor)
+			}
+			s.publish()
+			resetTimer(timer, st)
+			continue
+		}
+		if lingering {
+			linger.Stop()
+			lingering = false
+		}
+		lingered = false
 		for _, j := range st.commit(batch) {
 			s.sendCh <- j // never blocks: at most Senders jobs are out, and sendCh holds Senders
 		}
@@ -643,12 +669,10 @@ func (s *Spool) run() {
 		if st.stopping && st.inflight == 0 && len(s.appendCh) == 0 && len(st.pendingDel) == 0 && len(st.pendingDead) == 0 {
 			break
 		}
-		timer.Stop()
-		if at, ok := st.nextWake(); ok {
-			timer.Reset(max(time.Until(at), time.Millisecond))
-		}
+		resetTimer(timer, st)
 	}
 	timer.Stop()
+	linger.Stop()
 	close(s.sendCh)
 	s.workers.Wait()
 	for e := range st.waiting {
@@ -659,6 +683,18 @@ func (s *Spool) run() {
 	}
 	s.log.Debug().Int("waiting", st.depth).Msg("accounting spool closed")
 	close(s.done)
+}
+
+func resetTimer(timer *time.Timer, st *state) {
+	timer.Stop()
+	if at, ok := st.nextWake(); ok {
+		timer.Reset(max(time.Until(at), time.Millisecond))
+	}
+}
+
+// hasWork reports whether a commit would write anything besides appends.
+func (st *state) hasWork() bool {
+	return len(st.pendingDel) > 0 || len(st.pendingDead) > 0 || st.canDispatch()
 }
 
 func (s *Spool) worker() {
