@@ -265,7 +265,11 @@ func TestErrorRetriedWithBackoff(t *testing.T) {
 		}
 		return nil
 	}
-	f := newFixture(t, flaky, func(c *Config) { c.DeadLetterAfter = 2; c.RetryInitial = time.Millisecond; c.RetryMax = 4 * time.Millisecond })
+	f := newFixture(t, flaky, func(c *Config) {
+		c.DeadLetterAfter = 2
+		c.RetryInitial = time.Millisecond
+		c.RetryMax = 4 * time.Millisecond
+	})
 	start := time.Now()
 	f.append("x", tacplus.AcctFlagStart, 0)
 	eventually(t, "delivered", func() bool { return len(f.srv.deliveries()) == 1 })
