@@ -168,7 +168,7 @@ func load(db *bolt.DB, cfg *Config) (st *state, err error) {
 				e.marked, e.prevRun = true, true
 				st.possiblySent++
 			}
-			st.add(e, r.Task())
+			st.add(e, r.Task(), false)
 		}
 		d := tx.Bucket(bucketDead)
 		st.deadCount = d.Stats().KeyN

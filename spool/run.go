@@ -78,6 +78,7 @@ type state struct {
 	fifoHead int
 	tasks    map[string]*task
 	readyQ   []*task
+	fresh    []*task // tasks readied by a new append: served before the backlog, so a caller waits for one attempt, not a replay
 	delayed  taskHeap
 	waiting  map[*entry]struct{} // entries with an unresolved ticket that are not in flight
 
@@ -100,14 +101,15 @@ type state struct {
 	possiblySent, deadAtLoad int
 	loadedAt                 time.Time
 	stopping                 bool
+	commitFailed             bool // the last commit failed: Close does not wait for pending deletes
 }
 
 func newState(cfg *Config) *state {
 	return &state{cfg: cfg, tasks: map[string]*task{}, waiting: map[*entry]struct{}{}}
 }
 
-// add puts e at the tail of its task and of the acceptance order.
-func (st *state) add(e *entry, taskID string) {
+// add puts e at the tail of its task and of the acceptance order; fresh marks an append (not a load).
+func (st *state) add(e *entry, taskID string, fresh bool) {
 	t := st.tasks[taskID]
 	if t == nil {
 		t = &task{id: taskID, heapIdx: -1}
@@ -119,8 +121,28 @@ func (st *state) add(e *entry, taskID string) {
 	st.depth++
 	st.bytes += e.size
 	if len(t.q) == 1 {
+		if fresh && !t.ready && t.heapIdx < 0 {
+			t.ready = true
+			st.fresh = append(st.fresh, t)
+			return
+		}
 		st.markReady(t)
 	}
+}
+
+func (st *state) readyLen() int { return len(st.fresh) + len(st.readyQ) }
+
+// popReady takes the next task to serve: fresh ones first.
+func (st *state) popReady() *task {
+	q := &st.readyQ
+	if len(st.fresh) > 0 {
+		q = &st.fresh
+	}
+	t := (*q)[0]
+	(*q)[0] = nil
+	*q = (*q)[1:]
+	t.ready = false
+	return t
 }
 
 func (st *state) markReady(t *task) {
@@ -356,7 +378,7 @@ func (st *state) nextWake() (time.Time, bool) {
 	if len(st.delayed) > 0 {
 		at = st.delayed[0].until
 	}
-	if st.outage && !st.probing && len(st.readyQ) > 0 && (at.IsZero() || st.outageUntil.Before(at)) {
+	if st.outage && !st.probing && st.readyLen() > 0 && (at.IsZero() || st.outageUntil.Before(at)) {
 		at = st.outageUntil
 	}
 	return at, !at.IsZero()
@@ -390,16 +412,13 @@ func (st *state) commit(batch []*appendReq) []job {
 			st.nextSeq++
 			e := &entry{seq: a.rec.Seq, size: int64(len(a.val) + len(k)), accepted: a.rec.Accepted.UnixNano(), rec: a.rec, ticket: a.ticket}
 			a.ticket.Seq = e.seq
-			st.add(e, a.rec.Task())
+			st.add(e, a.rec.Task(), true)
 			added = append(added, e)
 		}
 		st.dropOverCap(batch, added, &droppedNew)
 		var jobs []job
-		for st.canDispatch() && len(st.readyQ) > 0 {
-			t := st.readyQ[0]
-			st.readyQ[0] = nil
-			st.readyQ = st.readyQ[1:]
-			t.ready = false
+		for st.canDispatch() {
+			t := st.popReady()
 			if st.tasks[t.id] != t || len(t.q) == 0 || t.heapIdx >= 0 || t.q[0].state != queued || t.q[0].dropped {
 				continue
 			}
@@ -504,9 +523,11 @@ func (st *state) commit(batch []*appendReq) []job {
 		}
 		st.deadCount = st.countDead()
 		st.failBatch(batch, err)
+		st.commitFailed = true
 		s.log.Error().Err(err).Msg("accounting spool: commit failed")
 		return nil
 	}
+	st.commitFailed = false
 	st.pendingDel, st.pendingDead = st.pendingDel[:0], st.pendingDead[:0]
 	for _, j := range jobs {
 		j.e.marked = true
@@ -553,7 +574,7 @@ func (st *state) countDead() int {
 
 // canDispatch reports whether a record may be handed to a sender now.
 func (st *state) canDispatch() bool {
-	if st.stopping || st.inflight >= st.cfg.Senders || len(st.readyQ) == 0 {
+	if st.stopping || st.inflight >= st.cfg.Senders || st.readyLen() == 0 {
 		return false
 	}
 	if st.outage {
@@ -666,7 +687,7 @@ func (s *Spool) run() {
 			s.sendCh <- j // never blocks: at most Senders jobs are out, and sendCh holds Senders
 		}
 		s.publish()
-		if st.stopping && st.inflight == 0 && len(s.appendCh) == 0 && len(st.pendingDel) == 0 && len(st.pendingDead) == 0 {
+		if st.stopping && st.inflight == 0 && len(s.appendCh) == 0 && (st.commitFailed || len(st.pendingDel) == 0 && len(st.pendingDead) == 0) {
 			break
 		}
 		resetTimer(timer, st)

@@ -23,7 +23,7 @@ const (
 	DefaultMaxBytes        = 64 << 20
 	DefaultLockTimeout     = time.Second
 	DefaultMaxBatch        = 4096
-	DefaultSenders         = 32
+	DefaultSenders         = 128
 	DefaultSendTimeout     = 30 * time.Second
 	DefaultRetryInitial    = time.Second
 	DefaultRetryMax        = time.Minute

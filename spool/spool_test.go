@@ -471,3 +471,32 @@ func TestCloseKeepsUndelivered(t *testing.T) {
 		t.Errorf("%d records kept", len(k))
 	}
 }
+
+// TestFreshRecordAheadOfBacklog: while a backlog replays, a new record's caller waits for one attempt of
+// its own, not for the backlog (tasks are independent; within a task the order stays).
+func TestFreshRecordAheadOfBacklog(t *testing.T) {
+	f := newFixture(t, down, func(c *Config) { c.Senders = 1 })
+	for i := range 300 {
+		f.append(fmt.Sprint("old", i), tacplus.AcctFlagStart, i)
+	}
+	f.close()
+	gate := make(chan struct{}, 1000)
+	f.srv.set(func(*Record, int) error { <-gate; return nil })
+	f.open()
+	gate <- struct{}{} // one backlog record goes through; the rest wait for the gate
+	tk := f.append("new", tacplus.AcctFlagStart, 0)
+	for range 2 {
+		gate <- struct{}{} // at most the record in flight, then the new one
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	o, ok := tk.Wait(ctx)
+	if !ok || !o.Delivered {
+		t.Fatalf("new record: %+v", o)
+	}
+	if n := len(f.srv.deliveries()); n > 3 {
+		t.Errorf("the new record went out after %d backlog records", n-1)
+	}
+	close(gate)
+	eventually(t, "the backlog delivered", func() bool { return f.depth() == 0 })
+}
