@@ -164,12 +164,6 @@ func (f *fixture) close() {
 	f.sp = nil
 }
 
-func (f *fixture) reopen() {
-	f.t.Helper()
-	f.close()
-	f.open()
-}
-
 func record(task string, flags tacplus.AcctFlag, n int) messages.AcctRequest {
 	return messages.AcctRequest{Flags: flags, Method: tacplus.MethodTACACSPlus, PrivLvl: 1, Type: tacplus.AuthenTypeASCII,
 		Service: tacplus.ServiceLogin, User: "alice", Port: "tty1", RemAddr: "192.0.2.7",
