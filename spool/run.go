@@ -91,7 +91,7 @@ type state struct {
 	outageSince time.Time
 	outageUntil time.Time
 	outageStep  int
-	probing     bool
+	probe       *entry // the one record sent to test whether an outage ended; nil when none is out
 	lastErr     error
 
 	pendingDel  []uint64
@@ -281,8 +281,10 @@ func (st *state) onResult(r result) {
 	s, e, now := st.s, r.e, time.Now()
 	st.inflight--
 	e.attempts++
-	wasProbe := st.probing
-	st.probing = false
+	wasProbe := e == st.probe
+	if wasProbe {
+		st.probe = nil
+	}
 	if e.dropped {
 		// Dropped by the cap during the attempt: its record is gone from the file already.
 		e.state = gone
@@ -309,8 +311,9 @@ func (st *state) onResult(r result) {
 				m.Spool.Duplicates.Inc()
 			}
 		}
-		st.resolve(e, Outcome{Delivered: true, Delivery: r.d})
 		st.forget(e)
+		s.publish() // a caller that reads status after its answer sees its record gone
+		st.resolve(e, Outcome{Delivered: true, Delivery: r.d})
 	case refused:
 		if e.strikes == 0 || st.okCount > e.okAt {
 			e.strikes++
@@ -378,7 +381,7 @@ func (st *state) nextWake() (time.Time, bool) {
 	if len(st.delayed) > 0 {
 		at = st.delayed[0].until
 	}
-	if st.outage && !st.probing && st.readyLen() > 0 && (at.IsZero() || st.outageUntil.Before(at)) {
+	if st.outage && st.probe == nil && st.readyLen() > 0 && (at.IsZero() || st.outageUntil.Before(at)) {
 		at = st.outageUntil
 	}
 	return at, !at.IsZero()
@@ -451,7 +454,7 @@ func (st *state) commit(batch []*appendReq) []job {
 			st.inflight++
 			delete(st.waiting, e)
 			if st.outage {
-				st.probing = true
+				st.probe = e
 			}
 			jobs = append(jobs, job{e: e, rec: rec})
 		}
@@ -505,7 +508,7 @@ func (st *state) commit(batch []*appendReq) []job {
 			st.inflight--
 			st.markReady(j.e.task)
 		}
-		st.probing = false
+		st.probe = nil
 		for i := len(added) - 1; i >= 0; i-- {
 			e := added[i]
 			if e.state == gone {
@@ -539,6 +542,7 @@ func (st *state) commit(batch []*appendReq) []job {
 			m.Spool.Appended.Add(float64(len(batch)))
 		}
 	}
+	s.publish() // before any answer: a caller that reads status next sees its record
 	for i, a := range batch {
 		if droppedNew[a] {
 			a.done <- ErrDroppedAtOnce
@@ -578,7 +582,7 @@ func (st *state) canDispatch() bool {
 		return false
 	}
 	if st.outage {
-		return !st.probing && !time.Now().Before(st.outageUntil)
+		return st.probe == nil && !time.Now().Before(st.outageUntil)
 	}
 	return true
 }
