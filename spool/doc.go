@@ -9,6 +9,6 @@
 // not committed, is sent again after the restart and counted as a possible duplicate.
 //
 // The package sends nothing itself: the daemon gives it a SendFunc over the agent. It imports the
-// messages (the record's type), fsm (to validate a record as the agent would), metrics and the codec's
-// error taxonomy; never the agent, the daemon or the local API.
+// messages (the record's type), fsm (to validate a record as the agent would), metrics, internal/secfile
+// (the directory's checks) and the codec's error taxonomy; never the agent, the daemon or the local API.
 package spool

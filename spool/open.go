@@ -12,7 +12,9 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+	"golang.org/x/sys/unix"
 
+	"github.com/tacagent/tacagent/internal/secfile"
 	"github.com/tacagent/tacagent/tacplus"
 )
 
@@ -44,6 +46,14 @@ func Open(cfg Config) (*Spool, error) {
 	dir := filepath.Dir(cfg.Path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, &tacplus.Error{Class: tacplus.ErrConfig, Msg: fmt.Sprintf("accounting spool: cannot create the directory %s (set accounting.spool.path to a writable place, or create it for the daemon's user)", dir), Err: err}
+	}
+	// Whoever can write the directory or replace the file can read and forge accounting records: the
+	// same rules as the socket directory (internal/secfile), and the file must be a plain file of ours.
+	if _, err := secfile.CheckDir(dir, "accounting spool directory"); err != nil {
+		return nil, &tacplus.Error{Class: tacplus.ErrConfig, Msg: "accounting spool", Err: err}
+	}
+	if err := checkFile(cfg.Path); err != nil {
+		return nil, err
 	}
 	db, st, err := openFile(&cfg)
 	var corrupt *errCorrupt
@@ -77,6 +87,26 @@ func Open(cfg Config) (*Spool, error) {
 	}
 	go s.run()
 	return s, nil
+}
+
+// checkFile refuses a spool path that is a symlink or not a regular file, or a file owned by another user
+// or writable by group or others. A missing file is made by bbolt (mode 0600).
+func checkFile(path string) error {
+	var st unix.Stat_t
+	err := unix.Lstat(path, &st)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return nil
+	case err != nil:
+		return &tacplus.Error{Class: tacplus.ErrConfig, Msg: "accounting spool " + path, Err: err}
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return &tacplus.Error{Class: tacplus.ErrConfig, Msg: fmt.Sprintf("accounting spool %s is not a regular file (a symbolic link, a directory...): remove it and let the daemon create it", path)}
+	case st.Uid != 0 && st.Uid != uint32(os.Geteuid()):
+		return &tacplus.Error{Class: tacplus.ErrConfig, Msg: fmt.Sprintf("accounting spool %s is owned by uid %d, not root or the daemon's user", path, st.Uid)}
+	case st.Mode&0o022 != 0:
+		return &tacplus.Error{Class: tacplus.ErrConfig, Msg: fmt.Sprintf("accounting spool %s has mode %04o: group or others may write it; chmod 600 it", path, st.Mode&0o777)}
+	}
+	return nil
 }
 
 // openFile opens the bbolt file and loads the index. A panic of bbolt while reading a damaged file is

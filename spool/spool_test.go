@@ -500,3 +500,36 @@ func TestFreshRecordAheadOfBacklog(t *testing.T) {
 	close(gate)
 	eventually(t, "the backlog delivered", func() bool { return f.depth() == 0 })
 }
+
+// TestUnsafePathsRefused: a symlink in place of the file, a group-writable file or directory.
+func TestUnsafePathsRefused(t *testing.T) {
+	send := newServer(up).send
+	dir := t.TempDir()
+	target := filepath.Join(dir, "elsewhere.db")
+	if err := os.WriteFile(target, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.db")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	loose := filepath.Join(dir, "loose.db")
+	if err := os.WriteFile(loose, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(loose, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	open := filepath.Join(t.TempDir(), "open")
+	if err := os.Mkdir(open, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{link, loose, filepath.Join(open, "spool.db")} {
+		if _, err := Open(Config{Path: path, Send: send, LockTimeout: 100 * time.Millisecond}); !errors.Is(err, tacplus.ErrConfig) {
+			t.Errorf("%s: err %v", path, err)
+		}
+	}
+}
