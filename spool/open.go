@@ -70,7 +70,7 @@ func Open(cfg Config) (*Spool, error) {
 		return nil, err
 	}
 	s := &Spool{cfg: cfg, log: cfg.Log, db: db, m: cfg.Metrics, st: st,
-		appendCh: make(chan *appendReq, cfg.MaxBatch), resCh: make(chan result, cfg.Senders), sendCh: make(chan job, cfg.Senders),
+		appendCh: make(chan *appendReq, cfg.MaxBatch), resCh: make(chan result, cfg.Senders),
 		stopping: make(chan struct{}), done: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	st.s = s
@@ -80,10 +80,6 @@ func Open(cfg Config) (*Spool, error) {
 			Msg("accounting spool opened: replaying records")
 	} else {
 		s.log.Debug().Str("path", cfg.Path).Msg("accounting spool opened")
-	}
-	for range cfg.Senders {
-		s.workers.Add(1)
-		go s.worker()
 	}
 	go s.run()
 	return s, nil

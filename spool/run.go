@@ -688,7 +688,8 @@ func (s *Spool) run() {
 		}
 		lingered = false
 		for _, j := range st.commit(batch) {
-			s.sendCh <- j // never blocks: at most Senders jobs are out, and sendCh holds Senders
+			s.senders.Add(1)
+			go s.send(j) // at most Senders at once; none while idle
 		}
 		s.publish()
 		if st.stopping && st.inflight == 0 && len(s.appendCh) == 0 && (st.commitFailed || len(st.pendingDel) == 0 && len(st.pendingDead) == 0) {
@@ -698,8 +699,7 @@ func (s *Spool) run() {
 	}
 	timer.Stop()
 	linger.Stop()
-	close(s.sendCh)
-	s.workers.Wait()
+	s.senders.Wait()
 	for e := range st.waiting {
 		st.resolve(e, Outcome{Err: ErrClosed})
 	}
@@ -722,14 +722,14 @@ func (st *state) hasWork() bool {
 	return len(st.pendingDel) > 0 || len(st.pendingDead) > 0 || st.canDispatch()
 }
 
-func (s *Spool) worker() {
-	defer s.workers.Done()
-	for j := range s.sendCh {
-		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.SendTimeout)
-		d, err := s.cfg.Send(ctx, j.rec)
-		cancel()
-		s.resCh <- result{e: j.e, d: d, err: err}
-	}
+// send is one delivery attempt, on a goroutine of its own that ends with it. Its result never blocks:
+// resCh holds Senders results and at most Senders attempts are out.
+func (s *Spool) send(j job) {
+	defer s.senders.Done()
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.SendTimeout)
+	d, err := s.cfg.Send(ctx, j.rec)
+	cancel()
+	s.resCh <- result{e: j.e, d: d, err: err}
 }
 
 // publish copies the owner's counts where Stats and the metrics read them.

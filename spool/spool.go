@@ -23,7 +23,7 @@ const (
 	DefaultMaxBytes        = 64 << 20
 	DefaultLockTimeout     = time.Second
 	DefaultMaxBatch        = 4096
-	DefaultSenders         = 128
+	DefaultSenders         = 256
 	DefaultSendTimeout     = 30 * time.Second
 	DefaultRetryInitial    = time.Second
 	DefaultRetryMax        = time.Minute
@@ -69,7 +69,7 @@ type Config struct {
 	LockTimeout time.Duration
 	// MaxBatch bounds the records of one commit.
 	MaxBatch int
-	// Senders bounds the records being delivered at once.
+	// Senders bounds the records being delivered at once (each attempt runs on a goroutine of its own).
 	Senders int
 	// SendTimeout bounds one delivery attempt.
 	SendTimeout time.Duration
@@ -178,12 +178,11 @@ type Spool struct {
 
 	appendCh chan *appendReq
 	resCh    chan result
-	sendCh   chan job
 	stopping chan struct{} // closed by Close: no new appends, no new deliveries
 	done     chan struct{} // closed when the owner goroutine has exited and the file is closed
 	ctx      context.Context
 	cancel   context.CancelFunc
-	workers  sync.WaitGroup
+	senders  sync.WaitGroup // delivery attempts out
 	stopOnce sync.Once
 
 	// Published by the owner after each step, read by Stats.
