@@ -235,17 +235,24 @@ func (s *Spool) Append(ctx context.Context, group string, req messages.AcctReque
 	}
 	select {
 	case err := <-a.done:
-		return a.ticket, err
+		return a.answer(err)
 	case <-s.done:
 		select {
 		case err := <-a.done:
-			return a.ticket, err
+			return a.answer(err)
 		default:
 			return nil, ErrClosed
 		}
 	case <-ctx.Done():
 		return nil, &tacplus.Error{Class: tacplus.ErrTimeout, Msg: "spool: the caller gave up before the commit (the record may still be kept)", Err: ctx.Err()}
 	}
+}
+
+func (a *appendReq) answer(err error) (*Ticket, error) {
+	if err != nil {
+		return nil, err
+	}
+	return a.ticket, nil
 }
 
 // Stats returns the spool's current state.
