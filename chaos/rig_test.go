@@ -354,7 +354,11 @@ type daemonProc struct {
 	metrics string
 	logPath string
 	timeout time.Duration // the servers' timeout in the file (reloads toggle it)
-	starts  int
+	// spool is the accounting spool's file; "" turns the spool off. The scenarios that compare the
+	// agents' metrics with what their callers saw run without it: a spool delivers records later, in
+	// sessions no caller made (TestSpoolOutageAndAgentKills covers it).
+	spool  string
+	starts int
 	// baseline is the daemon's go_goroutines once warm.
 	baseline float64
 	// since is the ledger when this daemon process started: its metrics count from there.
@@ -374,6 +378,11 @@ func (d *daemonProc) writeConfig(valid bool) error {
 	fmt.Fprintf(&b, "dead_time: %s\nbackoff:\n  initial: %s\n  max: %s\n", deadTime, backoffInitial, backoffMax)
 	b.WriteString("authentication:\n  failure_limit:\n    max: 0\n")
 	fmt.Fprintf(&b, "metrics:\n  address: %s\napi:\n  socket: %s\n  mode: \"0600\"\nlog:\n  level: %s\n", d.metrics, d.socket, agentLogLevel())
+	if d.spool == "" {
+		b.WriteString("accounting:\n  spool:\n    enable: false\n")
+	} else {
+		fmt.Fprintf(&b, "accounting:\n  spool:\n    path: %s\n    retry_initial: %s\n    retry_max: %s\n", d.spool, spoolRetryInitial, spoolRetryMax)
+	}
 	tmp := d.cfgPath + ".tmp"
 	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/metrics"
 	"github.com/tacagent/tacagent/policy"
+	"github.com/tacagent/tacagent/spool"
 	"github.com/tacagent/tacagent/tacplus"
 	"github.com/tacagent/tacagent/tlsconf"
 )
@@ -56,6 +57,14 @@ const (
 	DefaultConnectionShare   = localapi.DefaultConnectionShare
 	// DefaultMetricsMaxConnections caps the connections of the /metrics listener.
 	DefaultMetricsMaxConnections = metrics.DefaultMaxConns
+
+	// The accounting spool's defaults (spool package).
+	DefaultSpoolPath            = spool.DefaultPath
+	DefaultSpoolMaxRecords      = spool.DefaultMaxRecords
+	DefaultSpoolMaxBytes        = spool.DefaultMaxBytes
+	DefaultSpoolRetryInitial    = spool.DefaultRetryInitial
+	DefaultSpoolRetryMax        = spool.DefaultRetryMax
+	DefaultSpoolDeadLetterAfter = spool.DefaultDeadLetterAfter
 
 	DefaultGroup           = "default" // the name of the group made when none is configured
 	DefaultMetricsAddress  = "127.0.0.1:9949"
@@ -181,6 +190,25 @@ type Authorization struct {
 // Accounting configures accounting records.
 type Accounting struct {
 	Group string `yaml:"group"` // server group; "" is the default group
+	Spool Spool  `yaml:"spool"`
+}
+
+// Spool is the durable accounting spool (spool package): every record is fsynced before its caller is
+// answered and kept until a server answered SUCCESS. It applies at the next start, not on reload.
+type Spool struct {
+	// Enable turns the spool on (default true); false sends each record once, as the caller waits.
+	Enable bool   `yaml:"enable"`
+	Path   string `yaml:"path"` // absolute path of the bbolt file; its directory is made (0700) when missing
+	// MaxRecords and MaxBytes cap the records waiting (bytes: their encoded size); past either the oldest
+	// are dropped, counted and logged.
+	MaxRecords int   `yaml:"max_records"`
+	MaxBytes   int64 `yaml:"max_bytes"`
+	// RetryInitial and RetryMax bound the doubling delay after an ERROR (per task) or an outage (all).
+	RetryInitial time.Duration `yaml:"retry_initial"`
+	RetryMax     time.Duration `yaml:"retry_max"`
+	// DeadLetterAfter: ERROR answers to one record, with other records taken in between, before it goes to
+	// the dead-letter bucket.
+	DeadLetterAfter int `yaml:"dead_letter_after"`
 }
 
 // Metrics configures the HTTP listener serving /metrics, /healthz and /readyz.
@@ -235,6 +263,9 @@ func defaults() *Config {
 			FailureLimit: FailureLimit{Max: DefaultFailureMax, Window: DefaultFailureWindow, BaseDelay: DefaultFailureBaseDelay,
 				MaxDelay: DefaultFailureMaxDelay, MaxKeys: DefaultFailureMaxKeys},
 		},
+		Accounting: Accounting{Spool: Spool{Enable: true, Path: DefaultSpoolPath, MaxRecords: DefaultSpoolMaxRecords,
+			MaxBytes: DefaultSpoolMaxBytes, RetryInitial: DefaultSpoolRetryInitial, RetryMax: DefaultSpoolRetryMax,
+			DeadLetterAfter: DefaultSpoolDeadLetterAfter}},
 		Metrics: Metrics{Address: DefaultMetricsAddress, MaxConnections: DefaultMetricsMaxConnections},
 		API: API{Socket: DefaultSocket, Mode: DefaultSocketMode, MaxRequestBytes: DefaultMaxRequestBytes,
 			ConversationShare: DefaultConversationShare, ConnectionShare: DefaultConnectionShare},

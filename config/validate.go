@@ -60,6 +60,32 @@ func (c *Config) validate(p *problems) {
 		}
 	}
 	count(p, "metrics.max_connections", &c.Metrics.MaxConnections, DefaultMetricsMaxConnections, maxMetricsConnections)
+	c.checkSpool(p)
+}
+
+func (c *Config) checkSpool(p *problems) {
+	sp := &c.Accounting.Spool
+	if sp.Path == "" {
+		sp.Path = DefaultSpoolPath
+	}
+	if !filepath.IsAbs(sp.Path) || filepath.Clean(sp.Path) != sp.Path || strings.HasSuffix(sp.Path, "/") {
+		p.add("accounting.spool.path", "%q is not a clean absolute file path", sp.Path)
+	}
+	count(p, "accounting.spool.max_records", &sp.MaxRecords, DefaultSpoolMaxRecords, maxSpoolRecords)
+	switch {
+	case sp.MaxBytes < 0:
+		p.add("accounting.spool.max_bytes", "must be positive")
+	case sp.MaxBytes == 0:
+		sp.MaxBytes = DefaultSpoolMaxBytes
+	case sp.MaxBytes < minSpoolBytes:
+		p.add("accounting.spool.max_bytes", "%d is less than the least accepted, %d (a few records)", sp.MaxBytes, minSpoolBytes)
+	}
+	positive(p, "accounting.spool.retry_initial", &sp.RetryInitial, DefaultSpoolRetryInitial)
+	positive(p, "accounting.spool.retry_max", &sp.RetryMax, DefaultSpoolRetryMax)
+	if sp.RetryInitial > 0 && sp.RetryMax > 0 && sp.RetryInitial > sp.RetryMax {
+		p.add("accounting.spool.retry_initial", "%s is longer than retry_max %s", sp.RetryInitial, sp.RetryMax)
+	}
+	count(p, "accounting.spool.dead_letter_after", &sp.DeadLetterAfter, DefaultSpoolDeadLetterAfter, 1000)
 }
 
 func (c *Config) checkServers(p *problems) {
@@ -244,6 +270,9 @@ const (
 	maxFailureKeys        = 10_000_000
 	maxShare              = 1024 // the local API's conversation limit
 	maxMetricsConnections = 65536
+	// maxSpoolRecords bounds the spool's in-memory index (about 100 bytes per record).
+	maxSpoolRecords = 10_000_000
+	minSpoolBytes   = 64 << 10
 )
 
 // commandWord is one command name of log.secret_commands: a word without spaces or control characters.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tacagent/tacagent/agent"
 	"github.com/tacagent/tacagent/localapi"
@@ -214,12 +215,39 @@ func (b backend) account(ctx context.Context, rt *runtime, caller localapi.Calle
 	}
 	areq := agent.AcctRequest{Flags: flags, Method: tacplus.MethodTACACSPlus, PrivLvl: uint8(req.PrivLvl),
 		Type: tacplus.AuthenTypeASCII, Service: tacplus.ServiceLogin, User: req.User, Port: req.Port, RemAddr: req.RemAddr, Args: args}
+	if b.d.spool != nil {
+		return b.spooled(ctx, caller, req, areq)
+	}
 	r, err := rt.agent.Account(ctx, areq, agent.InGroup(rt.settings.AcctGroup))
 	res := localapi.AcctResult{}
 	if r != nil {
 		res.Server, res.SessionID, res.ServerMsg = r.Server, r.SessionID, r.ServerMsg
 	}
 	b.d.log.Info().Str("user", req.User).Str("flags", req.Flags).Str("task_id", req.TaskID).Str("caller", caller.String()).AnErr("error", err).Msg("account")
+	return res, err
+}
+
+// spooled makes the record durable, then waits for its first delivery attempt (never longer than the
+// caller's deadline). A record no server took yet is answered spooled, with the reason as its error.
+func (b backend) spooled(ctx context.Context, caller localapi.Caller, req localapi.AcctRequest, areq agent.AcctRequest) (localapi.AcctResult, error) {
+	res := localapi.AcctResult{}
+	tk, err := b.d.spool.Append(ctx, "", areq)
+	if err != nil {
+		b.d.log.Warn().Str("user", req.User).Str("flags", req.Flags).Str("task_id", req.TaskID).Str("caller", caller.String()).Err(err).Msg("account: not accepted by the spool")
+		return res, err
+	}
+	o, _ := tk.Wait(ctx)
+	if o.Delivered {
+		res.Server, res.SessionID, res.ServerMsg = o.Server, o.SessionID, o.ServerMsg
+		b.d.log.Info().Str("user", req.User).Str("flags", req.Flags).Str("task_id", req.TaskID).Str("caller", caller.String()).Uint64("seq", tk.Seq).Str("server", o.Server).Msg("account")
+		return res, nil
+	}
+	res.Spooled, res.Server, res.ServerMsg = true, o.Server, o.ServerMsg
+	err = o.Err
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		err = &tacplus.Error{Class: tacplus.ErrTimeout, Msg: "spooled: no server answered before the caller's deadline; the agent keeps the record and sends it later", Err: err}
+	}
+	b.d.log.Info().Str("user", req.User).Str("flags", req.Flags).Str("task_id", req.TaskID).Str("caller", caller.String()).Uint64("seq", tk.Seq).AnErr("reason", err).Msg("account: spooled")
 	return res, err
 }
 
@@ -238,6 +266,14 @@ func (b backend) Status(ctx context.Context) (localapi.Status, error) {
 		return localapi.Status{}, err
 	}
 	out := localapi.Status{Pending: st.Pending}
+	if sp := b.d.spool; sp != nil {
+		ss := sp.Stats()
+		out.SpoolPath, out.SpoolDepth, out.SpoolBytes, out.SpoolDeadLetters, out.SpoolOutage = ss.Path, ss.Depth, ss.Bytes, ss.DeadLetters, ss.Outage
+		if !ss.Oldest.IsZero() {
+			out.SpoolOldest = ss.Oldest.UTC()
+			out.SpoolOldestAge = max(0, time.Since(ss.Oldest).Seconds())
+		}
+	}
 	for _, s := range st.Servers {
 		out.Servers = append(out.Servers, localapi.ServerStatus{Addr: s.Addr, Group: s.Group, State: s.State,
 			DeadUntil: s.DeadUntil, SingleConnect: s.SingleConnect, InFlight: s.InFlight, Queued: s.Queued, LastError: s.LastError})

@@ -19,6 +19,7 @@ import (
 	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/metrics"
 	"github.com/tacagent/tacagent/policy"
+	"github.com/tacagent/tacagent/spool"
 	"github.com/tacagent/tacagent/tacplus"
 )
 
@@ -46,6 +47,9 @@ type Settings struct {
 	// SecretCommands are authorization commands whose argument values are never logged (their first
 	// word, any case); nil means DefaultSecretCommands. Other commands' arguments are logged at debug only.
 	SecretCommands []string
+	// Spool, when set, is the durable accounting spool every accounting record goes through (its Send,
+	// Log and Metrics are the daemon's). It is opened by New and applies until Shutdown: Reload ignores it.
+	Spool *spool.Config
 }
 
 // runtime is one immutable generation of the daemon's moving parts.
@@ -67,6 +71,7 @@ type Daemon struct {
 	api     *localapi.Server
 	bg      sync.WaitGroup // the HTTP server and background drains of replaced agents
 	closing atomic.Bool
+	spool   *spool.Spool // nil when off
 	// sess is the audit session table (sessions.go), made on first use.
 	sessOnce sync.Once
 	sess     *sessionTable
@@ -94,13 +99,55 @@ func New(s Settings, log zerolog.Logger) (*Daemon, error) {
 	}
 	d.cur.Store(rt)
 	warnPlaintext(log, s)
+	if s.Spool != nil {
+		cfg := *s.Spool
+		cfg.Send, cfg.Log, cfg.Metrics = d.deliver, log, m
+		if d.spool, err = spool.Open(cfg); err != nil {
+			d.closeRuntime(rt)
+			return nil, err
+		}
+	}
 	if s.MetricsAddr != "" {
 		if err := d.serveHTTP(s.MetricsAddr, metricsMaxConns(s)); err != nil {
+			d.closeSpool(context.Background())
 			d.closeRuntime(rt)
 			return nil, err
 		}
 	}
 	return d, nil
+}
+
+// deliver is the spool's SendFunc: one record to the accounting group of the runtime current now.
+func (d *Daemon) deliver(ctx context.Context, r *spool.Record) (spool.Delivery, error) {
+	return onCurrent(backend{d}, func(rt *runtime) (spool.Delivery, error) {
+		group := r.Group
+		if group == "" {
+			group = rt.settings.AcctGroup
+		}
+		res, err := rt.agent.Account(ctx, r.Req, agent.InGroup(group))
+		if res == nil {
+			return spool.Delivery{}, err
+		}
+		return spool.Delivery{Server: res.Server, SessionID: res.SessionID, ServerMsg: res.ServerMsg}, err
+	})
+}
+
+// Spool returns the accounting spool, nil when it is off.
+func (d *Daemon) Spool() *spool.Spool { return d.spool }
+
+// closeSpool lets the spool's deliveries in flight finish for at most half of ctx's time (the agent
+// needs the rest to drain); what is not delivered stays in the file for the next start.
+func (d *Daemon) closeSpool(ctx context.Context) error {
+	if d.spool == nil {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, DefaultDrainTimeout/2)
+	if dl, ok := ctx.Deadline(); ok {
+		cancel()
+		sctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(dl)/2))
+	}
+	defer cancel()
+	return d.spool.Close(sctx)
 }
 
 // Metrics returns the daemon's collectors (the local API counts its requests there).
@@ -208,6 +255,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	}
 	var errs []error
 	if err := d.shutdownAPI(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.closeSpool(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if rt := d.cur.Load(); rt != nil {

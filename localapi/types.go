@@ -254,6 +254,15 @@ type Status struct {
 	Pending       int            `json:"pending"`       // requests waiting for a first answer from a server
 	Conversations int            `json:"conversations"` // authentications in progress through this API
 	SpoolDepth    int            `json:"spool_depth"`
+	// The accounting spool: its file ("" when the spool is off), bytes waiting, the acceptance time and
+	// age of the oldest waiting record (absent when empty), the dead-letter bucket's records, and whether
+	// delivery is paused because no server could be reached.
+	SpoolPath        string    `json:"spool_path,omitempty"`
+	SpoolBytes       int64     `json:"spool_bytes,omitempty"`
+	SpoolOldest      time.Time `json:"spool_oldest,omitzero"`
+	SpoolOldestAge   float64   `json:"spool_oldest_age_seconds,omitempty"`
+	SpoolDeadLetters int       `json:"spool_dead_letters,omitempty"`
+	SpoolOutage      bool      `json:"spool_outage,omitempty"`
 }
 
 // Backend is what the Server serves: the daemon implements it over the policy stack and the agent.

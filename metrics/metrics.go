@@ -47,6 +47,7 @@ type Metrics struct {
 	PolicyDecisions   *prometheus.CounterVec // result
 	PolicyHandlerRuns *prometheus.CounterVec // handler, result
 	TLS               *TLS                   // TACACS+ over TLS (tls.go)
+	Spool             *Spool                 // the accounting spool (spool.go)
 }
 
 // DurationBuckets spans 100 µs (a loopback round trip) to 30 s (the longest sane login conversation).
@@ -91,8 +92,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		SupervisorEvents:  cv("supervisor_events_total", "Supervision decisions, by directive.", "directive"),
 		ActorPanics:       c("actor_panics_total", "Panics recovered inside actors."),
 		SpoolDepth:        prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "tacagent", Name: "spool_depth", Help: "Accounting records waiting in the spool."}),
-		SpoolDropped:      c("spool_dropped_total", "Accounting records dropped from the spool."),
-		SpoolReplayed:     c("spool_replayed_total", "Accounting records replayed from the spool."),
+		SpoolDropped:      c("spool_dropped_total", "Accounting records dropped from the spool because it was full (the oldest first)."),
+		SpoolReplayed:     c("spool_replayed_total", "Spooled accounting records delivered by a later attempt: after an outage, an ERROR or a restart."),
 		ConfigReloads:     cv("config_reloads_total", "Configuration reloads, by result (ok, error).", "result"),
 		APIRequests:       cv("api_requests_total", "Local API requests, by endpoint and result code.", "endpoint", "code"),
 		APIRejected:       cv("api_rejected_total", "Local API requests rejected before handling, by reason.", "reason"),
@@ -100,6 +101,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		PolicyDecisions:   cv("policy_decisions_total", "Authentication stack results.", "result"),
 		PolicyHandlerRuns: cv("policy_handler_runs_total", "Authentication handler runs, by handler and result.", "handler", "result"),
 		TLS:               newTLS(),
+		Spool:             newSpool(),
 	}
 	for _, col := range append([]prometheus.Collector{
 		m.SessionsStarted, m.SessionsFinished, m.SessionDuration, m.SessionsInFlight, m.SessionsQueued,
@@ -108,7 +110,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		m.Failovers, m.ServerDead, m.HoldDowns, m.DeadLetters, m.SupervisorEvents, m.ActorPanics,
 		m.SpoolDepth, m.SpoolDropped, m.SpoolReplayed, m.ConfigReloads, m.APIRequests, m.APIRejected,
 		m.AuthRateLimited, m.PolicyDecisions, m.PolicyHandlerRuns,
-	}, m.TLS.collectors()...) {
+	}, append(m.TLS.collectors(), m.Spool.collectors()...)...) {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

@@ -257,8 +257,9 @@ func startDaemonTimeout(t *testing.T, b *built, addr, serverTimeout, extra strin
 	d := &daemon{t: t, socket: filepath.Join(dir, "tacagent.sock"), metrics: freePort(t), stderr: &syncBuffer{},
 		done: make(chan error, 1)}
 	yaml := fmt.Sprintf("servers:\n  - name: primary\n    address: %s\n    key_file: %s\n    timeout: %s\n"+
-		"    connect_timeout: 1s\nmetrics:\n  address: %s\napi:\n  socket: %s\n  mode: \"0600\"\nlog:\n  level: debug\n%s",
-		addr, keyFile, serverTimeout, d.metrics, d.socket, extra)
+		"    connect_timeout: 1s\nmetrics:\n  address: %s\napi:\n  socket: %s\n  mode: \"0600\"\nlog:\n  level: debug\n"+
+		"accounting:\n  spool:\n    path: %s\n%s",
+		addr, keyFile, serverTimeout, d.metrics, d.socket, filepath.Join(dir, "spool.db"), extra)
 	cfg := filepath.Join(dir, "tacagent.yaml")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)

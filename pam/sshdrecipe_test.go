@@ -26,6 +26,7 @@ func startDaemonGroups(t *testing.T, b *built, firstAddr, coreAddr, auth string)
 	yaml := "servers:\n" + server("s-first", firstAddr) + server("s-core", coreAddr) +
 		"groups:\n  - name: first\n    servers: [s-first]\n  - name: core\n    servers: [s-core]\n" +
 		fmt.Sprintf("metrics:\n  address: %s\napi:\n  socket: %s\n  mode: \"0600\"\nlog:\n  level: debug\n", d.metrics, d.socket) +
+		fmt.Sprintf("accounting:\n  spool:\n    path: %s\n", filepath.Join(dir, "spool.db")) +
 		"authentication:\n  failure_limit:\n    max: 0\n" + auth
 	cfg := filepath.Join(dir, "tacagent.yaml")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {

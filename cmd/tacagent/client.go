@@ -173,6 +173,11 @@ func cmdAccount(g *globals, args []string) int {
 	c := g.client()
 	defer c.Close()
 	res, err := c.Account(ctx, req)
+	if err != nil && res != nil && res.Spooled {
+		// Durable in the agent's spool: it will be sent when a server takes it.
+		fmt.Fprintf(g.stdout, "%s spooled: no server took it yet (%v); the agent keeps it and sends it later\n", flags, err)
+		return exitOK
+	}
 	if err != nil {
 		return exitFor(g, "account", err)
 	}
@@ -201,8 +206,21 @@ func cmdStatus(g *globals, args []string) int {
 		_ = enc.Encode(st)
 		return exitOK
 	}
-	fmt.Fprintf(g.stdout, "tacagent %s (API %s): %d requests pending, %d conversations, spool depth %d\n\n",
+	fmt.Fprintf(g.stdout, "tacagent %s (API %s): %d requests pending, %d conversations, spool depth %d\n",
 		st.Version, st.APIVersion, st.Pending, st.Conversations, st.SpoolDepth)
+	if st.SpoolPath != "" {
+		age := "empty"
+		if !st.SpoolOldest.IsZero() {
+			age = "oldest record " + (time.Duration(st.SpoolOldestAge * float64(time.Second))).Round(time.Second).String() + " old"
+		}
+		paused := ""
+		if st.SpoolOutage {
+			paused = ", delivery paused: no server reachable"
+		}
+		fmt.Fprintf(g.stdout, "accounting spool %s: %d records (%d bytes), %s, %d dead letters%s\n",
+			st.SpoolPath, st.SpoolDepth, st.SpoolBytes, age, st.SpoolDeadLetters, paused)
+	}
+	fmt.Fprintln(g.stdout)
 	tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVER\tGROUP\tSTATE\tSINGLE-CONNECT\tIN-FLIGHT\tQUEUED\tLAST ERROR")
 	for _, s := range st.Servers {

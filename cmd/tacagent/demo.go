@@ -18,6 +18,7 @@ import (
 	"github.com/tacagent/tacagent/daemon"
 	"github.com/tacagent/tacagent/internal/tacquitoserver"
 	"github.com/tacagent/tacagent/localapi"
+	"github.com/tacagent/tacagent/spool"
 	"github.com/tacagent/tacagent/tacplus"
 )
 
@@ -105,6 +106,8 @@ func (d *demo) run(ctx context.Context, metricsAddr string, serve bool) error {
 		Agent:       agent.Config{Servers: []agent.Server{tl.agentServer(srv.Addr())}},
 		Groups:      []string{"default"},
 		MetricsAddr: metricsAddr,
+		// The durable accounting spool, in the demo's temporary directory (the daemon's is /var/lib/tacagent).
+		Spool: &spool.Config{Path: filepath.Join(dir, "spool.db")},
 	}, d.log)
 	if err != nil {
 		return fmt.Errorf("starting the agent: %w", err)
@@ -166,7 +169,7 @@ func (d *demo) run(ctx context.Context, metricsAddr string, serve bool) error {
 	d.printf("   result: %s\n", resultOf("", err))
 	d.check(errors.Is(err, tacplus.ErrDenied), "authorization deny")
 
-	d.printf("\n8. Accounting START and STOP for task 4242:\n")
+	d.printf("\n8. Accounting START and STOP for task 4242 (each fsynced to the spool %s first):\n", dmn.Spool().Path())
 	for _, flags := range []string{localapi.FlagStart, localapi.FlagStop} {
 		cr, err := c.Account(rctx, localapi.AcctRequest{Flags: flags, User: demoUser, TaskID: "4242", Port: "demo",
 			AV: []string{"service=shell"}})
@@ -179,6 +182,9 @@ func (d *demo) run(ctx context.Context, metricsAddr string, serve bool) error {
 	recs := srv.Accounting()
 	d.printf("   the server recorded %d accounting records for task 4242\n", len(recs))
 	d.check(len(recs) == 2, "accounting records at the server")
+	if st, err := c.Status(rctx); err == nil {
+		d.printf("   spool depth now %d (a record is deleted once a server answered SUCCESS)\n", st.SpoolDepth)
+	}
 
 	d.printf("\n9. TLS: ")
 	what, ok := tl.describe()

@@ -120,6 +120,10 @@ func writeConfig(t *testing.T, dir, servers, extra string) (cfgPath, socket, met
 	}
 	socket = filepath.Join(dir, "tacagent.sock")
 	metrics = freePort(t)
+	// The spool is on by default; each daemon gets its own file (the default path is shared by the host).
+	if !strings.Contains(extra, "accounting:") {
+		extra += fmt.Sprintf("accounting:\n  spool:\n    path: %s\n", filepath.Join(dir, "spool", "spool.db"))
+	}
 	yaml := fmt.Sprintf("servers:\n%s\nmetrics:\n  address: %s\napi:\n  socket: %s\n  mode: \"0600\"\nlog:\n  level: debug\n%s",
 		strings.ReplaceAll(servers, "KEYFILE", keyFile), metrics, socket, extra)
 	cfgPath = filepath.Join(dir, "tacagent.yaml")

@@ -16,6 +16,7 @@ import (
 	"github.com/tacagent/tacagent/config"
 	"github.com/tacagent/tacagent/daemon"
 	"github.com/tacagent/tacagent/localapi"
+	"github.com/tacagent/tacagent/spool"
 )
 
 // cmdRun is the daemon: it serves the local API and the HTTP endpoints until SIGTERM or SIGINT, and
@@ -208,6 +209,10 @@ func settingsFrom(cfg *config.Config, old *config.Config) (daemon.Settings, erro
 	}
 	if s.SecretCommands == nil {
 		s.SecretCommands = []string{} // an empty list in the file withholds nothing; nil would mean the default
+	}
+	if sp := cfg.Accounting.Spool; sp.Enable {
+		s.Spool = &spool.Config{Path: sp.Path, MaxRecords: sp.MaxRecords, MaxBytes: sp.MaxBytes,
+			RetryInitial: sp.RetryInitial, RetryMax: sp.RetryMax, DeadLetterAfter: sp.DeadLetterAfter}
 	}
 	for _, grp := range ac.Groups {
 		s.Groups = append(s.Groups, grp.Name)

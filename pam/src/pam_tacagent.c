@@ -843,9 +843,20 @@ static int account(pam_handle_t *pamh, const struct opts *o, bool start)
 	const char *what = start ? "accounting start" : "accounting stop";
 	struct answer a;
 	enum verdict v = classify(pamh, o, what, call(pamh, o, "POST", "/v1/account", &w, &a), &a);
+	/* "spooled": no server took the record yet, but the agent committed it to its durable spool and
+	 * sends it when one does: the record is not lost, so acct_required is satisfied. */
+	bool spooled = false;
+	tj_span sp;
+	if (v != V_OK && a.json && a.http.status == 200 && tj_get(a.doc, "spooled", &sp) == 0 && tj_bool(sp, &spooled) != 0)
+		spooled = false;
 	answer_free(&a);
 	if (v == V_OK) {
 		logm(pamh, o, LOG_INFO, "%s of %s task_id=%s recorded", what, user, task_id);
+		return PAM_SUCCESS;
+	}
+	if (spooled) {
+		logm(pamh, o, LOG_NOTICE, "%s of %s task_id=%s spooled by the agent: no server took it yet, it is kept and sent later",
+		     what, user, task_id);
 		return PAM_SUCCESS;
 	}
 	/* A lost record must not lock users out, unless the administrator says it must (acct_required). */

@@ -1,0 +1,139 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tacagent/tacagent/agent"
+	"github.com/tacagent/tacagent/localapi"
+	"github.com/tacagent/tacagent/spool"
+	"github.com/tacagent/tacagent/tacplus"
+)
+
+// spoolDaemon is a daemon with the accounting spool at path, over one server at addr.
+func spoolDaemon(t *testing.T, key []byte, addr, path string) (*Daemon, *localapi.Client) {
+	t.Helper()
+	d, err := New(Settings{Agent: agent.Config{Servers: []agent.Server{{Addr: addr, Key: key, Timeout: 2 * time.Second, DialTimeout: time.Second}}},
+		Groups: []string{"default"}, Spool: &spool.Config{Path: path, RetryInitial: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "tacagent.sock")
+	if err := d.ServeAPI(sock, 0o600, localapi.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	c := localapi.NewClient(sock)
+	t.Cleanup(func() {
+		c.Close()
+		shutdown(t, d)
+	})
+	return d, c
+}
+
+func shutdown(t *testing.T, d *Daemon) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		t.Error(err)
+	}
+}
+
+// closedAddr is a loopback address where nothing listens: a server that is down.
+func closedAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestAccountThroughSpool: with the spool on, a record a server takes at once is answered ok and leaves
+// nothing behind; a record no server takes is answered spooled, shows in status, and survives a restart
+// of the daemon to reach the server the next daemon knows.
+func TestAccountThroughSpool(t *testing.T) {
+	key := []byte("daemon-spool-key-0123")
+	srv := startTestServer(t, key)
+	path := filepath.Join(t.TempDir(), "spool.db")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req := localapi.AcctRequest{Flags: localapi.FlagStart, User: "alice", TaskID: "up-1", AV: []string{"service=shell"}}
+
+	t.Run("delivered", func(t *testing.T) {
+		d, c := spoolDaemon(t, key, srv.Addr(), path)
+		res, err := c.Account(ctx, req)
+		if err != nil || res.Spooled || res.Server != srv.Addr() {
+			t.Fatalf("%+v %v", res, err)
+		}
+		waitRecord(t, srv, "up-1")
+		st, err := c.Status(ctx)
+		if err != nil || st.SpoolDepth != 0 || st.SpoolPath != path || !st.SpoolOldest.IsZero() {
+			t.Fatalf("status %+v %v", st, err)
+		}
+		if d.Spool().Stats().Depth != 0 {
+			t.Error("depth")
+		}
+	})
+
+	t.Run("spooled then replayed after a restart", func(t *testing.T) {
+		_, c := spoolDaemon(t, key, closedAddr(t), path)
+		req.TaskID = "down-1"
+		res, err := c.Account(ctx, req)
+		if !res.Spooled || !errors.Is(err, tacplus.ErrUnreachable) {
+			t.Fatalf("%+v %v", res, err)
+		}
+		req.Flags = localapi.FlagStop
+		if res, err := c.Account(ctx, req); !res.Spooled || err == nil {
+			t.Fatalf("stop: %+v %v", res, err)
+		}
+		st, err := c.Status(ctx)
+		if err != nil || st.SpoolDepth != 2 || st.SpoolOldest.IsZero() || st.SpoolOldestAge < 0 || st.SpoolBytes == 0 {
+			t.Fatalf("status %+v %v", st, err)
+		}
+	})
+	// The first daemon of the subtest above was shut down with the two records in its spool.
+	d, _ := spoolDaemon(t, key, srv.Addr(), path)
+	start := waitRecord(t, srv, "down-1")
+	if start.Flags != tacplus.AcctFlagStart {
+		t.Errorf("first record %v, want START first", start.Flags)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for d.Spool().Stats().Depth != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("spool depth %d", d.Spool().Stats().Depth)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var got []tacplus.AcctFlag
+	for _, r := range srv.Accounting() {
+		if r.TaskID == "down-1" {
+			got = append(got, r.Flags)
+		}
+	}
+	if len(got) != 2 || got[0] != tacplus.AcctFlagStart || got[1] != tacplus.AcctFlagStop {
+		t.Errorf("records of down-1 %v, want START then STOP", got)
+	}
+	if n := d.Metrics().SpoolReplayed; n == nil {
+		t.Error("no metric")
+	}
+}
+
+// TestSpoolLockedByAnotherDaemon: a second daemon on the same spool file fails to start with a clear error
+// instead of hanging.
+func TestSpoolLockedByAnotherDaemon(t *testing.T) {
+	key := []byte("daemon-spool-key-0123")
+	path := filepath.Join(t.TempDir(), "spool.db")
+	spoolDaemon(t, key, closedAddr(t), path)
+	_, err := New(Settings{Agent: agent.Config{Servers: []agent.Server{{Addr: closedAddr(t), Key: key}}}, Groups: []string{"default"},
+		Spool: &spool.Config{Path: path, LockTimeout: 200 * time.Millisecond}}, zerolog.Nop())
+	if !errors.Is(err, spool.ErrLocked) {
+		t.Fatalf("err %v", err)
+	}
+}
