@@ -19,7 +19,10 @@ import (
 // TestIdleCloseByServer: the server closes idle connections (tacquito does after 15 s); the agent notices,
 // treats it as a normal close (no restart, no failure, server not dead) and the next login succeeds.
 func TestIdleCloseByServer(t *testing.T) {
-	srv := startServer(t, func(c *tacplustest.Config) { c.IdleTimeout = 30 * time.Millisecond })
+	// The server's idle timer also runs between the agent's connect and its first packet: it must be long
+	// enough that a loaded machine never spends it there (which is the idle-close race of
+	// TestCloseAsRequestGoesOut, counted as a loss), yet short for a test.
+	srv := startServer(t, func(c *tacplustest.Config) { c.IdleTimeout = time.Second })
 	s := server(srv.Addr())
 	s.IdleTimeout = -1 // the agent never closes first: the server always does
 	h := newAgent(t, agent.Config{Servers: []agent.Server{s}})
