@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tacagent/tacagent/actors/connection"
+	"github.com/tacagent/tacagent/agentconfig"
 	"github.com/tacagent/tacagent/actors/session"
 	"github.com/tacagent/tacagent/actors/supervisor"
 	"github.com/tacagent/tacagent/fsm"
@@ -27,7 +27,7 @@ import (
 // Defaults.
 const (
 	// DefaultUserTimeout bounds how long a session waits for the user to answer a prompt.
-	DefaultUserTimeout = 2 * time.Minute
+	DefaultUserTimeout = agentconfig.DefaultUserTimeout
 	// DefaultDrainTimeout bounds Close when the context has no deadline.
 	DefaultDrainTimeout = 10 * time.Second
 	// deadlineGrace is how long after the caller's deadline the agent still waits for the session's own
@@ -35,43 +35,18 @@ const (
 	deadlineGrace = 100 * time.Millisecond
 )
 
-// Server configures one TACACS+ server.
-type Server struct {
-	Addr string // "host:port" or "[v6]:port"
-	// Key is the shared secret. It is copied; it is never logged.
-	Key []byte
-	// Unencrypted sends bodies in the clear (RFC 8907 section 10.5.2 forbids it in production); it needs
-	// AllowUnencrypted as well.
-	Unencrypted      bool
-	AllowUnencrypted bool
-	Timeout          time.Duration // per server reply; default supervisor.DefaultTimeout (5 s)
-	DialTimeout      time.Duration // default connection.DefaultDialTimeout (2 s)
-	IdleTimeout      time.Duration // default connection.DefaultIdleTimeout (10 s); <0 keeps idle connections
-	// NoSingleConnect stops the agent from asking for single-connect mode (RFC 8907 section 4.3); by default
-	// it asks, and falls back to one connection per session when the server does not agree.
-	NoSingleConnect bool
-	MaxInFlight     int    // sessions at once on one connection; default connection.DefaultMaxInFlight
-	SourceAddr      string // local IP to connect from
-	MaxBodyLen      uint32 // largest body accepted; default 64 KiB
-	// Dial replaces the TCP dialer (TLS, tests).
-	Dial func(ctx context.Context, addr string) (net.Conn, error)
-}
+// Server configures one TACACS+ server (agentconfig.Server: the type lives in a package without actors,
+// so that the config package can build it).
+type Server = agentconfig.Server
+
+// Group is an ordered list of servers, by address.
+type Group = agentconfig.Group
 
 // Config configures an Agent.
-type Config struct {
-	Servers        []Server
-	Groups         []supervisor.Group // the first is the default; empty means one group of all servers
-	DeadTime       time.Duration      // default supervisor.DefaultDeadTime (30 s)
-	BackoffInitial time.Duration
-	BackoffMax     time.Duration
-	UserTimeout    time.Duration // default DefaultUserTimeout
-	// SingleConnectHoldDown: after a connection desynchronised, its server is used one connection per
-	// session for this long; default supervisor.DefaultHoldDown (1 h).
-	SingleConnectHoldDown time.Duration
-	// MaxConnectionAge: a long-lived connection older than this (±10% jitter) takes no new sessions and
-	// closes when its sessions end; default supervisor.DefaultMaxConnectionAge (10 min); negative: never.
-	MaxConnectionAge time.Duration
-}
+type Config = agentconfig.Config
+
+// TLSState is what the last verified TLS handshake with a server established.
+type TLSState = agentconfig.TLSState
 
 type options struct {
 	log     zerolog.Logger
@@ -126,7 +101,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		cfg.UserTimeout = DefaultUserTimeout
 	}
 	scfg := supervisor.Config{
-		Groups: cfg.Groups, DeadTime: cfg.DeadTime, BackoffInitial: cfg.BackoffInitial, BackoffMax: cfg.BackoffMax,
+		Groups: supervisorGroups(cfg.Groups), DeadTime: cfg.DeadTime, BackoffInitial: cfg.BackoffInitial, BackoffMax: cfg.BackoffMax,
 		HoldDown: cfg.SingleConnectHoldDown, MaxConnectionAge: cfg.MaxConnectionAge,
 		Metrics: o.metrics, Log: o.log,
 	}
@@ -186,6 +161,14 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	}
 	a.sup = pid
 	return a, nil
+}
+
+func supervisorGroups(gs []Group) []supervisor.Group {
+	out := make([]supervisor.Group, len(gs))
+	for i, g := range gs {
+		out[i] = supervisor.Group{Name: g.Name, Servers: g.Servers}
+	}
+	return out
 }
 
 // Metrics returns the agent's collectors.

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tacagent/tacagent/actors/supervisor"
 	"github.com/tacagent/tacagent/agent"
 	"github.com/tacagent/tacagent/policy"
 	"github.com/tacagent/tacagent/tacplus"
@@ -48,13 +47,13 @@ authentication: {user_timeout: 45s}
 	}
 	want := agent.Config{
 		Servers: []agent.Server{
-			{Addr: "127.0.0.1:4949", Key: []byte(fileKey), Timeout: 3 * time.Second, DialTimeout: time.Second,
+			{Addr: "127.0.0.1:4949", Name: "tac1", Key: []byte(fileKey), Timeout: 3 * time.Second, DialTimeout: time.Second,
 				IdleTimeout: -1, NoSingleConnect: true, MaxInFlight: 16, SourceAddr: "127.0.0.1", MaxBodyLen: 4096},
-			{Addr: "[::1]:49", Unencrypted: true, AllowUnencrypted: true, Timeout: DefaultTimeout,
+			{Addr: "[::1]:49", Name: "plain", Unencrypted: true, AllowUnencrypted: true, Timeout: DefaultTimeout,
 				DialTimeout: DefaultConnectTimeout, IdleTimeout: DefaultIdleTimeout, MaxInFlight: DefaultMaxInFlight,
 				MaxBodyLen: DefaultMaxBody},
 		},
-		Groups: []supervisor.Group{
+		Groups: []agent.Group{
 			{Name: "core", Servers: []string{"127.0.0.1:4949", "[::1]:49"}},
 			{Name: "clear", Servers: []string{"[::1]:49"}},
 		},
