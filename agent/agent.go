@@ -14,9 +14,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tacagent/tacagent/actors/connection"
-	"github.com/tacagent/tacagent/agentconfig"
 	"github.com/tacagent/tacagent/actors/session"
 	"github.com/tacagent/tacagent/actors/supervisor"
+	"github.com/tacagent/tacagent/agentconfig"
 	"github.com/tacagent/tacagent/fsm"
 	"github.com/tacagent/tacagent/internal/actorkit"
 	"github.com/tacagent/tacagent/messages"
