@@ -122,6 +122,9 @@ type ErrorBody struct {
 	Message string `json:"message"`
 	// Explanation tells the whole story of a denial, such as "server A timed out; server B said FAIL".
 	Explanation string `json:"explanation,omitempty"`
+	// Causes are the other taxonomy classes the error matches, by name: a connection lost because the
+	// server sent a packet out of turn is "connection_lost" with the cause "protocol".
+	Causes []string `json:"causes,omitempty"`
 }
 
 // AuthenResult is the body of a 200 answer to POST /v1/authenticate and POST /v1/conversations/{id}.
@@ -162,7 +165,7 @@ type AuthorRequest struct {
 }
 
 // Pairs returns the AV pairs the request stands for: AV when given, otherwise service=, cmd= and one
-// cmd-arg= per argument (section 6.1).
+// cmd-arg= per argument (section 6.1). With service shell and no Cmd it is the shell start: "cmd=".
 func (r AuthorRequest) Pairs() []string {
 	if len(r.AV) > 0 {
 		return append([]string(nil), r.AV...)
@@ -172,7 +175,9 @@ func (r AuthorRequest) Pairs() []string {
 		svc = "shell"
 	}
 	out := []string{"service=" + svc}
-	if r.Cmd != "" || len(r.Args) > 0 {
+	// service=shell always carries cmd= (RFC 8907 section 8.2): empty, it asks whether the shell itself
+	// may start, as shells and NSS do at login.
+	if r.Cmd != "" || len(r.Args) > 0 || svc == "shell" {
 		out = append(out, "cmd="+r.Cmd)
 	}
 	for _, a := range r.Args {
