@@ -104,9 +104,9 @@ type Error struct {
 	// Causes are the other taxonomy classes the agent's error matched ("protocol" under a
 	// "connection_lost"); errors.Is matches them too.
 	Causes     []string
-	Server      string
-	SessionID   uint32
-	RetryAfter  time.Duration // with ErrRateLimited: when to try again
+	Server     string
+	SessionID  uint32
+	RetryAfter time.Duration // with ErrRateLimited: when to try again
 }
 
 func (e *Error) Error() string {
