@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +77,8 @@ type Agent struct {
 	maxWait     time.Duration
 	grace       time.Duration
 	unsubscribe func()
+	servers     map[string]Server // by address, for status (names, TLS state); keys are not read
+	groups      []Group
 	closeOnce   sync.Once
 	closed      atomic.Bool
 }
@@ -142,7 +145,19 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		maxWait += t + time.Second
 	}
 	sys := actorkit.NewSystem(o.log)
-	a := &Agent{sys: sys, m: o.metrics, log: o.log, maxWait: maxWait, grace: deadlineGrace}
+	a := &Agent{sys: sys, m: o.metrics, log: o.log, maxWait: maxWait, grace: deadlineGrace, servers: map[string]Server{},
+		groups: cfg.Groups}
+	for _, s := range cfg.Servers {
+		s.Key = nil // status needs the name and the TLS state only
+		a.servers[s.Addr] = s
+	}
+	if len(a.groups) == 0 {
+		g := Group{Name: "default"}
+		for _, s := range cfg.Servers {
+			g.Servers = append(g.Servers, s.Addr)
+		}
+		a.groups = []Group{g}
+	}
 	a.unsubscribe = actorkit.Subscribe(sys, actorkit.Hooks{
 		DeadLetter: func(ev *actor.DeadLetterEvent) {
 			o.metrics.DeadLetters.Inc()
@@ -405,8 +420,30 @@ func futureError(err error, req *messages.Request) error {
 	return &tacplus.Error{Class: tacplus.ErrProtocol, Msg: fmt.Sprintf("request %d", req.ID), Err: err}
 }
 
+// Status is a snapshot of the agent: its servers and the requests waiting for an answer.
+type Status struct {
+	Servers []ServerStatus // in configuration order
+	Pending int            // requests waiting for a first answer from a server
+}
+
+// ServerStatus describes one server.
+type ServerStatus struct {
+	Name          string    // the configured name (Server.Name), or Addr
+	Addr          string    // "host:port"
+	Groups        []string  // the groups it belongs to, in configuration order
+	State         string    // "up" (connected), "down" (no connection now, not dead-timed) or "dead" (dead-timed)
+	Since         time.Time // when State last changed
+	DeadUntil     time.Time // the end of the dead-time; zero when not dead
+	SingleConnect bool      // new requests share one connection (negotiated, not held down)
+	InFlight      int       // requests running on its connections
+	Queued        int       // requests waiting for a free slot on its connections
+	LastError     string    // the last error that said something about the server's health
+	LastErrorAt   time.Time // when it happened; zero when there was none
+	TLS           *TLSState // the last verified TLS handshake; nil for a plaintext server or before the first
+}
+
 // Status returns a snapshot of the servers and the requests in flight.
-func (a *Agent) Status(ctx context.Context) (*messages.StatusReport, error) {
+func (a *Agent) Status(ctx context.Context) (*Status, error) {
 	wait := 2 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		wait = time.Until(dl)
@@ -415,7 +452,29 @@ func (a *Agent) Status(ctx context.Context) (*messages.StatusReport, error) {
 	if err != nil {
 		return nil, futureError(err, &messages.Request{})
 	}
-	return res.(*messages.StatusReport), nil
+	rep := res.(*messages.StatusReport)
+	out := &Status{Pending: rep.Pending, Servers: make([]ServerStatus, 0, len(rep.Servers))}
+	for _, s := range rep.Servers {
+		st := ServerStatus{Name: s.Addr, Addr: s.Addr, State: s.State, Since: s.Since, DeadUntil: s.DeadUntil,
+			SingleConnect: s.SingleConnect, InFlight: s.InFlight, Queued: s.Queued, LastError: s.LastError, LastErrorAt: s.LastErrorAt}
+		if c, ok := a.servers[s.Addr]; ok {
+			if c.Name != "" {
+				st.Name = c.Name
+			}
+			if c.TLS != nil {
+				if ts, ok := c.TLS(); ok {
+					st.TLS = &ts
+				}
+			}
+		}
+		for _, g := range a.groups {
+			if slices.Contains(g.Servers, s.Addr) {
+				st.Groups = append(st.Groups, g.Name)
+			}
+		}
+		out.Servers = append(out.Servers, st)
+	}
+	return out, nil
 }
 
 // Close drains the agent: new requests fail with ErrAborted, requests in flight may finish until ctx's
