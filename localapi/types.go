@@ -244,8 +244,8 @@ type ServerStatus struct {
 	Addr          string    `json:"addr"`            // host:port
 	Group         string    `json:"group,omitempty"` // the first of Groups (API v1 clients read this one)
 	Groups        []string  `json:"groups,omitempty"`
-	State         string    `json:"state"`            // "up", "down" or "dead"
-	Since         time.Time `json:"since,omitzero"`   // when State last changed
+	State         string    `json:"state"`          // "up", "down" or "dead"
+	Since         time.Time `json:"since,omitzero"` // when State last changed
 	DeadUntil     time.Time `json:"dead_until,omitzero"`
 	SingleConnect bool      `json:"single_connect"`
 	InFlight      int       `json:"in_flight"` // requests running on the server's connections
