@@ -131,4 +131,3 @@ func TestStatusCountsThroughTheDaemon(t *testing.T) {
 		t.Errorf("status text: exit %d\n%s", code, out)
 	}
 }
-
