@@ -133,7 +133,7 @@ func TestNoKeyInOutput(t *testing.T) {
 	}
 	ch := Diff(c, d)
 	noSecret(t, "Changes", fmt.Sprintf("%v %+v %#v", ch, ch, ch))
-	if ch.String() != "servers changed [tac2 (key)]" {
+	if ch.String() != "servers changed [tac2 (key changed)]" {
 		t.Errorf("Changes = %s", ch)
 	}
 }
@@ -200,7 +200,7 @@ authentication:
 		t.Fatal(err)
 	}
 	after := mustParse(t, doc)
-	if ch := Diff(before, after); ch.String() != "servers changed [tac1 (key)]" {
+	if ch := Diff(before, after); ch.String() != "servers changed [tac1 (key changed)]" {
 		t.Errorf("rotated key: %s", ch)
 	}
 	// A stack entry moved down the file by a comment is not a change.
