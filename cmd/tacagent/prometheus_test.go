@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,15 +19,14 @@ import (
 	"time"
 
 	"github.com/tacagent/tacagent/localapi"
-	"github.com/tacagent/tacagent/tacplus/tacplustest"
 )
 
 // prometheusBudget bounds TestPrometheusSeesFailover from start to end.
 const prometheusBudget = 60 * time.Second
 
 // TestPrometheusSeesFailover: a real Prometheus (the Debian package's binary) scrapes the real daemon,
-// which serves logins from two test servers; the primary is killed, and queries through Prometheus's HTTP
-// API show the failover (failovers_total from the primary, the primary dead, logins still ok on the
+// which serves logins from two test server processes (cmd/tacplus-testserver); the primary is killed
+// with SIGKILL, and queries through Prometheus's HTTP API show the failover (failovers_total from the primary, the primary dead, logins still ok on the
 // backup). The alert rules of contrib/prometheus are loaded too and must evaluate without error.
 func TestPrometheusSeesFailover(t *testing.T) {
 	promBin, err := exec.LookPath("prometheus")
@@ -33,8 +34,9 @@ func TestPrometheusSeesFailover(t *testing.T) {
 		t.Skip("prometheus is not installed (Debian package prometheus; CI installs it): the end-to-end scrape test needs the real server")
 	}
 	deadline := time.Now().Add(prometheusBudget)
-	primary := testServer(t, tacplustest.Config{Users: users, AuthorRules: rules, SingleConnect: true})
-	backup := testServer(t, tacplustest.Config{Users: users, AuthorRules: rules, SingleConnect: true})
+	serverBin := buildTestServer(t)
+	primary := startServerProcess(t, serverBin)
+	backup := startServerProcess(t, serverBin)
 	d := startDaemon(t, serverEntry("primary", primary.Addr(), "timeout: 2s")+serverEntry("backup", backup.Addr(), "timeout: 2s"), "")
 
 	prom := startPrometheus(t, promBin, d.metrics)
@@ -83,7 +85,7 @@ func TestPrometheusSeesFailover(t *testing.T) {
 	}
 
 	killed := time.Now()
-	primary.Close()
+	primary.kill(t)
 
 	// After: the failover, the primary dead, logins going on on the backup.
 	waitUntil(t, deadline, "Prometheus showing the failover from the primary", func() bool {
@@ -107,6 +109,80 @@ func TestPrometheusSeesFailover(t *testing.T) {
 	if time.Now().After(deadline) {
 		t.Errorf("the test took longer than %v", prometheusBudget)
 	}
+}
+
+// buildTestServer builds cmd/tacplus-testserver (without -race: it is a peer, not under test).
+func buildTestServer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "tacplus-testserver")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/tacagent/tacagent/cmd/tacplus-testserver").CombinedOutput()
+	if err != nil {
+		t.Fatalf("building tacplus-testserver: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// serverProcess is a running tacplus-testserver.
+type serverProcess struct {
+	addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (s *serverProcess) Addr() string { return s.addr }
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (s *serverProcess) kill(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+}
+
+// startServerProcess runs tacplus-testserver on a loopback port with the e2e users, and waits for its
+// address (its readiness signal: the first line on stdout).
+func startServerProcess(t *testing.T, bin string) *serverProcess {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "users.yaml")
+	if err := os.WriteFile(cfg, []byte("users:\n  bob: {password: bob-pw}\nsingle_connect: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-config", cfg, "-single-connect")
+	cmd.Env = append(os.Environ(), "TACPLUS_TESTSERVER_KEY="+e2eKey)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &serverProcess{cmd: cmd, done: make(chan struct{})}
+	first := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		first <- strings.TrimSpace(line)
+		_, _ = io.Copy(io.Discard, stdout)
+		_ = cmd.Wait()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		<-s.done
+	})
+	select {
+	case s.addr = <-first:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("tacplus-testserver printed no address within 15 s: %s", stderr.String())
+	}
+	if _, _, err := net.SplitHostPort(s.addr); err != nil {
+		t.Fatalf("tacplus-testserver's first line %q is not an address: %s", s.addr, stderr.String())
+	}
+	return s
 }
 
 // waitUntil polls cond every 200 ms until it holds or the deadline passes.
