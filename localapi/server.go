@@ -317,7 +317,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		ev = s.log.Warn()
 	}
 	ev = ev.Uint32("uid", p.caller.UID).Int("pid", p.caller.PID).Str("method", r.Method).Str("path", safePath(r.URL.Path)).
-		Str("endpoint", endpoint).Int("status", res.status).Str("code", res.code).Dur("took", s.cfg.Now().Sub(start))
+		Str("endpoint", endpoint).Int("status", res.status).Str("code", res.code).Stringer("took", s.cfg.Now().Sub(start))
 	if res.user != "" {
 		ev = ev.Str("user", res.user)
 	}

@@ -638,7 +638,7 @@ func (a *Actor) step(ctx actor.Context, s *server, ev serverfsm.Event) {
 	for _, fx := range s.fsm.Step(ev) {
 		switch f := fx.(type) {
 		case serverfsm.LogDead:
-			a.log.Warn().Str("server", s.cfg.Addr).Str("cause", f.Cause).Dur("dead_time", f.DeadTime).Msg("server marked dead")
+			a.log.Warn().Str("server", s.cfg.Addr).Str("cause", f.Cause).Stringer("dead_time", f.DeadTime).Msg("server marked dead")
 			s.m.Dead.Set(1)
 		case serverfsm.LogAlive:
 			s.badKey = false
@@ -867,7 +867,7 @@ func (a *Actor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child 
 	n := s.rs.NumberOfFailures(DefaultFailureWindow)
 	d := Backoff(n, a.cfg.BackoffInitial, a.cfg.BackoffMax)
 	s.restartGen++
-	a.log.Debug().Str("server", s.cfg.Addr).Dur("backoff", d).Int("failures", n).Msg("connection restart scheduled")
+	a.log.Debug().Str("server", s.cfg.Addr).Stringer("backoff", d).Int("failures", n).Msg("connection restart scheduled")
 	a.timer.After(d, a.self, &restartConn{addr: s.cfg.Addr, gen: s.restartGen})
 }
 
