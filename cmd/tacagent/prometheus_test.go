@@ -97,8 +97,11 @@ func TestPrometheusSeesFailover(t *testing.T) {
 	if s := q(fmt.Sprintf(`tacagent_server_dead{server=%q} == 0`, backup.Addr())); len(s) != 1 {
 		t.Errorf("the backup is not alive in Prometheus: %v", s)
 	}
-	// The alert rules run on real series without error.
+	// The alert rules run on real series without error, and every dashboard query is valid PromQL.
 	prom.rulesHealthy(t)
+	for _, e := range dashboardExprs(t) {
+		prom.query(t, e)
+	}
 
 	stopLogins()
 	mu.Lock()
@@ -109,6 +112,38 @@ func TestPrometheusSeesFailover(t *testing.T) {
 	if time.Now().After(deadline) {
 		t.Errorf("the test took longer than %v", prometheusBudget)
 	}
+}
+
+// dashboardExprs returns the Grafana dashboard's queries with its variables filled in as Grafana would.
+func dashboardExprs(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("../../contrib/grafana/tacagent.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	fill := strings.NewReplacer("$__rate_interval", "1m", "$instance", ".*")
+	var out []string
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			if tg.Expr != "" {
+				out = append(out, fill.Replace(tg.Expr))
+			}
+		}
+	}
+	if len(out) < 10 {
+		t.Fatalf("the dashboard has %d queries", len(out))
+	}
+	return out
 }
 
 // buildTestServer builds cmd/tacplus-testserver (without -race: it is a peer, not under test).
