@@ -2,9 +2,9 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet lint fmt-check unit chaos fuzz-smoke fuzz-long pam-fuzz bench pam
+.PHONY: test vet lint fmt-check unit chaos fuzz-smoke fuzz-long pam-fuzz bench pam promtool
 
-test: fmt-check vet lint pam unit chaos fuzz-smoke
+test: fmt-check vet lint promtool pam unit chaos fuzz-smoke
 
 # The PAM module, pam/pam_tacagent.so (C: docs/pam.md says why); needs gcc and libpam0g-dev.
 pam:
@@ -16,6 +16,11 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+
+# The alert rules in contrib/prometheus: syntax, then their unit tests (promtool, Debian package prometheus).
+promtool:
+	promtool check rules contrib/prometheus/tacagent.rules.yml
+	cd contrib/prometheus && promtool test rules tacagent.rules.test.yml
 
 # staticcheck, pinned in go.mod's tool block (`go get -tool honnef.co/go/tools/cmd/staticcheck@VERSION`).
 lint:

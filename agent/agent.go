@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +17,7 @@ import (
 	"github.com/tacagent/tacagent/actors/connection"
 	"github.com/tacagent/tacagent/actors/session"
 	"github.com/tacagent/tacagent/actors/supervisor"
+	"github.com/tacagent/tacagent/agentconfig"
 	"github.com/tacagent/tacagent/fsm"
 	"github.com/tacagent/tacagent/internal/actorkit"
 	"github.com/tacagent/tacagent/messages"
@@ -27,7 +28,7 @@ import (
 // Defaults.
 const (
 	// DefaultUserTimeout bounds how long a session waits for the user to answer a prompt.
-	DefaultUserTimeout = 2 * time.Minute
+	DefaultUserTimeout = agentconfig.DefaultUserTimeout
 	// DefaultDrainTimeout bounds Close when the context has no deadline.
 	DefaultDrainTimeout = 10 * time.Second
 	// deadlineGrace is how long after the caller's deadline the agent still waits for the session's own
@@ -35,43 +36,18 @@ const (
 	deadlineGrace = 100 * time.Millisecond
 )
 
-// Server configures one TACACS+ server.
-type Server struct {
-	Addr string // "host:port" or "[v6]:port"
-	// Key is the shared secret. It is copied; it is never logged.
-	Key []byte
-	// Unencrypted sends bodies in the clear (RFC 8907 section 10.5.2 forbids it in production); it needs
-	// AllowUnencrypted as well.
-	Unencrypted      bool
-	AllowUnencrypted bool
-	Timeout          time.Duration // per server reply; default supervisor.DefaultTimeout (5 s)
-	DialTimeout      time.Duration // default connection.DefaultDialTimeout (2 s)
-	IdleTimeout      time.Duration // default connection.DefaultIdleTimeout (10 s); <0 keeps idle connections
-	// NoSingleConnect stops the agent from asking for single-connect mode (RFC 8907 section 4.3); by default
-	// it asks, and falls back to one connection per session when the server does not agree.
-	NoSingleConnect bool
-	MaxInFlight     int    // sessions at once on one connection; default connection.DefaultMaxInFlight
-	SourceAddr      string // local IP to connect from
-	MaxBodyLen      uint32 // largest body accepted; default 64 KiB
-	// Dial replaces the TCP dialer (TLS, tests).
-	Dial func(ctx context.Context, addr string) (net.Conn, error)
-}
+// Server configures one TACACS+ server (agentconfig.Server: the type lives in a package without actors,
+// so that the config package can build it).
+type Server = agentconfig.Server
+
+// Group is an ordered list of servers, by address.
+type Group = agentconfig.Group
 
 // Config configures an Agent.
-type Config struct {
-	Servers        []Server
-	Groups         []supervisor.Group // the first is the default; empty means one group of all servers
-	DeadTime       time.Duration      // default supervisor.DefaultDeadTime (30 s)
-	BackoffInitial time.Duration
-	BackoffMax     time.Duration
-	UserTimeout    time.Duration // default DefaultUserTimeout
-	// SingleConnectHoldDown: after a connection desynchronised, its server is used one connection per
-	// session for this long; default supervisor.DefaultHoldDown (1 h).
-	SingleConnectHoldDown time.Duration
-	// MaxConnectionAge: a long-lived connection older than this (±10% jitter) takes no new sessions and
-	// closes when its sessions end; default supervisor.DefaultMaxConnectionAge (10 min); negative: never.
-	MaxConnectionAge time.Duration
-}
+type Config = agentconfig.Config
+
+// TLSState is what the last verified TLS handshake with a server established.
+type TLSState = agentconfig.TLSState
 
 type options struct {
 	log     zerolog.Logger
@@ -101,6 +77,8 @@ type Agent struct {
 	maxWait     time.Duration
 	grace       time.Duration
 	unsubscribe func()
+	servers     map[string]Server // by address, for status (names, TLS state); keys are not read
+	groups      []Group
 	closeOnce   sync.Once
 	closed      atomic.Bool
 }
@@ -126,7 +104,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		cfg.UserTimeout = DefaultUserTimeout
 	}
 	scfg := supervisor.Config{
-		Groups: cfg.Groups, DeadTime: cfg.DeadTime, BackoffInitial: cfg.BackoffInitial, BackoffMax: cfg.BackoffMax,
+		Groups: supervisorGroups(cfg.Groups), DeadTime: cfg.DeadTime, BackoffInitial: cfg.BackoffInitial, BackoffMax: cfg.BackoffMax,
 		HoldDown: cfg.SingleConnectHoldDown, MaxConnectionAge: cfg.MaxConnectionAge,
 		Metrics: o.metrics, Log: o.log,
 	}
@@ -167,7 +145,19 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		maxWait += t + time.Second
 	}
 	sys := actorkit.NewSystem(o.log)
-	a := &Agent{sys: sys, m: o.metrics, log: o.log, maxWait: maxWait, grace: deadlineGrace}
+	a := &Agent{sys: sys, m: o.metrics, log: o.log, maxWait: maxWait, grace: deadlineGrace, servers: map[string]Server{},
+		groups: cfg.Groups}
+	for _, s := range cfg.Servers {
+		s.Key = nil // status needs the name and the TLS state only
+		a.servers[s.Addr] = s
+	}
+	if len(a.groups) == 0 {
+		g := Group{Name: "default"}
+		for _, s := range cfg.Servers {
+			g.Servers = append(g.Servers, s.Addr)
+		}
+		a.groups = []Group{g}
+	}
 	a.unsubscribe = actorkit.Subscribe(sys, actorkit.Hooks{
 		DeadLetter: func(ev *actor.DeadLetterEvent) {
 			o.metrics.DeadLetters.Inc()
@@ -186,6 +176,14 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	}
 	a.sup = pid
 	return a, nil
+}
+
+func supervisorGroups(gs []Group) []supervisor.Group {
+	out := make([]supervisor.Group, len(gs))
+	for i, g := range gs {
+		out[i] = supervisor.Group{Name: g.Name, Servers: g.Servers}
+	}
+	return out
 }
 
 // Metrics returns the agent's collectors.
@@ -423,8 +421,30 @@ func futureError(err error, req *messages.Request) error {
 	return &tacplus.Error{Class: tacplus.ErrProtocol, Msg: fmt.Sprintf("request %d", req.ID), Err: err}
 }
 
+// Status is a snapshot of the agent: its servers and the requests waiting for an answer.
+type Status struct {
+	Servers []ServerStatus // in configuration order
+	Pending int            // requests waiting for a first answer from a server
+}
+
+// ServerStatus describes one server.
+type ServerStatus struct {
+	Name          string    // the configured name (Server.Name), or Addr
+	Addr          string    // "host:port"
+	Groups        []string  // the groups it belongs to, in configuration order
+	State         string    // "up" (connected), "down" (no connection now, not dead-timed) or "dead" (dead-timed)
+	Since         time.Time // when State last changed
+	DeadUntil     time.Time // the end of the dead-time; zero when not dead
+	SingleConnect bool      // new requests share one connection (negotiated, not held down)
+	InFlight      int       // requests running on its connections
+	Queued        int       // requests waiting for a free slot on its connections
+	LastError     string    // the last error that said something about the server's health
+	LastErrorAt   time.Time // when it happened; zero when there was none
+	TLS           *TLSState // the last verified TLS handshake; nil for a plaintext server or before the first
+}
+
 // Status returns a snapshot of the servers and the requests in flight.
-func (a *Agent) Status(ctx context.Context) (*messages.StatusReport, error) {
+func (a *Agent) Status(ctx context.Context) (*Status, error) {
 	wait := 2 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		wait = time.Until(dl)
@@ -433,7 +453,29 @@ func (a *Agent) Status(ctx context.Context) (*messages.StatusReport, error) {
 	if err != nil {
 		return nil, futureError(err, &messages.Request{})
 	}
-	return res.(*messages.StatusReport), nil
+	rep := res.(*messages.StatusReport)
+	out := &Status{Pending: rep.Pending, Servers: make([]ServerStatus, 0, len(rep.Servers))}
+	for _, s := range rep.Servers {
+		st := ServerStatus{Name: s.Addr, Addr: s.Addr, State: s.State, Since: s.Since, DeadUntil: s.DeadUntil,
+			SingleConnect: s.SingleConnect, InFlight: s.InFlight, Queued: s.Queued, LastError: s.LastError, LastErrorAt: s.LastErrorAt}
+		if c, ok := a.servers[s.Addr]; ok {
+			if c.Name != "" {
+				st.Name = c.Name
+			}
+			if c.TLS != nil {
+				if ts, ok := c.TLS(); ok {
+					st.TLS = &ts
+				}
+			}
+		}
+		for _, g := range a.groups {
+			if slices.Contains(g.Servers, s.Addr) {
+				st.Groups = append(st.Groups, g.Name)
+			}
+		}
+		out.Servers = append(out.Servers, st)
+	}
+	return out, nil
 }
 
 // Close drains the agent: new requests fail with ErrAborted, requests in flight may finish until ctx's

@@ -11,5 +11,9 @@
 // session_id and the state the session was in. Context cancellation aborts the session (an ABORT packet
 // where RFC 8907 allows one).
 //
-// It imports the actors, messages, metrics and the codec; never the policy, the daemon or the CLI.
+// Its configuration types (Config, Server, Group, TLSState) are aliases of package agentconfig's, which
+// imports no actor package, so that configuration code can build them without the actor system.
+//
+// It imports agentconfig, the actors, messages, metrics and the codec; never the policy, the daemon or
+// the CLI.
 package agent

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tacagent/tacagent/actors/supervisor"
 	"github.com/tacagent/tacagent/agent"
 	"github.com/tacagent/tacagent/policy"
 	"github.com/tacagent/tacagent/tacplus"
@@ -48,13 +47,13 @@ authentication: {user_timeout: 45s}
 	}
 	want := agent.Config{
 		Servers: []agent.Server{
-			{Addr: "127.0.0.1:4949", Key: []byte(fileKey), Timeout: 3 * time.Second, DialTimeout: time.Second,
+			{Addr: "127.0.0.1:4949", Name: "tac1", Key: []byte(fileKey), Timeout: 3 * time.Second, DialTimeout: time.Second,
 				IdleTimeout: -1, NoSingleConnect: true, MaxInFlight: 16, SourceAddr: "127.0.0.1", MaxBodyLen: 4096},
-			{Addr: "[::1]:49", Unencrypted: true, AllowUnencrypted: true, Timeout: DefaultTimeout,
+			{Addr: "[::1]:49", Name: "plain", Unencrypted: true, AllowUnencrypted: true, Timeout: DefaultTimeout,
 				DialTimeout: DefaultConnectTimeout, IdleTimeout: DefaultIdleTimeout, MaxInFlight: DefaultMaxInFlight,
 				MaxBodyLen: DefaultMaxBody},
 		},
-		Groups: []supervisor.Group{
+		Groups: []agent.Group{
 			{Name: "core", Servers: []string{"127.0.0.1:4949", "[::1]:49"}},
 			{Name: "clear", Servers: []string{"[::1]:49"}},
 		},
@@ -134,7 +133,7 @@ func TestNoKeyInOutput(t *testing.T) {
 	}
 	ch := Diff(c, d)
 	noSecret(t, "Changes", fmt.Sprintf("%v %+v %#v", ch, ch, ch))
-	if ch.String() != "servers changed [tac2 (key)]" {
+	if ch.String() != "servers changed [tac2 (key changed)]" {
 		t.Errorf("Changes = %s", ch)
 	}
 }
@@ -201,7 +200,7 @@ authentication:
 		t.Fatal(err)
 	}
 	after := mustParse(t, doc)
-	if ch := Diff(before, after); ch.String() != "servers changed [tac1 (key)]" {
+	if ch := Diff(before, after); ch.String() != "servers changed [tac1 (key changed)]" {
 		t.Errorf("rotated key: %s", ch)
 	}
 	// A stack entry moved down the file by a comment is not a change.

@@ -1,19 +1,18 @@
 package config
 
 import (
-	"github.com/tacagent/tacagent/actors/supervisor"
-	"github.com/tacagent/tacagent/agent"
+	"github.com/tacagent/tacagent/agentconfig"
 	"github.com/tacagent/tacagent/policy"
 )
 
-// Agent validates c and maps it onto the agent's configuration. Each agent.Server gets a copy of its key;
+// Agent validates c and maps it onto the agent's configuration (agent.Config is agentconfig.Config). Each server gets a copy of its key;
 // groups name servers by their normalized address, the supervisor's identity for a server. With no groups
 // configured, the result has one group, DefaultGroup, of every server in order.
-func (c *Config) Agent() (agent.Config, error) {
+func (c *Config) Agent() (agentconfig.Config, error) {
 	if err := c.Validate(); err != nil {
-		return agent.Config{}, err
+		return agentconfig.Config{}, err
 	}
-	out := agent.Config{
+	out := agentconfig.Config{
 		DeadTime:              c.DeadTime,
 		SingleConnectHoldDown: c.SingleConnectHoldDown,
 		MaxConnectionAge:      c.MaxConnectionAge,
@@ -22,8 +21,9 @@ func (c *Config) Agent() (agent.Config, error) {
 		UserTimeout:           c.Authentication.UserTimeout,
 	}
 	for _, s := range c.Servers {
-		as := agent.Server{
+		as := agentconfig.Server{
 			Addr:             s.Address,
+			Name:             s.Name,
 			Unencrypted:      s.Unencrypted,
 			AllowUnencrypted: s.AllowUnencrypted,
 			Timeout:          s.Timeout,
@@ -38,20 +38,20 @@ func (c *Config) Agent() (agent.Config, error) {
 			as.Key = append([]byte(nil), s.key.b...)
 		}
 		if err := s.applyTLS(&as); err != nil {
-			return agent.Config{}, err
+			return agentconfig.Config{}, err
 		}
 		out.Servers = append(out.Servers, as)
 	}
 	if len(c.Groups) == 0 {
-		g := supervisor.Group{Name: DefaultGroup}
+		g := agentconfig.Group{Name: DefaultGroup}
 		for _, s := range c.Servers {
 			g.Servers = append(g.Servers, s.Address)
 		}
-		out.Groups = []supervisor.Group{g}
+		out.Groups = []agentconfig.Group{g}
 		return out, nil
 	}
 	for _, g := range c.Groups {
-		sg := supervisor.Group{Name: g.Name}
+		sg := agentconfig.Group{Name: g.Name}
 		for _, m := range g.Servers {
 			sg.Servers = append(sg.Servers, c.resolve(m).Address)
 		}

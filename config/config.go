@@ -6,9 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/tacagent/tacagent/actors/connection"
-	"github.com/tacagent/tacagent/actors/supervisor"
-	"github.com/tacagent/tacagent/daemon"
+	"github.com/tacagent/tacagent/agentconfig"
 	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/metrics"
 	"github.com/tacagent/tacagent/policy"
@@ -25,18 +23,18 @@ const (
 	// DefaultPort is the TACACS+ port (RFC 8907 section 4), used when an address has none.
 	DefaultPort = "49"
 
-	DefaultTimeout        = supervisor.DefaultTimeout
-	DefaultConnectTimeout = connection.DefaultDialTimeout
-	DefaultIdleTimeout    = connection.DefaultIdleTimeout
-	DefaultMaxInFlight    = connection.DefaultMaxInFlight
+	DefaultTimeout        = agentconfig.DefaultTimeout
+	DefaultConnectTimeout = agentconfig.DefaultDialTimeout
+	DefaultIdleTimeout    = agentconfig.DefaultIdleTimeout
+	DefaultMaxInFlight    = agentconfig.DefaultMaxInFlight
 	DefaultMaxBody        = tacplus.DefaultMaxBodyLen
-	DefaultDeadTime       = supervisor.DefaultDeadTime
+	DefaultDeadTime       = agentconfig.DefaultDeadTime
 	// DefaultSingleConnectHoldDown is single_connect_hold_down's default.
-	DefaultSingleConnectHoldDown = supervisor.DefaultHoldDown
+	DefaultSingleConnectHoldDown = agentconfig.DefaultHoldDown
 	// DefaultMaxConnectionAge is max_connection_age's default.
-	DefaultMaxConnectionAge = supervisor.DefaultMaxConnectionAge
-	DefaultBackoffInitial   = supervisor.DefaultBackoffInitial
-	DefaultBackoffMax       = supervisor.DefaultBackoffMax
+	DefaultMaxConnectionAge = agentconfig.DefaultMaxAge
+	DefaultBackoffInitial   = agentconfig.DefaultBackoffInitial
+	DefaultBackoffMax       = agentconfig.DefaultBackoffMax
 	// DefaultUserTimeout is how long a prompt waits for a person's answer: the local API's conversation
 	// timeout (60 s); the agent's own default (2 min) is only for programs embedding it.
 	DefaultUserTimeout = localapi.DefaultConversationTimeout
@@ -79,6 +77,11 @@ const (
 	// maxKeyFileSize bounds what is read from a key file, so that a wrong path (/dev/zero) fails cleanly.
 	maxKeyFileSize = 64 << 10
 )
+
+// DefaultSecretCommands are log.secret_commands' default: commands whose arguments carry secrets (a
+// password, a community string, a key). The daemon's own default (daemon.DefaultSecretCommands, for
+// settings built in Go) is the same list; a test keeps them equal.
+var DefaultSecretCommands = []string{"enable", "passwd", "chpasswd", "password", "username", "snmp-server", "key", "tacacs-server", "radius-server", "crypto"}
 
 // LogLevels are the accepted values of log.level.
 var LogLevels = []string{"debug", "info", "warn", "error"}
@@ -235,7 +238,7 @@ type API struct {
 type Log struct {
 	Level string `yaml:"level"` // one of LogLevels
 	// SecretCommands are authorization commands whose arguments are never logged (first word, any case).
-	// Default: daemon.DefaultSecretCommands; a list given replaces it ([] logs every command's arguments
+	// Default: DefaultSecretCommands; a list given replaces it ([] logs every command's arguments
 	// at debug).
 	SecretCommands []string `yaml:"secret_commands"`
 }
@@ -269,7 +272,7 @@ func defaults() *Config {
 		Metrics: Metrics{Address: DefaultMetricsAddress, MaxConnections: DefaultMetricsMaxConnections},
 		API: API{Socket: DefaultSocket, Mode: DefaultSocketMode, MaxRequestBytes: DefaultMaxRequestBytes,
 			ConversationShare: DefaultConversationShare, ConnectionShare: DefaultConnectionShare},
-		Log: Log{Level: DefaultLogLevel, SecretCommands: slices.Clone(daemon.DefaultSecretCommands)},
+		Log: Log{Level: DefaultLogLevel, SecretCommands: slices.Clone(DefaultSecretCommands)},
 	}
 }
 

@@ -36,7 +36,7 @@ func (c Changes) ServersChanged() bool {
 // Section reports whether the named top-level section changed.
 func (c Changes) Section(name string) bool { return slices.Contains(c.Sections, name) }
 
-// String summarizes the changes for a log line: "servers added [a]; servers changed [b (timeout, key)];
+// String summarizes the changes for a log line: "servers added [a]; servers changed [b (timeout, key changed)];
 // sections changed [log]", or "no changes".
 func (c Changes) String() string {
 	if c.Empty() {
@@ -52,7 +52,14 @@ func (c Changes) String() string {
 	list("servers removed", c.Removed)
 	changed := make([]string, len(c.Changed))
 	for i, s := range c.Changed {
-		changed[i] = s.Name + " (" + strings.Join(s.Fields, ", ") + ")"
+		fields := make([]string, len(s.Fields))
+		for j, f := range s.Fields {
+			fields[j] = f
+			if f == "key" {
+				fields[j] = "key changed" // the only thing said of a key: never its value, old or new
+			}
+		}
+		changed[i] = s.Name + " (" + strings.Join(fields, ", ") + ")"
 	}
 	list("servers changed", changed)
 	list("sections changed", c.Sections)

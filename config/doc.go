@@ -15,6 +15,8 @@
 // Diff compares two configurations for a SIGHUP reload. Default builds the in-memory configuration of
 // `tacagent demo`.
 //
-// It imports the agent, supervisor, policy and tacplus packages for their configuration types; it must not
-// import the daemon, the local API or the CLI, and it does no logging.
+// It imports agentconfig (the agent's configuration types: agent.Config is agentconfig.Config), policy,
+// tacplus, tlsconf and internal/secfile, and localapi and metrics for their defaults. It must not import
+// the agent, the actor packages, the daemon or the CLI, directly or not (TestNoActorImports runs
+// `go list -deps`), and it does no logging.
 package config

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/tacagent/tacagent/agent"
+	"github.com/tacagent/tacagent/agentconfig"
 	"github.com/tacagent/tacagent/tlsconf"
 )
 
@@ -116,7 +116,7 @@ func (c *Config) checkTLS(p *problems) {
 
 // applyTLS sets a TLS server's transport on its agent.Server: unobfuscated packets with the UNENCRYPTED
 // flag, dialed through a verifying TLS 1.3 dialer.
-func (s *Server) applyTLS(as *agent.Server) error {
+func (s *Server) applyTLS(as *agentconfig.Server) error {
 	if !s.TLS.Enable {
 		return nil
 	}
@@ -128,5 +128,10 @@ func (s *Server) applyTLS(as *agent.Server) error {
 		return err
 	}
 	as.Key, as.Unencrypted, as.AllowUnencrypted, as.Dial = nil, true, true, d.Dial
+	as.TLS = func() (agentconfig.TLSState, bool) {
+		st, ok := d.State()
+		return agentconfig.TLSState{Version: st.Version, PeerIdentity: st.PeerIdentity, PeerExpiry: st.PeerExpiry,
+			ClientExpiry: st.ClientExpiry, Resumed: st.Resumed, At: st.At}, ok
+	}
 	return nil
 }

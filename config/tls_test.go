@@ -197,6 +197,15 @@ func TestTLSConfigRoundTrip(t *testing.T) {
 	if err != nil || r.Status != tacplus.AuthenStatusPass {
 		t.Fatalf("login over TLS from config: %v %v", r, err)
 	}
+	// Status shows what the handshake established.
+	st, err := a.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := st.Servers[0].TLS
+	if ts == nil || ts.Version != "TLS 1.3" || ts.PeerIdentity != "DNS:tacacs.test" || !ts.PeerExpiry.Equal(cert.Cert.NotAfter) {
+		t.Fatalf("status TLS %+v, want TLS 1.3 with DNS:tacacs.test expiring %v", ts, cert.Cert.NotAfter)
+	}
 }
 
 // TestTLSDefaultPort: 300 for a TLS server without a port, whatever the address form; an explicit port stays.

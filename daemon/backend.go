@@ -275,8 +275,17 @@ func (b backend) Status(ctx context.Context) (localapi.Status, error) {
 		}
 	}
 	for _, s := range st.Servers {
-		out.Servers = append(out.Servers, localapi.ServerStatus{Addr: s.Addr, Group: s.Group, State: s.State,
-			DeadUntil: s.DeadUntil, SingleConnect: s.SingleConnect, InFlight: s.InFlight, Queued: s.Queued, LastError: s.LastError})
+		ls := localapi.ServerStatus{Name: s.Name, Addr: s.Addr, Groups: s.Groups, State: s.State, Since: s.Since,
+			DeadUntil: s.DeadUntil, SingleConnect: s.SingleConnect, InFlight: s.InFlight, Queued: s.Queued,
+			LastError: s.LastError, LastErrorAt: s.LastErrorAt}
+		if len(s.Groups) > 0 {
+			ls.Group = s.Groups[0]
+		}
+		if t := s.TLS; t != nil {
+			ls.TLS = &localapi.TLSInfo{Version: t.Version, PeerIdentity: t.PeerIdentity, PeerExpiry: t.PeerExpiry,
+				ClientExpiry: t.ClientExpiry, Resumed: t.Resumed, At: t.At}
+		}
+		out.Servers = append(out.Servers, ls)
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tacagent/tacagent/agent"
+	"github.com/tacagent/tacagent/config"
 	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/tacplus/tacplustest"
 )
@@ -215,5 +217,12 @@ func TestAuthorizeArgumentsNotLogged(t *testing.T) {
 		if !strings.Contains(out, `"cmd":"show"`) {
 			t.Errorf("level %s: the command is not logged:\n%s", level, out)
 		}
+	}
+}
+
+// The config file's default list of secret-bearing commands is the daemon's.
+func TestSecretCommandsDefaultsAgree(t *testing.T) {
+	if !slices.Equal(config.DefaultSecretCommands, DefaultSecretCommands) {
+		t.Errorf("config.DefaultSecretCommands %v != daemon.DefaultSecretCommands %v", config.DefaultSecretCommands, DefaultSecretCommands)
 	}
 }

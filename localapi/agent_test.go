@@ -78,7 +78,7 @@ func (b agentBackend) Status(ctx context.Context) (Status, error) {
 	}
 	st := Status{Pending: rep.Pending}
 	for _, s := range rep.Servers {
-		st.Servers = append(st.Servers, ServerStatus{Addr: s.Addr, Group: s.Group, State: s.State, DeadUntil: s.DeadUntil,
+		st.Servers = append(st.Servers, ServerStatus{Name: s.Name, Addr: s.Addr, Groups: s.Groups, State: s.State, DeadUntil: s.DeadUntil,
 			SingleConnect: s.SingleConnect, InFlight: s.InFlight, Queued: s.Queued, LastError: s.LastError})
 	}
 	return st, nil

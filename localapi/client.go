@@ -167,7 +167,7 @@ func resultError(eb *ErrorBody, server string, session uint32, success bool) err
 			Server: server, SessionID: session}
 	}
 	return &Error{Status: http.StatusOK, Code: eb.Code, Message: eb.Message, Explanation: eb.Explanation,
-		Server: server, SessionID: session}
+		Causes: eb.Causes, Server: server, SessionID: session}
 }
 
 // do sends one request and decodes a 200 answer into out; any other status becomes an *Error.
@@ -223,7 +223,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	e := &Error{Status: resp.StatusCode}
 	if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
-		e.Code, e.Message, e.Explanation = eb.Error.Code, eb.Error.Message, eb.Error.Explanation
+		e.Code, e.Message, e.Explanation, e.Causes = eb.Error.Code, eb.Error.Message, eb.Error.Explanation, eb.Error.Causes
 	} else {
 		e.Code, e.Message = "http_"+strconv.Itoa(resp.StatusCode), "unexpected answer from the agent: "+resp.Status
 	}

@@ -482,6 +482,8 @@ func (s *Server) finished(c *conversation) response {
 		res.Error = nil
 	case res.Error == nil:
 		res.Error = backendError(c.err)
+	default:
+		res.Error = withCauses(res.Error, c.err)
 	}
 	return ok(res, res.Result)
 }

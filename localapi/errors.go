@@ -3,6 +3,7 @@ package localapi
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -83,6 +84,16 @@ var codeClasses = func() map[string][]error {
 	return m
 }()
 
+// classByName maps the taxonomy's class names (tacplus.ClassName) to the classes: the only names a cause
+// may carry.
+var classByName = func() map[string]error {
+	m := map[string]error{}
+	for _, c := range tacplus.Classes {
+		m[tacplus.ClassName(c)] = c
+	}
+	return m
+}()
+
 // Error is an error reported by the agent, as the Client returns it. errors.Is matches its taxonomy class
 // (tacplus.ErrAuthenticationFailed, tacplus.ErrUnreachable, ...) or API sentinel (ErrRateLimited, ...).
 type Error struct {
@@ -90,9 +101,12 @@ type Error struct {
 	Code        string // the stable code
 	Message     string
 	Explanation string // the whole story of a denial, when the agent gave one
-	Server      string
-	SessionID   uint32
-	RetryAfter  time.Duration // with ErrRateLimited: when to try again
+	// Causes are the other taxonomy classes the agent's error matched ("protocol" under a
+	// "connection_lost"); errors.Is matches them too.
+	Causes     []string
+	Server     string
+	SessionID  uint32
+	RetryAfter time.Duration // with ErrRateLimited: when to try again
 }
 
 func (e *Error) Error() string {
@@ -109,10 +123,20 @@ func (e *Error) Error() string {
 // Unwrap exposes the classes and sentinels e's code stands for; an unknown code matches
 // ErrUnexpectedStatus.
 func (e *Error) Unwrap() []error {
-	if cs, ok := codeClasses[e.Code]; ok {
+	cs, ok := codeClasses[e.Code]
+	if !ok {
+		cs = []error{ErrUnexpectedStatus}
+	}
+	if len(e.Causes) == 0 {
 		return cs
 	}
-	return []error{ErrUnexpectedStatus}
+	out := slices.Clone(cs)
+	for _, name := range e.Causes {
+		if c, ok := classByName[name]; ok {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // apiError is a non-200 response the Server sends.

@@ -163,6 +163,9 @@ func (b *fakeBackend) Authorize(ctx context.Context, caller Caller, req AuthorRe
 		return AuthorResult{}, &tacplus.Error{Class: tacplus.ErrTimeout, Err: ctx.Err()}
 	case "down":
 		return AuthorResult{}, &tacplus.Error{Class: tacplus.ErrUnreachable, Msg: "every server is dead-timed"}
+	case "desync":
+		return AuthorResult{}, &tacplus.Error{Class: tacplus.ErrConnectionLost, Server: "192.0.2.1:49", Msg: "connection lost",
+			Err: &tacplus.Error{Class: tacplus.ErrProtocol, Msg: "bad reply", Err: errors.New("seq_no 4, want 2")}}
 	}
 	pairs := req.Pairs()
 	if len(pairs) > 1 && pairs[1] == "cmd=reload" {

@@ -324,7 +324,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		ev = s.log.Warn()
 	}
 	ev = ev.Uint32("uid", p.caller.UID).Int("pid", p.caller.PID).Str("method", r.Method).Str("path", safePath(r.URL.Path)).
-		Str("endpoint", endpoint).Int("status", res.status).Str("code", res.code).Dur("took", s.cfg.Now().Sub(start))
+		Str("endpoint", endpoint).Int("status", res.status).Str("code", res.code).Stringer("took", s.cfg.Now().Sub(start))
 	if res.user != "" {
 		ev = ev.Str("user", res.user)
 	}
@@ -563,12 +563,31 @@ func backendError(err error) *ErrorBody {
 	if code == "unknown" {
 		code = CodeInternal
 	}
-	eb := &ErrorBody{Code: code, Message: err.Error()}
+	eb := &ErrorBody{Code: code, Message: err.Error(), Causes: causesOf(err, code)}
 	var d *policy.Denial
 	if errors.As(err, &d) && d.Context != nil {
 		eb.Explanation = d.Context.Explain()
 	}
 	return eb
+}
+
+// withCauses fills in the causes of an error body a backend built itself.
+func withCauses(eb *ErrorBody, err error) *ErrorBody {
+	if eb != nil && eb.Causes == nil && err != nil {
+		eb.Causes = causesOf(err, eb.Code)
+	}
+	return eb
+}
+
+// causesOf names the taxonomy classes err matches besides code, in the taxonomy's order.
+func causesOf(err error, code string) []string {
+	var out []string
+	for _, c := range tacplus.Classes {
+		if n := tacplus.ClassName(c); n != code && errors.Is(err, c) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // authenResultOf is the "result" of an authentication that ended with err.
@@ -628,6 +647,7 @@ func (s *Server) authorize(r *http.Request, c Caller) response {
 	if err != nil && res.Error == nil {
 		res.Error = backendError(err)
 	}
+	res.Error = withCauses(res.Error, err)
 	out := ok(res, res.Result)
 	out.user = req.User
 	return out
@@ -651,6 +671,7 @@ func (s *Server) account(r *http.Request, c Caller) response {
 		if res.Error == nil {
 			res.Error = backendError(err)
 		}
+		res.Error = withCauses(res.Error, err)
 	}
 	out := ok(res, res.Result)
 	out.user = req.User

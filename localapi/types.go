@@ -122,6 +122,9 @@ type ErrorBody struct {
 	Message string `json:"message"`
 	// Explanation tells the whole story of a denial, such as "server A timed out; server B said FAIL".
 	Explanation string `json:"explanation,omitempty"`
+	// Causes are the other taxonomy classes the error matches, by name: a connection lost because the
+	// server sent a packet out of turn is "connection_lost" with the cause "protocol".
+	Causes []string `json:"causes,omitempty"`
 }
 
 // AuthenResult is the body of a 200 answer to POST /v1/authenticate and POST /v1/conversations/{id}.
@@ -162,7 +165,7 @@ type AuthorRequest struct {
 }
 
 // Pairs returns the AV pairs the request stands for: AV when given, otherwise service=, cmd= and one
-// cmd-arg= per argument (section 6.1).
+// cmd-arg= per argument (section 6.1). With service shell and no Cmd it is the shell start: "cmd=".
 func (r AuthorRequest) Pairs() []string {
 	if len(r.AV) > 0 {
 		return append([]string(nil), r.AV...)
@@ -172,7 +175,9 @@ func (r AuthorRequest) Pairs() []string {
 		svc = "shell"
 	}
 	out := []string{"service=" + svc}
-	if r.Cmd != "" || len(r.Args) > 0 {
+	// service=shell always carries cmd= (RFC 8907 section 8.2): empty, it asks whether the shell itself
+	// may start, as shells and NSS do at login.
+	if r.Cmd != "" || len(r.Args) > 0 || svc == "shell" {
 		out = append(out, "cmd="+r.Cmd)
 	}
 	for _, a := range r.Args {
@@ -233,16 +238,31 @@ type AcctResult struct {
 	Error   *ErrorBody `json:"error,omitempty"`
 }
 
-// ServerStatus is one TACACS+ server in Status.
+// ServerStatus is one TACACS+ server in Status. Times are RFC 3339 with their zone; absent when zero.
 type ServerStatus struct {
-	Addr          string    `json:"addr"`
-	Group         string    `json:"group,omitempty"`
-	State         string    `json:"state"` // "up", "connecting", "down", "idle", "dead"
+	Name          string    `json:"name"`            // the configured name
+	Addr          string    `json:"addr"`            // host:port
+	Group         string    `json:"group,omitempty"` // the first of Groups (API v1 clients read this one)
+	Groups        []string  `json:"groups,omitempty"`
+	State         string    `json:"state"`          // "up", "down" or "dead"
+	Since         time.Time `json:"since,omitzero"` // when State last changed
 	DeadUntil     time.Time `json:"dead_until,omitzero"`
 	SingleConnect bool      `json:"single_connect"`
-	InFlight      int       `json:"in_flight"`
-	Queued        int       `json:"queued"`
+	InFlight      int       `json:"in_flight"` // requests running on the server's connections
+	Queued        int       `json:"queued"`    // requests waiting for a free slot on them
 	LastError     string    `json:"last_error,omitempty"`
+	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
+	TLS           *TLSInfo  `json:"tls,omitempty"` // the last verified TLS handshake; absent for plaintext
+}
+
+// TLSInfo is what the last verified TLS handshake with a server established (RFC 9887).
+type TLSInfo struct {
+	Version      string    `json:"version"`       // "TLS 1.3"
+	PeerIdentity string    `json:"peer_identity"` // the subjectAltName that matched: "DNS:tacacs.example.net"
+	PeerExpiry   time.Time `json:"peer_expiry"`   // notAfter of the server's certificate
+	ClientExpiry time.Time `json:"client_expiry,omitzero"`
+	Resumed      bool      `json:"resumed"`
+	At           time.Time `json:"at"` // when the handshake completed
 }
 
 // Status is the body of GET /v1/status. The Backend fills Version, Servers, Pending and SpoolDepth; the

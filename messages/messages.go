@@ -234,12 +234,14 @@ type Status struct{}
 type ServerStatus struct {
 	Addr          string
 	Group         string
-	State         string // "up", "connecting", "down", "idle", "dead"
+	State         string    // "up", "down" or "dead"
+	Since         time.Time // when State last changed
 	DeadUntil     time.Time
 	SingleConnect bool
 	InFlight      int
 	Queued        int
 	LastError     string
+	LastErrorAt   time.Time // when LastError happened
 }
 
 // StatusReport answers Status.

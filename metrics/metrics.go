@@ -1,7 +1,11 @@
 package metrics
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tacagent/tacagent/internal/buildinfo"
 )
 
 // Connection states reported by tacagent_connection_state.
@@ -48,6 +52,8 @@ type Metrics struct {
 	PolicyHandlerRuns *prometheus.CounterVec // handler, result
 	TLS               *TLS                   // TACACS+ over TLS (tls.go)
 	Spool             *Spool                 // the accounting spool (spool.go)
+	// BuildInfo is tacagent_build_info, always 1, labelled with the running build (debug.ReadBuildInfo).
+	BuildInfo prometheus.Gauge
 }
 
 // DurationBuckets spans 100 µs (a loopback round trip) to 30 s (the longest sane login conversation).
@@ -102,6 +108,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		PolicyHandlerRuns: cv("policy_handler_runs_total", "Authentication handler runs, by handler and result.", "handler", "result"),
 		TLS:               newTLS(),
 		Spool:             newSpool(),
+		BuildInfo:         newBuildInfo(buildinfo.Read()),
 	}
 	for _, col := range append([]prometheus.Collector{
 		m.SessionsStarted, m.SessionsFinished, m.SessionDuration, m.SessionsInFlight, m.SessionsQueued,
@@ -109,13 +116,24 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		m.PacketsSent, m.PacketsReceived, m.BytesSent, m.BytesReceived, m.BadPackets, m.ConnectionLost,
 		m.Failovers, m.ServerDead, m.HoldDowns, m.DeadLetters, m.SupervisorEvents, m.ActorPanics,
 		m.SpoolDepth, m.SpoolDropped, m.SpoolReplayed, m.ConfigReloads, m.APIRequests, m.APIRejected,
-		m.AuthRateLimited, m.PolicyDecisions, m.PolicyHandlerRuns,
+		m.AuthRateLimited, m.PolicyDecisions, m.PolicyHandlerRuns, m.BuildInfo,
 	}, append(m.TLS.collectors(), m.Spool.collectors()...)...) {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// newBuildInfo is the constant 1 labelled with the build, the usual _build_info pattern: dashboards join
+// on it, and a restart into a new build shows as a label change.
+func newBuildInfo(in buildinfo.Info) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "tacagent", Name: "build_info",
+		Help: "Always 1; the labels say which build runs (from the Go toolchain's embedded build information).",
+		ConstLabels: prometheus.Labels{"version": in.Version, "revision": in.Revision, "goversion": in.GoVersion,
+			"modified": strconv.FormatBool(in.Modified)}})
+	g.Set(1)
+	return g
 }
 
 // Server is the per-server view of the collectors, with label values resolved once.

@@ -166,9 +166,20 @@ func describe(server string, err error) string {
 			return err.Error()
 		}
 	}
+	// The message and the full cause: "sent a malformed reply (bad reply: tacplus: seq in seq_no: 4, want
+	// 2 ...)" tells an operator which packet was wrong, not only that one was.
 	var te *tacplus.Error
-	if errors.As(err, &te) && te.Msg != "" {
-		what += " (" + te.Msg + ")"
+	if errors.As(err, &te) {
+		var detail []string
+		if te.Msg != "" {
+			detail = append(detail, te.Msg)
+		}
+		if te.Err != nil {
+			detail = append(detail, te.Err.Error())
+		}
+		if len(detail) > 0 {
+			what += " (" + strings.Join(detail, ": ") + ")"
+		}
 	}
 	return what
 }

@@ -153,6 +153,9 @@ type server struct {
 	connected  bool               // the primary connection actor has a socket or had one since it last failed
 	badKey     bool               // its last failure was a key mismatch: only the probe is tried until it answers
 	lastErr    string
+	lastErrAt  time.Time // when lastErr was set
+	state      string    // what status reports: "up", "down" or "dead" (stateOf)
+	since      time.Time // when state last changed
 	restartGen uint64
 	restarting bool // the primary failed and waits for its backoff to end
 	rs         *actor.RestartStatistics
@@ -285,6 +288,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 		// A socket is not proof of life (a blackholed server accepts connections): only the backoff resets.
 		if s := a.servers[m.Server]; s != nil {
 			s.connected = true
+			a.observe(s)
 			if s.rs != nil {
 				s.rs.Reset()
 			}
@@ -300,7 +304,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.Desync:
 		// A protocol error of the server: hold-down and dead-time (serverfsm).
 		if s := a.servers[m.Server]; s != nil {
-			s.lastErr = "connection desynchronised: " + m.Reason
+			a.setErr(s, "connection desynchronised: "+m.Reason)
 			a.step(ctx, s, serverfsm.Desynced{At: a.now(), Reason: m.Reason})
 		}
 	case *probeDue:
@@ -351,7 +355,8 @@ func (a *Actor) start(ctx actor.Context) {
 	a.pending = make(map[uint64]*pending)
 	a.probes = make(map[uint64]*probe)
 	for _, sc := range a.cfg.Servers {
-		s := &server{cfg: sc, m: a.cfg.Metrics.Server(sc.Addr), rs: actor.NewRestartStatistics(), conns: map[string]*actor.PID{}}
+		s := &server{cfg: sc, m: a.cfg.Metrics.Server(sc.Addr), rs: actor.NewRestartStatistics(), conns: map[string]*actor.PID{},
+			state: "down", since: a.now()}
 		s.fsm = serverfsm.New(serverfsm.Config{DeadTime: a.cfg.DeadTime, HoldDown: a.cfg.HoldDown,
 			MaxAge: a.cfg.MaxConnectionAge, SingleConnect: sc.SingleConnect})
 		a.servers[sc.Addr] = s
@@ -582,7 +587,7 @@ func (a *Actor) outcome(ctx actor.Context, o *messages.Outcome) {
 		markDead = true
 	}
 	if retry || markDead || errors.Is(o.Err, tacplus.ErrProtocol) {
-		s.lastErr = o.Err.Error() // the server's health; a FAIL or the caller's mistakes say nothing of it
+		a.setErr(s, o.Err.Error()) // the server's health; a FAIL or the caller's mistakes say nothing of it
 	}
 	if markDead {
 		a.markDead(ctx, s, o.Err)
@@ -640,10 +645,11 @@ func (a *Actor) markDead(ctx actor.Context, s *server, err error) {
 
 // step applies an event to a server's machine and carries out its effects.
 func (a *Actor) step(ctx actor.Context, s *server, ev serverfsm.Event) {
+	defer a.observe(s)
 	for _, fx := range s.fsm.Step(ev) {
 		switch f := fx.(type) {
 		case serverfsm.LogDead:
-			a.log.Warn().Str("server", s.cfg.Addr).Str("cause", f.Cause).Dur("dead_time", f.DeadTime).Msg("server marked dead")
+			a.log.Warn().Str("server", s.cfg.Addr).Str("cause", f.Cause).Stringer("dead_time", f.DeadTime).Msg("server marked dead")
 			s.m.Dead.Set(1)
 		case serverfsm.LogAlive:
 			s.badKey = false
@@ -693,7 +699,7 @@ func (a *Actor) returned(ctx actor.Context, m *messages.Returned) {
 			// Section 4.4: nothing new on that connection; the server is misconfigured for us.
 			a.markDead(ctx, s, m.Err)
 			s.badKey = true
-			s.lastErr = "key mismatch"
+			a.setErr(s, "key mismatch")
 			p.lastErr = &tacplus.Error{Class: tacplus.ErrBadSecret, Server: m.Server, Msg: "connection draining after a key mismatch", Err: m.Err}
 			a.dispatch(ctx, p)
 			continue
@@ -784,6 +790,27 @@ func (a *Actor) checkDrain(ctx actor.Context) {
 	ctx.Send(caller, &messages.Drained{Abandoned: abandoned})
 }
 
+// setErr records a server's last error and when it happened.
+func (a *Actor) setErr(s *server, msg string) { s.lastErr, s.lastErrAt = msg, a.now() }
+
+// stateOf is the state status reports for s.
+func stateOf(s *server) string {
+	switch {
+	case !s.fsm.Alive():
+		return "dead"
+	case s.connected:
+		return "up"
+	}
+	return "down"
+}
+
+// observe notes when s's reported state changes; every event that can change it calls observe.
+func (a *Actor) observe(s *server) {
+	if st := stateOf(s); st != s.state {
+		s.state, s.since = st, a.now()
+	}
+}
+
 func (a *Actor) status() *messages.StatusReport {
 	r := &messages.StatusReport{Pending: len(a.pending)}
 	now := a.now()
@@ -794,7 +821,9 @@ func (a *Actor) status() *messages.StatusReport {
 		}
 	}
 	for _, s := range a.order {
-		st := messages.ServerStatus{Addr: s.cfg.Addr, SingleConnect: s.fsm.Multiplex(now), LastError: s.lastErr, DeadUntil: s.fsm.DeadUntil()}
+		a.observe(s)
+		st := messages.ServerStatus{Addr: s.cfg.Addr, SingleConnect: s.fsm.Multiplex(now), LastError: s.lastErr,
+			LastErrorAt: s.lastErrAt, DeadUntil: s.fsm.DeadUntil(), State: s.state, Since: s.since}
 		// Handed to the server's connections and not answered yet: queued there (the connections keep the
 		// queued gauge) or running.
 		st.Queued = min(handed[s], gaugeValue(s.m.Queued))
@@ -805,14 +834,6 @@ func (a *Actor) status() *messages.StatusReport {
 					st.Group = name
 				}
 			}
-		}
-		switch {
-		case !s.fsm.Alive():
-			st.State = "dead"
-		case s.connected:
-			st.State = "up"
-		default:
-			st.State = "down"
 		}
 		r.Servers = append(r.Servers, st)
 	}
@@ -843,7 +864,8 @@ func (a *Actor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child 
 		err = fmt.Errorf("%v", reason)
 	}
 	s.connected = false
-	s.lastErr = err.Error()
+	a.setErr(s, err.Error())
+	a.observe(s)
 	// Only a failed connect proves the server dead. A socket that died with sessions in flight may be a
 	// server closing an idle connection as a request went out: those sessions are retried on this server,
 	// and the restart's own connect (the probe) marks the server dead if it really is gone.
@@ -857,7 +879,7 @@ func (a *Actor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child 
 	d := Backoff(n, a.cfg.BackoffInitial, a.cfg.BackoffMax)
 	s.restartGen++
 	s.restarting = true
-	a.log.Debug().Str("server", s.cfg.Addr).Dur("backoff", d).Int("failures", n).Msg("connection restart scheduled")
+	a.log.Debug().Str("server", s.cfg.Addr).Stringer("backoff", d).Int("failures", n).Msg("connection restart scheduled")
 	a.timer.After(d, a.self, &restartConn{addr: s.cfg.Addr, gen: s.restartGen})
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -206,32 +207,137 @@ func cmdStatus(g *globals, args []string) int {
 		_ = enc.Encode(st)
 		return exitOK
 	}
-	fmt.Fprintf(g.stdout, "tacagent %s (API %s): %d requests pending, %d conversations, spool depth %d\n",
+	printStatus(g.stdout, st, time.Now())
+	return exitOK
+}
+
+// printStatus writes the human form of status: a table of the servers, then what each needs explained
+// (dead-time, TLS, last error). Every duration carries its unit and every time its zone.
+func printStatus(w io.Writer, st *localapi.Status, now time.Time) {
+	fmt.Fprintf(w, "tacagent %s (API %s): %d requests pending, %d conversations, spool depth %d\n",
 		st.Version, st.APIVersion, st.Pending, st.Conversations, st.SpoolDepth)
 	if st.SpoolPath != "" {
 		age := "empty"
 		if !st.SpoolOldest.IsZero() {
-			age = "oldest record " + (time.Duration(st.SpoolOldestAge * float64(time.Second))).Round(time.Second).String() + " old"
+			age = "oldest record " + round(time.Duration(st.SpoolOldestAge*float64(time.Second))).String() + " old"
 		}
 		paused := ""
 		if st.SpoolOutage {
 			paused = ", delivery paused: no server reachable"
 		}
-		fmt.Fprintf(g.stdout, "accounting spool %s: %d records (%d bytes), %s, %d dead letters%s\n",
+		fmt.Fprintf(w, "accounting spool %s: %d records (%d bytes), %s, %d dead letters%s\n",
 			st.SpoolPath, st.SpoolDepth, st.SpoolBytes, age, st.SpoolDeadLetters, paused)
 	}
-	fmt.Fprintln(g.stdout)
-	tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVER\tGROUP\tSTATE\tSINGLE-CONNECT\tIN-FLIGHT\tQUEUED\tLAST ERROR")
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVER\tADDRESS\tGROUPS\tSTATE\tSINCE\tSINGLE-CONNECT\tIN-FLIGHT\tQUEUED\tTRANSPORT")
 	for _, s := range st.Servers {
-		state := s.State
-		if !s.DeadUntil.IsZero() && s.DeadUntil.After(time.Now()) {
-			state += " until " + s.DeadUntil.Format(time.TimeOnly)
+		groups := strings.Join(s.Groups, ",")
+		if groups == "" {
+			groups = s.Group
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%d\t%d\t%s\n", s.Addr, s.Group, state, s.SingleConnect, s.InFlight, s.Queued, s.LastError)
+		transport := "plaintext"
+		if s.TLS != nil {
+			transport = s.TLS.Version
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", orDash(s.Name), s.Addr, orDash(groups), s.State,
+			ago(s.Since, now), yesNo(s.SingleConnect), s.InFlight, s.Queued, transport)
 	}
 	tw.Flush()
-	return exitOK
+	var notes []string
+	for _, s := range st.Servers {
+		name := s.Name
+		if name == "" {
+			name = s.Addr
+		}
+		if !s.DeadUntil.IsZero() && s.DeadUntil.After(now) {
+			notes = append(notes, fmt.Sprintf("%s: dead-timed until %s (in %s)", name, stamp(s.DeadUntil), round(s.DeadUntil.Sub(now))))
+		}
+		if t := s.TLS; t != nil {
+			line := fmt.Sprintf("%s: %s with %s, server certificate expires %s (%s)", name, t.Version, orDash(t.PeerIdentity),
+				stamp(t.PeerExpiry), until(t.PeerExpiry, now))
+			if !t.ClientExpiry.IsZero() {
+				line += fmt.Sprintf(", client certificate expires %s (%s)", stamp(t.ClientExpiry), until(t.ClientExpiry, now))
+			}
+			if t.Resumed {
+				line += ", session resumed"
+			}
+			notes = append(notes, line+", handshake "+ago(t.At, now))
+		}
+		if s.LastError != "" {
+			when := "at an unknown time"
+			if !s.LastErrorAt.IsZero() {
+				when = ago(s.LastErrorAt, now) + " (" + stamp(s.LastErrorAt) + ")"
+			}
+			notes = append(notes, fmt.Sprintf("%s: last error %s: %s", name, when, s.LastError))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+		for _, n := range notes {
+			fmt.Fprintln(w, n)
+		}
+	}
+}
+
+// stamp is an absolute time with its zone, to the second.
+func stamp(t time.Time) string { return t.Format(time.RFC3339) }
+
+// round shortens a duration for people: whole seconds past a minute, milliseconds below a second.
+func round(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Minute:
+		return d.Round(time.Second)
+	case d >= time.Second:
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// ago is "3m12s ago", or "-" for a zero time.
+func ago(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	if d := now.Sub(t); d > 0 {
+		return round(d).String() + " ago"
+	}
+	return "just now"
+}
+
+// until is "in 85d2h" for a future time, "EXPIRED 3h ago" for a past one.
+func until(t, now time.Time) string {
+	if t.IsZero() {
+		return "expiry unknown"
+	}
+	d := t.Sub(now)
+	if d < 0 {
+		return "EXPIRED " + days(-d) + " ago"
+	}
+	return "in " + days(d)
+}
+
+// days writes long durations in days and hours ("85d2h"), short ones as Go durations.
+func days(d time.Duration) string {
+	if d < 48*time.Hour {
+		return round(d).String()
+	}
+	day := 24 * time.Hour
+	return fmt.Sprintf("%dd%dh", d/day, (d%day)/time.Hour)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 type multiFlag []string

@@ -143,8 +143,23 @@ func serverEntry(name, addr string, extra ...string) string {
 
 func startDaemon(t *testing.T, servers, extra string) *daemonProc {
 	t.Helper()
+	return startDaemonEdited(t, servers, extra, nil)
+}
+
+// startDaemonEdited is startDaemon with the written YAML passed through edit first (when not nil).
+func startDaemonEdited(t *testing.T, servers, extra string, edit func(yaml string) string) *daemonProc {
+	t.Helper()
 	dir := t.TempDir()
 	cfgPath, socket, metrics := writeConfig(t, dir, servers, extra)
+	if edit != nil {
+		b, err := os.ReadFile(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cfgPath, []byte(edit(string(b))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	d := &daemonProc{t: t, dir: dir, cfgPath: cfgPath, socket: socket, metrics: metrics, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(binary, "run", "--config", cfgPath)
 	d.cmd.Stderr = d.stderr

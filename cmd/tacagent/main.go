@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/term"
 
+	"github.com/tacagent/tacagent/internal/buildinfo"
 	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/tacplus"
 )
@@ -48,11 +49,18 @@ var commands = []command{
 	{"account", "start|stop|watchdog --user U --task-id ID [--attr k=v]... [-- CMD ARG...]", "send an accounting record", cmdAccount},
 	{"status", "[--json]", "show servers, connections and sessions in flight", cmdStatus},
 	{"audisp", "[--config FILE]", "run as an auditd plugin: account the commands of TACACS+ sessions", cmdAudisp},
-	{"version", "", "print the version", func(*globals, []string) int { fmt.Println("tacagent", version); return exitOK }},
+	{"version", "", "print the version (also --version)", cmdVersion},
 }
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is the running build's module version (debug.ReadBuildInfo: a tag, a pseudo-version, or
+// "devel"); the local API reports it in status.
+var version = buildinfo.Read().Version
+
+// cmdVersion prints the build: version, VCS revision and time, modified tree, Go version.
+func cmdVersion(g *globals, _ []string) int {
+	fmt.Fprintln(g.stdout, buildinfo.Read())
+	return exitOK
+}
 
 // globals are the flags every command accepts, before or after the command name.
 type globals struct {
@@ -131,6 +139,7 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tacagent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	g.register(fs)
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() { usage(stderr) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -139,6 +148,9 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	rest := fs.Args()
+	if *showVersion {
+		return cmdVersion(g, rest)
+	}
 	if len(rest) == 0 {
 		usage(stderr)
 		return exitUsage
@@ -159,6 +171,7 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: tacagent [--socket PATH] [--daemon-uid UID|USER] [--log-level LEVEL] COMMAND [ARGS]")
+	fmt.Fprintln(w, "       tacagent --version")
 	fmt.Fprintln(w, "\nCommands:")
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-10s %s\n             %s\n", c.name, c.summary, c.args)

@@ -76,7 +76,7 @@ func cmdRun(g *globals, args []string) int {
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sig)
 	return signalLoop(sig, rl, func(s os.Signal) int {
-		log.Info().Str("signal", s.String()).Dur("deadline", drainTimeout(cfg)).Msg("draining")
+		log.Info().Str("signal", s.String()).Stringer("deadline", drainTimeout(cfg)).Msg("draining")
 		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout(cfg))
 		err := dmn.Shutdown(ctx)
 		cancel()

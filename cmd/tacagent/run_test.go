@@ -131,6 +131,26 @@ func TestReloadAppliesLogLevelAndLogsDiff(t *testing.T) {
 	if rl.cfg == cfg {
 		t.Fatal("the reloader kept the old configuration after a good reload")
 	}
+	// A rotated key is logged as changed, and neither the old nor the new one appears.
+	const rotated = "rotated-shared-key-9876543210"
+	if err := os.WriteFile(key, []byte(rotated+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rl.reload()
+	out = buf.String()
+	if !strings.Contains(out, "servers changed [a (key changed)]") {
+		t.Fatalf("the key rotation was not logged as a change:\n%s", out)
+	}
+	if strings.Contains(out, e2eKey) || strings.Contains(out, rotated) {
+		t.Fatalf("the log holds a key:\n%s", out)
+	}
+	// And back to info: debug lines stop.
+	write("6s", "info")
+	rl.reload()
+	log.Debug().Msg("probe-info-again")
+	if strings.Contains(buf.String(), "probe-info-again") {
+		t.Fatal("log.level did not go back to info on reload")
+	}
 }
 
 // TestConfigMapping: the configuration keys of the local API's limits, the metrics listener and the log
