@@ -79,3 +79,13 @@ type Config struct {
 	// closes when its sessions end; default DefaultMaxAge; negative: never.
 	MaxConnectionAge time.Duration
 }
+
+// Defaults of the daemon's accounting spool (config `accounting.spool`; package spool applies them).
+const (
+	DefaultSpoolPath            = "/var/lib/tacagent/spool.db"
+	DefaultSpoolMaxRecords      = 100000
+	DefaultSpoolMaxBytes        = 64 << 20
+	DefaultSpoolRetryInitial    = time.Second
+	DefaultSpoolRetryMax        = time.Minute
+	DefaultSpoolDeadLetterAfter = 5
+)

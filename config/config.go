@@ -10,7 +10,6 @@ import (
 	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/metrics"
 	"github.com/tacagent/tacagent/policy"
-	"github.com/tacagent/tacagent/spool"
 	"github.com/tacagent/tacagent/tacplus"
 	"github.com/tacagent/tacagent/tlsconf"
 )
@@ -57,12 +56,12 @@ const (
 	DefaultMetricsMaxConnections = metrics.DefaultMaxConns
 
 	// The accounting spool's defaults (spool package).
-	DefaultSpoolPath            = spool.DefaultPath
-	DefaultSpoolMaxRecords      = spool.DefaultMaxRecords
-	DefaultSpoolMaxBytes        = spool.DefaultMaxBytes
-	DefaultSpoolRetryInitial    = spool.DefaultRetryInitial
-	DefaultSpoolRetryMax        = spool.DefaultRetryMax
-	DefaultSpoolDeadLetterAfter = spool.DefaultDeadLetterAfter
+	DefaultSpoolPath            = agentconfig.DefaultSpoolPath
+	DefaultSpoolMaxRecords      = agentconfig.DefaultSpoolMaxRecords
+	DefaultSpoolMaxBytes        = agentconfig.DefaultSpoolMaxBytes
+	DefaultSpoolRetryInitial    = agentconfig.DefaultSpoolRetryInitial
+	DefaultSpoolRetryMax        = agentconfig.DefaultSpoolRetryMax
+	DefaultSpoolDeadLetterAfter = agentconfig.DefaultSpoolDeadLetterAfter
 
 	DefaultGroup           = "default" // the name of the group made when none is configured
 	DefaultMetricsAddress  = "127.0.0.1:9949"

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/tacagent/tacagent/agentconfig"
 	"github.com/tacagent/tacagent/fsm"
 	"github.com/tacagent/tacagent/messages"
 	"github.com/tacagent/tacagent/metrics"
@@ -18,16 +19,16 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultPath            = "/var/lib/tacagent/spool.db"
-	DefaultMaxRecords      = 100000
-	DefaultMaxBytes        = 64 << 20
+	DefaultPath            = agentconfig.DefaultSpoolPath
+	DefaultMaxRecords      = agentconfig.DefaultSpoolMaxRecords
+	DefaultMaxBytes        = agentconfig.DefaultSpoolMaxBytes
 	DefaultLockTimeout     = time.Second
 	DefaultMaxBatch        = 4096
 	DefaultSenders         = 256
 	DefaultSendTimeout     = 30 * time.Second
-	DefaultRetryInitial    = time.Second
-	DefaultRetryMax        = time.Minute
-	DefaultDeadLetterAfter = 5
+	DefaultRetryInitial    = agentconfig.DefaultSpoolRetryInitial
+	DefaultRetryMax        = agentconfig.DefaultSpoolRetryMax
+	DefaultDeadLetterAfter = agentconfig.DefaultSpoolDeadLetterAfter
 	DefaultMaxDeadLetters  = 10000
 )
 
