@@ -7,7 +7,7 @@
 //	...
 //	a.Close(ctx)
 //
-// Every error is a *tacplus.Error of the taxonomy in DESIGN.md section 3, carrying the server, the
+// Every error is a *tacplus.Error of the taxonomy in docs/architecture.md, carrying the server, the
 // session_id and the state the session was in. Context cancellation aborts the session (an ABORT packet
 // where RFC 8907 allows one).
 //

@@ -10,7 +10,7 @@ import (
 	"github.com/tacagent/tacagent/tacplus/tacplustest"
 )
 
-// TestRetryRules checks each retry rule of the supervisor (DESIGN.md section 2, the method-list rule): the
+// TestRetryRules checks each retry rule of the supervisor (docs/policy.md, the method-list rule): the
 // next server is tried only on no response, ERROR or unreachable; a FAIL stops; a connection lost before
 // any reply is retried once on the same server; a session that showed a prompt is never retried.
 func TestRetryRules(t *testing.T) {

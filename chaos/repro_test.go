@@ -217,7 +217,7 @@ func TestReproQueuedBehindSilentNegotiation(t *testing.T) {
 // one same-server retry, and only then fails over. Here every login takes about 43 ms (twice the 20 ms
 // initial backoff, which each successful connect resets) instead of about 1 ms; in TestSoak's
 // "reset_peer primary" (connections reset 15 ms after a request) p50 was 447 ms and p99 833 ms, and the
-// throughput fell by a factor of 30. DESIGN.md section 7: logins during a primary outage keep their
+// throughput fell by a factor of 30. docs/chaos.md: logins during a primary outage keep their
 // normal p99.
 func TestReproAcceptThenCloseNeverDead(t *testing.T) {
 	good := reproServer(t, true, 0)

@@ -820,8 +820,8 @@ func (r *rig) allowFront(front string, classes []string, kinds ...string) {
 }
 
 // allowLostConversations allows what an ASCII login that already showed a prompt ends with when its
-// server dies: it is never replayed (DESIGN.md section 2). The Go API says ConnectionLost; the daemon's
-// authentication stack counts it as "unavailable", whose code is unreachable (DESIGN.md section 5).
+// server dies: it is never replayed (docs/architecture.md, retry safety). The Go API says ConnectionLost; the daemon's
+// authentication stack counts it as "unavailable", whose code is unreachable (docs/policy.md).
 func (r *rig) allowLostConversations() {
 	r.allowFront("goapi", []string{"connection_lost"}, opASCII)
 	r.allowFront("localapi", []string{"unreachable"}, opASCII)

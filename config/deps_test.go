@@ -7,7 +7,7 @@ import (
 )
 
 // config builds the agent's configuration from agentconfig's types: neither it nor anything it imports
-// may pull in the actor system (STYLE.md: public packages have their own types).
+// may pull in the actor system (public packages have their own types).
 func TestNoActorImports(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {

@@ -131,7 +131,7 @@ type Machine interface {
 	// Done reports whether the session has completed.
 	Done() bool
 	// Replied reports whether a packet from the server has been accepted for the session. A request that
-	// lost its connection before any reply was seen is safe to send elsewhere (DESIGN.md section 2).
+	// lost its connection before any reply was seen is safe to send elsewhere (docs/architecture.md, retry safety).
 	Replied() bool
 	// SecretSent reports whether a password, a CHAP response or a user's answer has been sent.
 	SecretSent() bool

@@ -16,7 +16,7 @@ import (
 
 // Defaults of the Client.
 const (
-	// DefaultSocket is where the daemon listens unless configured otherwise (DESIGN.md section 4).
+	// DefaultSocket is where the daemon listens unless configured otherwise (docs/operations.md).
 	DefaultSocket = "/run/tacagent/tacagent.sock"
 	// DefaultAbortTimeout bounds the abort the Client sends when its context ends mid-conversation.
 	DefaultAbortTimeout = 2 * time.Second

@@ -400,7 +400,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, p peer, arrive
 			return endpoint, fail(callerGaveUp())
 		}
 		// Every wait of this request (the limiter, the backend, a conversation's next step) ends at the
-		// caller's deadline: after it, the request is nowhere (DESIGN.md section 9).
+		// caller's deadline: after it, the request is nowhere (docs/tls.md).
 		ctx, cancel := context.WithDeadline(context.WithValue(r.Context(), deadlineKey{}, true), dl)
 		defer cancel()
 		r = r.WithContext(ctx)

@@ -67,7 +67,7 @@ type AuthenRequest struct {
 	PrivLvl  int    `json:"priv_lvl,omitempty"` // 0-15
 	Port     string `json:"port,omitempty"`
 	RemAddr  string `json:"rem_addr,omitempty"`
-	// Renew demands a fresh authentication: nothing earlier or cached counts (DESIGN.md section 5).
+	// Renew demands a fresh authentication: nothing earlier or cached counts (docs/policy.md).
 	Renew bool `json:"renew,omitempty"`
 }
 

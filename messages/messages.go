@@ -179,7 +179,7 @@ type Outcome struct {
 	SessionID uint32
 	Err       error
 	// Retryable is set when the request may safely be sent to another server: nothing reached a server,
-	// or no reply was seen and the request carried no password (DESIGN.md section 2).
+	// or no reply was seen and the request carried no password (docs/architecture.md, retry safety).
 	Retryable bool
 	// SecretSent is set when the session sent a password or CHAP response before it failed.
 	SecretSent bool

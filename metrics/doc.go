@@ -1,4 +1,4 @@
-// Package metrics defines every Prometheus collector tacagent exports (DESIGN.md section 4), registered on
+// Package metrics defines every Prometheus collector tacagent exports (docs/operations.md), registered on
 // an injected prometheus.Registerer: there are no package-global collectors, so tests and embedders can run
 // several agents in one process.
 //

@@ -11,7 +11,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// TestNames: every collector is registered under the tacagent_ prefix with the names DESIGN.md section 4
+// TestNames: every collector is registered under the tacagent_ prefix with the names docs/operations.md
 // lists, and a second agent on the same registry is refused rather than sharing collectors silently.
 func TestNames(t *testing.T) {
 	reg := prometheus.NewRegistry()

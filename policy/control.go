@@ -12,7 +12,7 @@ import (
 // somehow left unset is treated as a failure, never as a success.
 type Result uint8
 
-// The results (DESIGN.md section 5). ResultOf maps a handler's error to one of them.
+// The results (docs/policy.md). ResultOf maps a handler's error to one of them.
 const (
 	Success     Result = iota + 1 // the handler authenticated the request (TACACS+ PASS, local hash match)
 	Fail                          // the handler refused it (TACACS+ FAIL, wrong local password, locked account)
@@ -117,7 +117,7 @@ type Control struct {
 //	sufficient = [success=done new_authtok_reqd=done default=ignore]
 //	optional   = [success=ok new_authtok_reqd=ok default=ignore]
 //
-// MethodList is the network-gear rule of AAA method lists (DESIGN.md section 2): a PASS ends the stack, a
+// MethodList is the network-gear rule of AAA method lists (docs/architecture.md, retry safety): a PASS ends the stack, a
 // FAIL ends it with a failure, no usable answer moves on to the next handler, and a local error (the
 // user aborted, a misconfiguration) ends it with that error.
 var (

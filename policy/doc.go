@@ -1,4 +1,4 @@
-// Package policy is tacagent's authentication policy, the AuthenticationManager of DESIGN.md section 5:
+// Package policy is tacagent's authentication policy, the authentication stack of docs/policy.md:
 // it decides what one authentication request means when several server groups and methods are configured.
 //
 // A Stack is an ordered list of handlers (a TACACS+ server group, a local credential file, a deny), each

@@ -8,8 +8,8 @@ import (
 	"github.com/tacagent/tacagent/tacplus"
 )
 
-// ResultOf maps a handler's error to its Result, through the project's error taxonomy (DESIGN.md
-// section 3, tacplus/errors.go):
+// ResultOf maps a handler's error to its Result, through the project's error taxonomy
+// (tacplus/errors.go):
 //
 //	nil                                                   -> Success
 //	ErrAuthenticationFailed, ErrDenied                    -> Fail

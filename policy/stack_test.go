@@ -359,7 +359,7 @@ func runFlags(t *testing.T, stack []string, results []Result) (Result, int) {
 	return rc.Result, calls
 }
 
-// TestNetworkGearRule is the rule network operators rely on (DESIGN.md section 2), through the default
+// TestNetworkGearRule is the rule network operators rely on (docs/architecture.md, retry safety), through the default
 // stack over two server groups: FAIL stops; unreachable, timeout, ERROR, a lost connection, a bad secret
 // or a garbled reply moves on to the next group.
 func TestNetworkGearRule(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// The error taxonomy of the whole project (DESIGN.md section 3). Every error that tacagent returns, from the
+// The error taxonomy of the whole project (docs/architecture.md). Every error that tacagent returns, from the
 // codec up to the local API, matches exactly one of these classes with errors.Is. The classes are sentinels;
 // context (server, session, FSM state, cause) travels in *Error, which wraps both the class and the cause.
 var (
@@ -182,7 +182,7 @@ func NewError(class error, format string, args ...any) *Error {
 }
 
 // Reason names why the codec rejected a packet. It is a closed set so that it can be a metric label
-// ("bad packets by reason", DESIGN.md section 4).
+// ("bad packets by reason", docs/operations.md).
 type Reason uint8
 
 // The reasons, one per validation rule.

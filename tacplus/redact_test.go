@@ -40,7 +40,7 @@ func formatted(v any) []string {
 }
 
 // TestRedaction: the bodies that carry a password or a CHAP response (START data, CONTINUE user_msg, REPLY
-// data) never print it, whatever the verb, as a value or a pointer. DESIGN.md: secrets never appear in logs.
+// data) never print it, whatever the verb, as a value or a pointer. docs/security.md: secrets never appear in logs.
 func TestRedaction(t *testing.T) {
 	secret := []byte(testPass)
 	start := &tacplus.AuthenStart{Action: tacplus.ActionLogin, Type: tacplus.AuthenTypePAP, User: "alice", Data: testPass}

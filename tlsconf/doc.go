@@ -12,5 +12,5 @@
 //     are checked in addition to the chain, never instead of it.
 //   - A handshake failure is a dial failure: the connection actor reports Failure{Dial: true}, and the
 //     supervisor dead-times the server and fails over. Nothing ever falls back to plaintext.
-//   - Each TACACS+ packet goes out in its own TLS record unless Coalesce is set (DESIGN.md section 9).
+//   - Each TACACS+ packet goes out in its own TLS record unless Coalesce is set (docs/tls.md).
 package tlsconf

@@ -36,7 +36,7 @@ type Settings struct {
 	// --pinnedpubkey). When set, one certificate of the verified chain must match one pin.
 	Pins []string
 	// Coalesce lets several TACACS+ packets share a TLS record. Off by default: some servers read only
-	// the first packet of each record (DESIGN.md section 9).
+	// the first packet of each record (docs/tls.md).
 	Coalesce bool
 	// Now is the clock for certificate validity (tests); default time.Now.
 	Now func() time.Time

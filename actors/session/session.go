@@ -183,7 +183,7 @@ func (a *Actor) complete(ctx actor.Context, e *fsm.Effect, err error) {
 		Started: a.started, Finished: time.Now(),
 	}
 	if a.m != nil {
-		// Safe to send elsewhere only when the server never answered (DESIGN.md section 2).
+		// Safe to send elsewhere only when the server never answered (docs/architecture.md, retry safety).
 		o.Retryable = !a.m.Replied()
 		o.SecretSent = a.m.SecretSent()
 	}

@@ -2,7 +2,7 @@
 // choice of server for each request, failover, and the restart of failed connection actors with capped
 // exponential backoff.
 //
-// Retry rules (DESIGN.md section 2, the network-gear method-list rule):
+// Retry rules (docs/policy.md, the network-gear method-list rule):
 //   - a FAIL (authentication failed, authorization denied) stops: the answer goes to the caller;
 //   - no response (unreachable, timeout, a connection lost before any reply), ERROR and a bad secret move the
 //     request to the next server of its group;

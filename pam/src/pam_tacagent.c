@@ -49,7 +49,7 @@
 #define MAX_ENV_NAME 64
 #define REQ_BUF 8192
 /* sshd answers every prompt with this when the user does not exist locally (auth-pam.c); sending it
- * would count as a failed login on the server and can lock the real account out (DESIGN.md section 8). */
+ * would count as a failed login on the server and can lock the real account out (docs/pam.md). */
 #define SSHD_FAKE_PASSWORD "\b\n\r\177INCORRECT"
 #define DATA_SESSION "pam_tacagent_session"
 #define CONV_ID_LEN 32

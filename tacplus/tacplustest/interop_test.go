@@ -9,7 +9,7 @@ import (
 	"github.com/tacagent/tacagent/tacplus"
 )
 
-// Interop with a real client: tacquito's client package (DESIGN.md section 6). Each test drives the server
+// Interop with a real client: tacquito's client package (docs/architecture.md). Each test drives the server
 // only through tacquito's own packet types and decoders.
 
 func tqClient(t *testing.T, addr string) *tq.Client {
