@@ -275,6 +275,8 @@ static enum kind resolve(const char *name, bool functions, bool builtins, char *
 static const char *tamper(const char *cmd, char **args, int nargs, const bool *raw)
 {
 	if (strcmp(cmd, "trap") == 0) {
+		if (nargs > 0 && !raw[0] && (strcmp(args[0], "-p") == 0 || strcmp(args[0], "-l") == 0))
+			return NULL; /* listing only */
 		for (int i = 0; i < nargs; i++) {
 			if (raw[i])
 				return "trap with an unexpanded argument could change the DEBUG trap";

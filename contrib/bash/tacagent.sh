@@ -56,9 +56,7 @@ __tacagent_setup() {
 		printf -v hook '__tacagent_cli %q %q %q %q %q %q' "$cli" "$socket" "$user" "$priv" "$fallback_group" \
 			"$daemon_uid"
 	fi
-	shopt -s extdebug
-	set -o functrace
-	trap "$hook" DEBUG
+	__TACAGENT_HOOK=$hook
 }
 
 # __tacagent_esc writes $2 into the variable named $1 as an AV pair can carry it (printable US-ASCII, RFC
@@ -103,6 +101,7 @@ __tacagent_cli() {
 	[[ $cmd == */* && $cmd != /* ]] && cmd=$PWD/$cmd
 	if [[ $t == builtin && ( $cmd == trap || $cmd == enable || $cmd == tacagent_hook ) ]]; then
 		for a in "${w[@]:1}"; do
+			[[ $cmd == trap && ( ${w[1]} == -p || ${w[1]} == -l ) ]] && break
 			if [[ ${a,,} == *debug* || $a == *'$'* || ( $cmd == enable && $a == -*[ndf]* ) ]]; then
 				echo "tacagent: $cmd: denied: the DEBUG trap is the command authorization hook" >&2
 				return 1
@@ -128,3 +127,8 @@ __tacagent_cli() {
 __tacagent_setup
 unset -f __tacagent_setup
 readonly -f __tacagent_cli __tacagent_esc
+readonly __TACAGENT_HOOK
+# Last: from here on every command, these included, goes through the hook.
+shopt -s extdebug
+set -o functrace
+trap -- "$__TACAGENT_HOOK" DEBUG
