@@ -2,13 +2,18 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet lint fmt-check unit chaos fuzz-smoke fuzz-long pam-fuzz bench pam
+.PHONY: test vet lint fmt-check unit chaos fuzz-smoke fuzz-long pam-fuzz bench pam bash
 
-test: fmt-check vet lint pam unit chaos fuzz-smoke
+test: fmt-check vet lint pam bash unit chaos fuzz-smoke
 
 # The PAM module, pam/pam_tacagent.so (C: docs/pam.md says why); needs gcc and libpam0g-dev.
 pam:
 	$(MAKE) -C pam
+
+# The bash front end (docs/bash.md): bash/tacagent_hook.so (a loadable builtin), bash/tacagent_plugin.so
+# (SONiC's on_shell_execve) and its harness; needs gcc and bash-builtins. Its end-to-end tests run in `unit`.
+bash:
+	$(MAKE) -C bash all tests
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -200,7 +200,7 @@ func TestAgentDown(t *testing.T) {
 	}
 	allow := hooked(t, b, hookConf{socket: gone, group: "root"})
 	g := filepath.Join(allow.dir, "g")
-	if allow.run("touch "+g); !exists(g) {
+	if allow.run("touch " + g); !exists(g) {
 		t.Fatal("the fallback group did not allow the command with no agent")
 	}
 	if n := len(srv.Authorizations()) - a0; n != 0 {

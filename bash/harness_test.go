@@ -3,8 +3,6 @@ package bash
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -75,7 +73,7 @@ func prerequisites() []string {
 }
 
 // requireBash fails (never skips) a test that cannot run here: .ci/run installs what it needs.
-func requireBash(t *testing.T) *built {
+func requireBash(t testing.TB) *built {
 	t.Helper()
 	if missing := prerequisites(); len(missing) > 0 {
 		t.Fatal("the bash tests need " + strings.Join(missing, ", ") +
@@ -120,7 +118,7 @@ func cleanupBuild() {
 	}
 }
 
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.NewTimer(within)
 	defer deadline.Stop()
@@ -135,7 +133,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	}
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -159,7 +157,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 
 // daemon is a running `tacagent run`.
 type daemon struct {
-	t       *testing.T
+	t       testing.TB
 	cmd     *exec.Cmd
 	socket  string
 	metrics string
@@ -169,7 +167,7 @@ type daemon struct {
 
 // startDaemon runs the daemon with one server at addr (its reply timeout serverTimeout) and waits until
 // it serves.
-func startDaemon(t *testing.T, b *built, addr, serverTimeout string) *daemon {
+func startDaemon(t testing.TB, b *built, addr, serverTimeout string) *daemon {
 	t.Helper()
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "key")
@@ -238,7 +236,7 @@ const (
 	msgRm     = "rm is not allowed here"
 )
 
-func testServer(t *testing.T) *tacplustest.Server {
+func testServer(t testing.TB) *tacplustest.Server {
 	t.Helper()
 	s, err := tacplustest.Start(tacplustest.Config{Key: []byte(testKey),
 		Users: map[string]tacplustest.User{"root": {Password: "unused-pw-5x"}},
@@ -261,7 +259,7 @@ type hookConf struct {
 
 // installScript writes the profile script, reading its settings from a file of this test, and returns
 // its path.
-func installScript(t *testing.T, b *built, c hookConf) string {
+func installScript(t testing.TB, b *built, c hookConf) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -295,7 +293,7 @@ func installScript(t *testing.T, b *built, c hookConf) string {
 
 // shell is an interactive bash on a pseudo-terminal.
 type shell struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	tty  *os.File
 	out  *syncBuffer
@@ -305,7 +303,7 @@ type shell struct {
 }
 
 // startShell runs `bash --noprofile --norc -i` and waits for its first prompt.
-func startShell(t *testing.T) *shell {
+func startShell(t testing.TB) *shell {
 	t.Helper()
 	dir := t.TempDir()
 	sh := &shell{t: t, out: &syncBuffer{}, done: make(chan struct{}), exit: make(chan error, 1), dir: dir}
@@ -374,7 +372,7 @@ func (sh *shell) close() {
 }
 
 // hooked starts a shell with the profile script sourced.
-func hooked(t *testing.T, b *built, c hookConf) *shell {
+func hooked(t testing.TB, b *built, c hookConf) *shell {
 	t.Helper()
 	script := installScript(t, b, c)
 	sh := startShell(t)
@@ -417,7 +415,7 @@ func commandOf(args []string) (service string, c command) {
 
 // authorized returns the commands the server was asked about from record from on, checking each is a
 // shell request for root.
-func authorized(t *testing.T, s *tacplustest.Server, from int) []command {
+func authorized(t testing.TB, s *tacplustest.Server, from int) []command {
 	t.Helper()
 	var out []command
 	for _, r := range s.Authorizations()[from:] {
@@ -457,21 +455,12 @@ func accounted(s *tacplustest.Server, from int) []acct {
 	return out
 }
 
-func randomName(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return !errors.Is(err, os.ErrNotExist)
 }
 
-func lookPath(t *testing.T, name string) string {
+func lookPath(t testing.TB, name string) string {
 	t.Helper()
 	for _, d := range strings.Split(testPath, ":") {
 		p := filepath.Join(d, name)
