@@ -206,6 +206,16 @@ func TestAgentDown(t *testing.T) {
 	if n := len(srv.Authorizations()) - a0; n != 0 {
 		t.Errorf("the server received %d authorizations with no agent in between", n)
 	}
+	// Logging out is never refused for want of an answer.
+	deny.exitShell()
+}
+
+// TestCUnits runs the C table test of the BASH_COMMAND split and the AV escaping.
+func TestCUnits(t *testing.T) {
+	b := requireBash(t)
+	if out, err := runHost(b.words); err != nil {
+		t.Fatalf("wordstest: %v\n%s", err, out)
+	}
 }
 
 // TestTampering: what a user can type to remove the hook is refused, or undone with that command

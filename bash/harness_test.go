@@ -45,6 +45,7 @@ type built struct {
 	hook     string // tacagent_hook.so
 	plugin   string // tacagent_plugin.so, reading pluginConf
 	host     string // pluginhost
+	words    string // wordstest
 	tacagent string
 	err      error
 }
@@ -93,7 +94,7 @@ func doBuild() {
 		return
 	}
 	build = built{dir: dir, hook: filepath.Join(dir, "tacagent_hook.so"), plugin: filepath.Join(dir, "tacagent_plugin.so"),
-		host: filepath.Join(dir, "pluginhost"), tacagent: filepath.Join(dir, "tacagent")}
+		host: filepath.Join(dir, "pluginhost"), words: filepath.Join(dir, "wordstest"), tacagent: filepath.Join(dir, "tacagent")}
 	if err := os.Chmod(dir, 0o755); err != nil {
 		build.err = err
 		return

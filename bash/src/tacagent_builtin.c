@@ -464,14 +464,20 @@ static int tacagent_hook_builtin(WORD_LIST *list)
 		say(cmd, "denied%s%s", r.server_msg[0] ? ": " : "", r.server_msg);
 		goto out;
 	case SA_UNAVAILABLE:
+	case SA_ERROR:
+		/* Leaving the shell is never refused for want of an answer: a user must be able to log out
+		 * while the agent or every server is down. A FAIL still refuses it. */
+		if (k == K_BUILTIN && (strcmp(cmd, "exit") == 0 || strcmp(cmd, "logout") == 0))
+			break;
+		if (r.verdict == SA_ERROR) {
+			say(cmd, "denied: %s%s", r.why, "");
+			goto out;
+		}
 		if (sa_fallback(&cfg)) {
 			say(cmd, "no TACACS+ server could be asked (%s); allowed for group %s", r.why, cfg.fallback_group);
 			break;
 		}
 		say(cmd, "denied: no TACACS+ server could be asked (%s)%s", r.why, "");
-		goto out;
-	case SA_ERROR:
-		say(cmd, "denied: %s%s", r.why, "");
 		goto out;
 	}
 	rc = EXECUTION_SUCCESS;
