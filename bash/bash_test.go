@@ -79,10 +79,23 @@ func TestArguments(t *testing.T) {
 	a0 := len(srv.Authorizations())
 	out := sh.run(`echo "a b" 'say "hi"' it\'s *.txt ~ é 'back\slash' "$HOME" $(echo x) >/dev/null 2>&1`)
 	sh.run(`printf '%s\n' {1,2}x`)
+	// Parameters are read (no side effects): unquoted values that bash would split stay as typed.
+	sh.run(`X=/bin/echo; Y="a b"; E=`)
+	sh.run(`$X "$Y" $Y $E "$E" ${X}`)
+	sh.run(`w() { "$@"; }`)
+	sh.run(`w /bin/echo one "t w o"`)
+	// A computed command name is refused.
+	if out := sh.run("$(echo rm) -f " + filepath.Join(sh.dir, "a.txt")); !strings.Contains(out, "computed") ||
+		!exists(filepath.Join(sh.dir, "a.txt")) {
+		t.Errorf("a computed command name was not refused:\n%s", out)
+	}
 	cs := authorized(t, srv, a0)
 	want := []command{
-		{"echo", []string{"a b", `say "hi"`, "it's", "a.txt", "b.txt", sh.dir, `\xc3\xa9`, `back\\slash`, `"$HOME"`, "$(echo x)"}},
+		{"echo", []string{"a b", `say "hi"`, "it's", "a.txt", "b.txt", sh.dir, `\xc3\xa9`, `back\\slash`, sh.dir, "$(echo x)"}},
 		{"printf", []string{`%s\\n`, "1x", "2x"}},
+		{"/bin/echo", []string{"a b", "$Y", "", "/bin/echo"}},
+		{"w", []string{"/bin/echo", "one", "t w o"}},
+		{"/bin/echo", []string{"one", "t w o"}},
 	}
 	for _, w := range want {
 		if !findCommand(cs, w) {

@@ -209,6 +209,12 @@ func (d *daemon) stop() {
 		return
 	}
 	_ = d.cmd.Process.Signal(os.Interrupt)
+	start := time.Now()
+	defer func() {
+		if took := time.Since(start); took > 2*time.Second {
+			d.t.Logf("the daemon took %v to stop", took.Round(time.Millisecond))
+		}
+	}()
 	select {
 	case <-d.done:
 	case <-time.After(daemonStop):
@@ -332,6 +338,12 @@ func (sh *shell) run(line string) string {
 	sh.t.Helper()
 	before := sh.out.String()
 	n := strings.Count(before, prompt)
+	start := time.Now()
+	defer func() {
+		if d := time.Since(start); d > time.Second {
+			sh.t.Logf("slow step (%v): %q", d.Round(time.Millisecond), line)
+		}
+	}()
 	if _, err := sh.tty.Write([]byte(line + "\n")); err != nil {
 		sh.t.Fatal(err)
 	}

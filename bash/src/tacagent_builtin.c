@@ -225,10 +225,83 @@ static int push(char ***out, int *n, int *cap, const char *t)
 	return 0;
 }
 
-static int expand(const struct w_word *w, char ***out, int *n, int *cap)
+/* param recognises a word that is one parameter and nothing else: $NAME, ${NAME}, $1, "$NAME", "${NAME}",
+ * "$1", "$@". Reading a parameter has no side effects (beyond those of bash's dynamic variables, such as
+ * RANDOM), so the hook can show the server its value. Returns false for anything else. */
+static bool param(const char *t, char *name, size_t cap, bool *quoted)
 {
-	if (w->expands)
+	size_t n = strlen(t);
+	*quoted = n >= 2 && t[0] == '"' && t[n - 1] == '"';
+	if (*quoted) {
+		t++;
+		n -= 2;
+	}
+	if (n < 2 || t[0] != '$')
+		return false;
+	t++;
+	n--;
+	if (t[0] == '{') {
+		if (n < 3 || t[n - 1] != '}')
+			return false;
+		t++;
+		n -= 2;
+	}
+	if (n == 0 || n >= cap)
+		return false;
+	memcpy(name, t, n);
+	name[n] = '\0';
+	if (strcmp(name, "@") == 0)
+		return *quoted; /* unquoted $@ is split and globbed: left as typed */
+	if (n == 1 && name[0] >= '0' && name[0] <= '9')
+		return true;
+	return legal_identifier(name) != 0;
+}
+
+/* expand_param pushes the value(s) of a parameter word; returns 1 when the word is not one this can
+ * expand safely (an unquoted value bash would split or glob), so the caller keeps it as typed. */
+static int expand_param(const char *name, bool quoted, char ***out, int *n, int *cap)
+{
+	if (strcmp(name, "@") == 0) {
+		WORD_LIST *l = list_rest_of_args();
+		int rc = 0;
+		for (WORD_LIST *p = l; p != NULL && rc == 0; p = p->next)
+			rc = push(out, n, cap, p->word->word);
+		dispose_words(l);
+		return rc;
+	}
+	char *owned = NULL;
+	const char *v;
+	if (name[0] >= '0' && name[0] <= '9')
+		v = owned = get_dollar_var_value(name[0] - '0');
+	else
+		v = get_string_value(name);
+	int rc;
+	if (!quoted && v != NULL && strpbrk(v, " \t\n*?[") != NULL)
+		rc = 1;
+	else if (v == NULL || v[0] == '\0')
+		rc = quoted ? push(out, n, cap, "") : 0; /* unquoted and empty: no word */
+	else
+		rc = push(out, n, cap, v);
+	free(owned);
+	return rc;
+}
+
+/* expand pushes what a word becomes; *raw tells when it is pushed as typed (its expansion could run code
+ * or change state: command substitution, arithmetic, ${x:=y}...). */
+static int expand(const struct w_word *w, char ***out, int *n, int *cap, bool *raw)
+{
+	*raw = false;
+	if (w->expands) {
+		char name[256];
+		bool quoted;
+		if (param(w->text, name, sizeof name, &quoted)) {
+			int rc = expand_param(name, quoted, out, n, cap);
+			if (rc <= 0)
+				return rc;
+		}
+		*raw = true;
 		return push(out, n, cap, w->text);
+	}
 	WORD_LIST *in = make_word_list(make_word(w->text), NULL);
 	int saved = fail_glob_expansion;
 	fail_glob_expansion = 0; /* failglob would abort the command line from inside the trap */
@@ -393,14 +466,15 @@ static int tacagent_hook_builtin(WORD_LIST *list)
 	char *cmd = NULL;
 	for (int i = first; i < words.n; i++) {
 		int before = argc;
-		if (expand(&words.w[i], &argv, &argc, &cap) != 0)
+		bool kept;
+		if (expand(&words.w[i], &argv, &argc, &cap, &kept) != 0)
 			goto out;
 		bool *nr = realloc(raw, (size_t)(cap > 0 ? cap : 1) * sizeof *raw);
 		if (nr == NULL)
 			goto out;
 		raw = nr;
 		for (int k = before; k < argc; k++)
-			raw[k] = words.w[i].expands;
+			raw[k] = kept;
 	}
 	if (argc == 0) { /* assignments or redirections only: no command runs */
 		rc = tampered ? EXECUTION_FAILURE : EXECUTION_SUCCESS;
@@ -444,10 +518,16 @@ static int tacagent_hook_builtin(WORD_LIST *list)
 	if (cmd == NULL)
 		goto out;
 	const char *why = k == K_BUILTIN ? tamper(cmd, argv + at + 1, argc - at - 1, raw + at + 1) : NULL;
+	/* The command must be named, not computed: `$(echo rm) -rf x` or `command \`which rm\`` would show
+	 * the server nothing it could judge. */
+	if (why == NULL && (raw[at] || (k == K_BUILTIN && at + 1 < argc && raw[at + 1] &&
+					 (strcmp(cmd, "command") == 0 || strcmp(cmd, "builtin") == 0 ||
+					  strcmp(cmd, "exec") == 0))))
+		why = "the command to run is computed by an expansion; name it";
 	if (why == NULL && tampered)
 		why = "extdebug or functrace was turned off; it is back on";
 	if (why != NULL) {
-		say(cmd, "denied: %s%s", why, "");
+		say(raw[at] ? argv[at] : cmd, "denied: %s%s", why, "");
 		goto out;
 	}
 	const char *user = login_user();
