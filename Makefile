@@ -2,7 +2,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet lint fmt-check unit chaos fuzz-smoke fuzz-long pam-fuzz bench pam bash
+.PHONY: test vet lint fmt-check unit chaos fuzz-smoke fuzz-long pam-fuzz bash-fuzz bench pam bash
 
 test: fmt-check vet lint pam bash unit chaos fuzz-smoke
 
@@ -41,13 +41,19 @@ chaos:
 fuzz-smoke:
 	@./scripts/fuzz-all.sh $(FUZZTIME)
 	@$(MAKE) --no-print-directory pam-fuzz
+	@$(MAKE) --no-print-directory bash-fuzz
 
 fuzz-long:
 	@./scripts/fuzz-all.sh $(FUZZTIME)
 	@$(MAKE) --no-print-directory pam-fuzz
+	@$(MAKE) --no-print-directory bash-fuzz
 
 pam-fuzz:
 	@o=$$(mktemp -d) && trap 'rm -rf "$$o"' EXIT && $(MAKE) --no-print-directory -C pam fuzz FUZZTIME=$(FUZZTIME) O="$$o"
+
+# The bash hook's command split (bash/fuzz/fuzz_words.c), the same way.
+bash-fuzz:
+	@o=$$(mktemp -d) && trap 'rm -rf "$$o"' EXIT && $(MAKE) --no-print-directory -C bash fuzz FUZZTIME=$(FUZZTIME) O="$$o"
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./tacplus/ ./fsm/ ./agent/
