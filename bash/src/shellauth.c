@@ -235,9 +235,11 @@ void sa_authorize(const struct sa_config *c, const char *user, const char *cmd, 
 	th_response_free(&resp);
 }
 
-bool sa_account(const struct sa_config *c, const char *flags, const char *user, const char *task_id,
-		const char *cmd, char *const *args, int nargs, int status, long elapsed_s, char *why, size_t whylen)
+bool sa_account_begin(const struct sa_config *c, const char *flags, const char *user, const char *task_id,
+		      const char *cmd, char *const *args, int nargs, int status, long elapsed_s, struct sa_call *call,
+		      char *why, size_t whylen)
 {
+	call->sent = false;
 	int n = 0;
 	char **av = pairs(cmd, args, nargs, 2, why, whylen, &n);
 	if (av == NULL)
@@ -273,17 +275,34 @@ bool sa_account(const struct sa_config *c, const char *flags, const char *user, 
 		tjw_str(&w, "rem_addr", c->rem_addr);
 	tjw_end(&w);
 	free_pairs(av, n + 2);
-
-	th_response resp;
-	tj_span doc;
-	bool json;
-	memset(&resp, 0, sizeof resp);
-	enum th_err e = call(c, "/v1/account", &w, &resp, &doc, &json);
+	enum th_err e = w.err ? TH_ARG
+			      : th_send(&call->call, c->socket ? c->socket : SA_DEFAULT_SOCKET,
+					c->timeout_ms > 0 ? c->timeout_ms : SA_DEFAULT_TIMEOUT_MS, c->daemon_uid, "POST",
+					"/v1/account", w.buf, w.len);
 	free(buf);
 	if (e != TH_OK) {
 		snprintf(why, whylen, "agent: %s", th_strerror(e));
 		return false;
 	}
+	call->sent = true;
+	return true;
+}
+
+bool sa_account_end(struct sa_call *call, char *why, size_t whylen)
+{
+	if (!call->sent) {
+		snprintf(why, whylen, "not sent");
+		return false;
+	}
+	call->sent = false;
+	th_response resp;
+	enum th_err e = th_recv(&call->call, &resp);
+	if (e != TH_OK) {
+		snprintf(why, whylen, "agent: %s", th_strerror(e));
+		return false;
+	}
+	tj_span doc;
+	bool json = resp.body_len > 0 && tj_parse(resp.body, resp.body_len, &doc) == 0;
 	char *result = json ? field(doc, "result") : NULL;
 	bool ok = resp.status == 200 && result != NULL && strcmp(result, "ok") == 0;
 	if (!ok)
@@ -291,6 +310,15 @@ bool sa_account(const struct sa_config *c, const char *flags, const char *user, 
 	free(result);
 	th_response_free(&resp);
 	return ok;
+}
+
+bool sa_account(const struct sa_config *c, const char *flags, const char *user, const char *task_id,
+		const char *cmd, char *const *args, int nargs, int status, long elapsed_s, char *why, size_t whylen)
+{
+	struct sa_call call;
+	if (!sa_account_begin(c, flags, user, task_id, cmd, args, nargs, status, elapsed_s, &call, why, whylen))
+		return false;
+	return sa_account_end(&call, why, whylen);
 }
 
 bool sa_in_group(const char *group)

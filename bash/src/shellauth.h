@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "http.h"
+
 #define SA_DEFAULT_SOCKET "/run/tacagent/tacagent.sock"
 /* SA_DEFAULT_TIMEOUT_MS bounds one request to the agent; every command waits for its answer. */
 #define SA_DEFAULT_TIMEOUT_MS 5000
@@ -55,6 +57,20 @@ void sa_authorize(const struct sa_config *c, const char *user, const char *cmd, 
 bool sa_account(const struct sa_config *c, const char *flags, const char *user, const char *task_id,
 		const char *cmd, char *const *args, int nargs, int status, long elapsed_s, char *why,
 		size_t whylen);
+
+/* sa_call is an accounting record sent whose answer is not read yet. */
+struct sa_call {
+	th_call call;
+	bool sent;
+};
+
+/* sa_account_begin sends the record as sa_account does and returns without reading the answer (true when
+ * sent); sa_account_end reads it (true when a server or the spool took it). Every begun call must be
+ * ended. */
+bool sa_account_begin(const struct sa_config *c, const char *flags, const char *user, const char *task_id,
+		      const char *cmd, char *const *args, int nargs, int status, long elapsed_s, struct sa_call *call,
+		      char *why, size_t whylen);
+bool sa_account_end(struct sa_call *call, char *why, size_t whylen);
 
 /* sa_in_group reports whether this process's real or effective gid, or a supplementary group, is the
  * group named (from the kernel's credentials, not the environment). */

@@ -103,8 +103,17 @@ static bool claim(struct pending *p, int from, int to)
 	return __atomic_compare_exchange_n(&p->state, &from, to, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
-/* stop_one sends the STOP of a slot this process claimed (SENDING) and frees it. */
-static void stop_one(struct pending *p, int status)
+/* STOPs in flight: sent by stop_begin, their answers read by stops_end, so that a STOP travels while the
+ * next command's authorization does. */
+struct inflight {
+	struct sa_call call;
+	char cmd[64];
+};
+static struct inflight inflight[MAX_PENDING];
+static int ninflight;
+
+/* stop_begin sends the STOP of a slot this process claimed (SENDING) and frees the slot. */
+static void stop_begin(struct pending *p, int status)
 {
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -117,10 +126,27 @@ static void stop_one(struct pending *p, int status)
 	}
 	char why[SA_MSG];
 	const char *user = login_user();
-	if (user != NULL && !sa_account(&cfg, "stop", user, p->task, cmd, args, n, status,
-					(long)(now.tv_sec - p->start.tv_sec), why, sizeof why))
+	struct inflight *f = &inflight[ninflight];
+	if (user == NULL)
+		say(cmd, "accounting STOP not recorded: %s%s", "this uid has no user name", "");
+	else if (!sa_account_begin(&cfg, "stop", user, p->task, cmd, args, n, status, (long)(now.tv_sec - p->start.tv_sec),
+				   &f->call, why, sizeof why))
 		say(cmd, "accounting STOP not recorded: %s%s", why, "");
+	else {
+		snprintf(f->cmd, sizeof f->cmd, "%s", cmd);
+		ninflight++;
+	}
 	__atomic_store_n(&p->state, FREE, __ATOMIC_RELEASE);
+}
+
+/* stops_end reads the answers of the STOPs in flight. */
+static void stops_end(void)
+{
+	char why[SA_MSG];
+	for (int i = 0; i < ninflight; i++)
+		if (!sa_account_end(&inflight[i].call, why, sizeof why))
+			say(inflight[i].cmd, "accounting STOP not recorded: %s%s", why, "");
+	ninflight = 0;
 }
 
 /* gone reports whether pid has ended (and was reaped): its STOP is owed by us. */
@@ -164,11 +190,15 @@ static void flush(int depth, int status, const int *pipestatus, int npipe, bool 
 			continue;
 		bool ready = p->pid == me ? all || ended(p, depth) : !all && gone(p->pid);
 		if (ready && claim(p, OWED, SENDING))
-			stop_one(p, p->pid == me ? status_of(p, status, pipestatus, npipe) : status);
+			stop_begin(p, p->pid == me ? status_of(p, status, pipestatus, npipe) : status);
 	}
 }
 
-static void at_exit(void) { flush(0, last_command_exit_value, NULL, 0, true); }
+static void at_exit(void)
+{
+	flush(0, last_command_exit_value, NULL, 0, true);
+	stops_end();
+}
 
 /* remember takes a slot for a command whose START is going out; NULL when the table is full. */
 static struct pending *remember(const char *cmd, char *const *args, int nargs)
@@ -427,6 +457,8 @@ static bool function_entry(const char *text)
 	return entry;
 }
 
+static int decide(const char *text, bool tampered);
+
 static int tacagent_hook_builtin(WORD_LIST *list)
 {
 	int status, pipestatus[256], npipe;
@@ -452,7 +484,14 @@ static int tacagent_hook_builtin(WORD_LIST *list)
 	if (function_entry(text))
 		return tampered ? EXECUTION_FAILURE : EXECUTION_SUCCESS;
 	flush(variable_context, status, pipestatus, npipe, false);
+	int rc = decide(text, tampered);
+	stops_end();
+	return rc;
+}
 
+/* decide authorizes the command about to run, sends its START and remembers its STOP. */
+static int decide(const char *text, bool tampered)
+{
 	if (w_keyword(text))
 		return tampered ? EXECUTION_FAILURE : EXECUTION_SUCCESS;
 	if (w_split(text, &words) != 0)
