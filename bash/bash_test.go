@@ -161,6 +161,15 @@ func TestShapes(t *testing.T) {
 	sh.run("true | false | true")
 	sh.run(":")
 	recs := accounted(srv, c0)
+	// The server gets every STOP after its START (a START's answer is read before its STOP is sent).
+	started := map[string]bool{}
+	for _, r := range recs {
+		if r.Start {
+			started[r.Task] = true
+		} else if !started[r.Task] {
+			t.Errorf("a STOP before its START: %+v", r)
+		}
+	}
 	stops := map[string]int{}
 	for _, r := range recs {
 		if !r.Start {

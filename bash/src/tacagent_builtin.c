@@ -20,8 +20,10 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "builtins.h"
@@ -108,9 +110,66 @@ static bool claim(struct pending *p, int from, int to)
 struct inflight {
 	struct sa_call call;
 	char cmd[64];
+	pid_t pid;   /* the process that sent it (a deferred START may be inherited by a subshell) */
+	dev_t dev;   /* the socket's identity, to notice a user's `exec 150>file` over our descriptor */
+	ino_t ino;
 };
 static struct inflight inflight[MAX_PENDING];
 static int ninflight;
+
+/* STARTs whose answers are read at the shell's next command, not before this one runs: the record is
+ * on the agent's socket before the command starts, and its round trip overlaps the command. A STOP is
+ * sent only after its START was answered. */
+static struct inflight starts[MAX_PENDING];
+static int nstarts;
+/* START_FD_MIN: a deferred START's descriptor is moved up here, out of the way of the user's redirections
+ * (bash's own start at 10, {var} allocations count up from there). */
+#define START_FD_MIN 150
+
+static void starts_end(void)
+{
+	pid_t me = getpid();
+	char why[SA_MSG];
+	for (int i = 0; i < nstarts; i++) {
+		struct inflight *f = &starts[i];
+		struct stat st;
+		bool ours = fstat(f->call.call.fd, &st) == 0 && st.st_dev == f->dev && st.st_ino == f->ino;
+		if (f->pid != me || !ours) {
+			if (ours)
+				th_abandon(&f->call.call); /* the parent's: it reads the answer itself */
+			if (f->pid == me)
+				say(f->cmd, "accounting START not confirmed: %s%s", "its connection to the agent was closed", "");
+			continue;
+		}
+		if (!sa_account_end(&f->call, why, sizeof why))
+			say(f->cmd, "accounting START not recorded: %s%s", why, "");
+	}
+	nstarts = 0;
+}
+
+/* start_deferred sends a START and keeps its answer for starts_end; false when it could not be sent. */
+static bool start_deferred(const char *user, const char *task, const char *cmd, char *const *args, int nargs,
+			   char *why, size_t whylen)
+{
+	struct inflight *f = &starts[nstarts];
+	if (!sa_account_begin(&cfg, "start", user, task, cmd, args, nargs, -1000, -1, &f->call, why, whylen))
+		return false;
+	int hi = fcntl(f->call.call.fd, F_DUPFD_CLOEXEC, START_FD_MIN);
+	if (hi >= 0) {
+		close(f->call.call.fd);
+		f->call.call.fd = hi;
+	}
+	struct stat st;
+	if (fstat(f->call.call.fd, &st) != 0) {
+		return sa_account_end(&f->call, why, whylen);
+	}
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	f->pid = getpid();
+	snprintf(f->cmd, sizeof f->cmd, "%s", cmd);
+	nstarts++;
+	return true;
+}
 
 /* stop_begin sends the STOP of a slot this process claimed (SENDING) and frees the slot. */
 static void stop_begin(struct pending *p, int status)
@@ -196,6 +255,7 @@ static void flush(int depth, int status, const int *pipestatus, int npipe, bool 
 
 static void at_exit(void)
 {
+	starts_end();
 	flush(0, last_command_exit_value, NULL, 0, true);
 	stops_end();
 }
@@ -483,6 +543,7 @@ static int tacagent_hook_builtin(WORD_LIST *list)
 
 	if (function_entry(text))
 		return tampered ? EXECUTION_FAILURE : EXECUTION_SUCCESS;
+	starts_end();
 	flush(variable_context, status, pipestatus, npipe, false);
 	int rc = decide(text, tampered);
 	stops_end();
@@ -617,7 +678,14 @@ static int decide(const char *text, bool tampered)
 		say(cmd, "too many commands in flight: no STOP will be sent for this one%s%s", "", "");
 		goto out;
 	}
-	if (!sa_account(&cfg, "start", user, p->task, cmd, argv + at + 1, argc - at - 1, -1000, -1, ewhy, sizeof ewhy))
+	/* The answer waits for the next command, unless this process may be replaced before then: in a
+	 * subshell (bash execs the last command of `( )` and `$( )`) or with exec. Closing the socket before
+	 * the agent answers could cancel the record. */
+	bool sync = subshell_environment != 0 || nstarts == MAX_PENDING;
+	for (int i = 0; i < at; i++)
+		sync = sync || strcmp(argv[i], "exec") == 0;
+	if (sync ? !sa_account(&cfg, "start", user, p->task, cmd, argv + at + 1, argc - at - 1, -1000, -1, ewhy, sizeof ewhy)
+		 : !start_deferred(user, p->task, cmd, argv + at + 1, argc - at - 1, ewhy, sizeof ewhy))
 		say(cmd, "accounting START not recorded: %s%s", ewhy, "");
 	__atomic_store_n(&p->state, OWED, __ATOMIC_RELEASE);
 out:
