@@ -230,6 +230,20 @@ func TestAgentDown(t *testing.T) {
 	}
 	// Logging out is never refused for want of an answer.
 	deny.exitShell()
+
+	// Settings others could write are ignored: no fallback group then.
+	script := installScript(t, b, hookConf{socket: gone, group: "root"})
+	if err := os.Chmod(filepath.Join(filepath.Dir(script), "bash.conf"), 0o664); err != nil {
+		t.Fatal(err)
+	}
+	loose := startShell(t)
+	if out := loose.run("source " + script); !strings.Contains(out, "writable by others: ignored") {
+		t.Errorf("a group-writable settings file was not refused:\n%s", out)
+	}
+	h := filepath.Join(loose.dir, "h")
+	if loose.run("touch "+h); exists(h) {
+		t.Error("a group-writable settings file's fallback_group was applied")
+	}
 }
 
 // TestCUnits runs the C table test of the BASH_COMMAND split and the AV escaping.

@@ -27,7 +27,7 @@ __tacagent_setup() {
 	if [[ -f $conf ]]; then
 		# Root's file only: anyone else's could open the door.
 		owner=$(stat -Lc '%u %a' -- "$conf" 2>/dev/null)
-		if [[ $owner =~ ^0\ [0-7]?[0-7][0-5][0-5]$ ]]; then
+		if [[ $owner =~ ^0\ [0-7]?[0-7][0145][0145]$ ]]; then
 			while IFS='=' read -r k v; do
 				case $k in
 				socket) socket=$v ;; builtin) builtin=$v ;; timeout_ms) timeout_ms=$v ;;
