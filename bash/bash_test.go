@@ -241,7 +241,7 @@ func TestAgentDown(t *testing.T) {
 		t.Errorf("a group-writable settings file was not refused:\n%s", out)
 	}
 	h := filepath.Join(loose.dir, "h")
-	if loose.run("touch "+h); exists(h) {
+	if loose.run("touch " + h); exists(h) {
 		t.Error("a group-writable settings file's fallback_group was applied")
 	}
 }
