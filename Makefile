@@ -2,13 +2,18 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet lint fmt-check unit chaos fuzz-smoke fuzz-long pam-fuzz bench pam promtool
+.PHONY: test vet lint fmt-check unit chaos fuzz-smoke fuzz-long pam-fuzz bash-fuzz bench pam bash promtool
 
-test: fmt-check vet lint promtool pam unit chaos fuzz-smoke
+test: fmt-check vet lint promtool pam bash unit chaos fuzz-smoke
 
 # The PAM module, pam/pam_tacagent.so (C: docs/pam.md says why); needs gcc and libpam0g-dev.
 pam:
 	$(MAKE) -C pam
+
+# The bash front end (docs/bash.md): bash/tacagent_hook.so (a loadable builtin), bash/tacagent_plugin.so
+# (SONiC's on_shell_execve) and its harness; needs gcc and bash-builtins. Its end-to-end tests run in `unit`.
+bash:
+	$(MAKE) -C bash all tests
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -41,13 +46,19 @@ chaos:
 fuzz-smoke:
 	@./scripts/fuzz-all.sh $(FUZZTIME)
 	@$(MAKE) --no-print-directory pam-fuzz
+	@$(MAKE) --no-print-directory bash-fuzz
 
 fuzz-long:
 	@./scripts/fuzz-all.sh $(FUZZTIME)
 	@$(MAKE) --no-print-directory pam-fuzz
+	@$(MAKE) --no-print-directory bash-fuzz
 
 pam-fuzz:
 	@o=$$(mktemp -d) && trap 'rm -rf "$$o"' EXIT && $(MAKE) --no-print-directory -C pam fuzz FUZZTIME=$(FUZZTIME) O="$$o"
+
+# The bash hook's command split (bash/fuzz/fuzz_words.c), the same way.
+bash-fuzz:
+	@o=$$(mktemp -d) && trap 'rm -rf "$$o"' EXIT && $(MAKE) --no-print-directory -C bash fuzz FUZZTIME=$(FUZZTIME) O="$$o"
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./tacplus/ ./fsm/ ./agent/

@@ -222,14 +222,14 @@ int th_agent_timeout_ms(int timeout_ms)
 	return timeout_ms - margin;
 }
 
-enum th_err th_request(const char *socket_path, int timeout_ms, long daemon_uid, const char *method,
-		       const char *path, const char *body, size_t body_len, th_response *out)
+enum th_err th_send(th_call *c, const char *socket_path, int timeout_ms, long daemon_uid, const char *method,
+		    const char *path, const char *body, size_t body_len)
 {
-	memset(out, 0, sizeof *out);
-	out->peer_uid = -1;
+	c->fd = -1;
+	c->peer_uid = -1;
 	if (socket_path == NULL || method == NULL || path == NULL || timeout_ms <= 0)
 		return TH_ARG;
-	long long deadline = now_ms() + timeout_ms;
+	c->deadline = now_ms() + timeout_ms;
 	char head[512];
 	int hl;
 	/* The agent gets a deadline a margin earlier than ours, so that its answer (a FAIL it saw, or "no
@@ -249,24 +249,35 @@ enum th_err th_request(const char *socket_path, int timeout_ms, long daemon_uid,
 		return TH_ARG;
 
 	int fd = -1;
-	enum th_err e = dial(socket_path, deadline, &fd);
+	enum th_err e = dial(socket_path, c->deadline, &fd);
 	if (e != TH_OK)
 		return e;
-	long peer_uid = -1;
-	e = peer_ok(fd, daemon_uid, &peer_uid);
-	out->peer_uid = peer_uid;
+	e = peer_ok(fd, daemon_uid, &c->peer_uid);
 	if (e != TH_OK) {
 		close(fd);
 		return e;
 	}
-	e = send_all(fd, head, (size_t)hl, deadline);
+	e = send_all(fd, head, (size_t)hl, c->deadline);
 	if (e == TH_OK && body != NULL)
-		e = send_all(fd, body, body_len, deadline);
+		e = send_all(fd, body, body_len, c->deadline);
 	if (e != TH_OK) {
 		close(fd);
 		return e;
 	}
+	c->fd = fd;
+	return TH_OK;
+}
 
+enum th_err th_recv(th_call *c, th_response *out)
+{
+	memset(out, 0, sizeof *out);
+	out->peer_uid = c->peer_uid;
+	int fd = c->fd;
+	c->fd = -1;
+	if (fd < 0)
+		return TH_ARG;
+	long long deadline = c->deadline;
+	enum th_err e = TH_OK;
 	size_t cap = 4096, n = 0;
 	char *buf = malloc(cap + 1);
 	if (buf == NULL) {
@@ -326,13 +337,33 @@ enum th_err th_request(const char *socket_path, int timeout_ms, long daemon_uid,
 	if (e != TH_OK) {
 		free(buf);
 		memset(out, 0, sizeof *out);
-		out->peer_uid = peer_uid;
+		out->peer_uid = c->peer_uid;
 		return e;
 	}
 	/* th_parse pointed body into buf; terminate it for the JSON reader and callers. */
 	out->raw = buf;
 	out->body[out->body_len] = '\0';
 	return TH_OK;
+}
+
+void th_abandon(th_call *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+enum th_err th_request(const char *socket_path, int timeout_ms, long daemon_uid, const char *method,
+		       const char *path, const char *body, size_t body_len, th_response *out)
+{
+	th_call c;
+	memset(out, 0, sizeof *out);
+	enum th_err e = th_send(&c, socket_path, timeout_ms, daemon_uid, method, path, body, body_len);
+	if (e != TH_OK) {
+		out->peer_uid = c.peer_uid;
+		return e;
+	}
+	return th_recv(&c, out);
 }
 
 void th_response_free(th_response *r)

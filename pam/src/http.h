@@ -47,6 +47,23 @@ enum th_err th_request(const char *socket_path, int timeout_ms, long daemon_uid,
 
 void th_response_free(th_response *r);
 
+/* th_call is a request sent and not read yet: th_request in two halves, so that a caller can have several
+ * requests in flight (the bash hook sends a STOP while it asks for the next command's authorization). */
+typedef struct {
+	int fd;
+	long long deadline; /* of the whole request, from th_send */
+	long peer_uid;
+} th_call;
+
+/* th_send connects, checks the peer as th_request does, and sends the request; on TH_OK the caller must
+ * call th_recv (or th_abandon) exactly once. On error nothing is left open (c->peer_uid set for TH_PEER). */
+enum th_err th_send(th_call *c, const char *socket_path, int timeout_ms, long daemon_uid, const char *method,
+		    const char *path, const char *body, size_t body_len);
+/* th_recv reads the answer of a sent request within its deadline and closes the connection. */
+enum th_err th_recv(th_call *c, th_response *out);
+/* th_abandon closes a sent request without reading its answer. */
+void th_abandon(th_call *c);
+
 /* TH_ANSWER_MARGIN_MS is the most th_request keeps between the deadline it gives the agent and its own:
  * the agent, at its deadline, cancels the work and answers how it ended (within 1.5 s when its backend is
  * stuck), and that answer must still be read. */

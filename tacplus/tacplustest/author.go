@@ -34,6 +34,9 @@ func (c *conn) author(s *session, h tacplus.Header, b *tacplus.AuthorRequest) {
 			resp = &tacplus.AuthorResponse{Status: tacplus.AuthorStatusPassAdd, Args: r.Args, ServerMsg: r.ServerMsg}
 		}
 	}
+	c.s.recordAuthor(AuthorRecord{Conn: c.id, SessionID: h.SessionID, PrivLvl: b.PrivLvl, User: b.User, Port: b.Port,
+		RemAddr: b.RemAddr, Args: append([]string(nil), b.Args...), Status: resp.Status, ServerMsg: resp.ServerMsg,
+		Received: time.Now()})
 	if resp.Status == tacplus.AuthorStatusFail {
 		c.s.st.authorFail.Add(1)
 	} else {

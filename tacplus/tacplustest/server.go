@@ -39,8 +39,9 @@ type Server struct {
 	counts FaultCounts
 	armed  atomic.Bool // faults.armed(), read without the lock on every reply
 
-	amu  sync.Mutex // guards acct
-	acct []AcctRecord
+	amu   sync.Mutex // guards acct and authz
+	acct  []AcctRecord
+	authz []AuthorRecord
 
 	st counters
 }
@@ -93,6 +94,20 @@ type AcctRecord struct {
 	// A reply that a fault then dropped or garbled still shows the status it would have had.
 	Status   tacplus.AcctStatus
 	Received time.Time
+}
+
+// AuthorRecord is one authorization REQUEST as received (section 6.1) and the status the server chose.
+type AuthorRecord struct {
+	Conn      uint64
+	SessionID uint32
+	PrivLvl   uint8
+	User      string
+	Port      string
+	RemAddr   string
+	Args      []string
+	Status    tacplus.AuthorStatus
+	ServerMsg string
+	Received  time.Time
 }
 
 // Start validates cfg, listens on its loopback address and serves until Close. It returns once the listener
@@ -214,6 +229,19 @@ func (s *Server) Accounting() []AcctRecord {
 	return out
 }
 
+// Authorizations returns a copy of every authorization request received and the status answered, in
+// the order they were received.
+func (s *Server) Authorizations() []AuthorRecord {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	out := make([]AuthorRecord, len(s.authz))
+	for i, r := range s.authz {
+		r.Args = append([]string(nil), r.Args...)
+		out[i] = r
+	}
+	return out
+}
+
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
 	st := Stats{
@@ -297,6 +325,12 @@ func (s *Server) record(r AcctRecord) {
 	s.acct = append(s.acct, r)
 	s.amu.Unlock()
 	s.st.acctRecords.Add(1)
+}
+
+func (s *Server) recordAuthor(r AuthorRecord) {
+	s.amu.Lock()
+	s.authz = append(s.authz, r)
+	s.amu.Unlock()
 }
 
 func (s *Server) logf(format string, args ...any) {

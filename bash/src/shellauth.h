@@ -1,0 +1,86 @@
+/* shellauth: per-command authorization and accounting through tacagent's local API (docs/api.md), shared
+ * by the bash loadable builtin (tacagent_builtin.c) and the SONiC-style plugin (plugin.c). Plain C: libc
+ * and the PAM module's HTTP and JSON code (../pam/src/http.c, json.c); no bash headers, no globals, no
+ * threads, no signal handlers. docs/bash.md is the manual. */
+#ifndef TACAGENT_SHELLAUTH_H
+#define TACAGENT_SHELLAUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "http.h"
+
+#define SA_DEFAULT_SOCKET "/run/tacagent/tacagent.sock"
+/* SA_DEFAULT_TIMEOUT_MS bounds one request to the agent; every command waits for its answer. */
+#define SA_DEFAULT_TIMEOUT_MS 5000
+/* SA_MAX_PAIR: one AV pair travels with a one-byte length (RFC 8907 section 6.1). */
+#define SA_MAX_PAIR 255
+/* SA_MAX_ARGS: arg_cnt is one byte; service, cmd, and room for the accounting pairs take the rest. */
+#define SA_MAX_ARGS 240
+#define SA_MSG 512
+
+struct sa_config {
+	const char *socket;
+	int timeout_ms;
+	long daemon_uid;            /* besides root, the uid allowed to serve the socket; -1: root only */
+	const char *fallback_group; /* local group allowed to run commands when no server answers; NULL: none */
+	int priv_lvl;               /* 0-15 */
+	const char *port;           /* the tty, or NULL */
+	const char *rem_addr;       /* where the user came from, or NULL */
+};
+
+enum sa_verdict {
+	SA_PERMIT,      /* a server said PASS */
+	SA_DENY,        /* a server said FAIL: final, never falls back */
+	SA_UNAVAILABLE, /* nobody could be asked: the agent is down, no server answered, or ERROR */
+	SA_ERROR,       /* anything else: a refused request, an untrusted agent, an answer not understood */
+};
+
+struct sa_result {
+	enum sa_verdict verdict;
+	char server_msg[SA_MSG]; /* the server's message, control characters replaced by '?' */
+	char why[SA_MSG];        /* for SA_UNAVAILABLE and SA_ERROR: what went wrong (no secrets) */
+};
+
+/* sa_escape writes arg into out (cap bytes with the NUL) in the form an AV pair can carry (printable
+ * US-ASCII, RFC 8907 section 3.7): bytes outside 0x20-0x7e become \xHH and a backslash becomes \\, so
+ * the text is unambiguous. Returns the length, or -1 when it does not fit. */
+int sa_escape(const char *arg, char *out, size_t cap);
+
+/* sa_authorize asks whether user may run cmd with args[0..nargs): service=shell, cmd=, one cmd-arg= per
+ * argument, priv_lvl. cmd and args are raw bytes; they are escaped here. */
+void sa_authorize(const struct sa_config *c, const char *user, const char *cmd, char *const *args, int nargs,
+		  struct sa_result *r);
+
+/* sa_account sends one accounting record: flags "start" or "stop"; status and elapsed are added to a stop
+ * (status < -255 leaves status out). Returns true when a server (or the agent's spool) took it. */
+bool sa_account(const struct sa_config *c, const char *flags, const char *user, const char *task_id,
+		const char *cmd, char *const *args, int nargs, int status, long elapsed_s, char *why,
+		size_t whylen);
+
+/* sa_call is an accounting record sent whose answer is not read yet. */
+struct sa_call {
+	th_call call;
+	bool sent;
+};
+
+/* sa_account_begin sends the record as sa_account does and returns without reading the answer (true when
+ * sent); sa_account_end reads it (true when a server or the spool took it). Every begun call must be
+ * ended. */
+bool sa_account_begin(const struct sa_config *c, const char *flags, const char *user, const char *task_id,
+		      const char *cmd, char *const *args, int nargs, int status, long elapsed_s, struct sa_call *call,
+		      char *why, size_t whylen);
+bool sa_account_end(struct sa_call *call, char *why, size_t whylen);
+
+/* sa_in_group reports whether this process's real or effective gid, or a supplementary group, is the
+ * group named (from the kernel's credentials, not the environment). */
+bool sa_in_group(const char *group);
+
+/* sa_fallback decides a command when nobody could be asked: permit only for a member of the fallback
+ * group. A FAIL never reaches here. */
+bool sa_fallback(const struct sa_config *c);
+
+/* sa_user is the login name of the real uid (getpwuid_r), copied into buf; NULL when unknown. */
+const char *sa_user(char *buf, size_t cap);
+
+#endif
