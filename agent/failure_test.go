@@ -318,7 +318,7 @@ func TestRestartBackoff(t *testing.T) {
 // and went again, the next restart comes after BackoffInitial, not after the grown delay.
 func TestRestartBackoffResets(t *testing.T) {
 	const initial, capped = 10 * time.Millisecond, 2 * time.Second
-	dead := deadAddr(t)
+	dead, release := heldDeadAddr(t)
 	var mu sync.Mutex
 	var dials []time.Time
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(dials) }
@@ -335,7 +335,8 @@ func TestRestartBackoffResets(t *testing.T) {
 	// fails untried) and dials; the long dead-time keeps background probes (which dial too) out of the count.
 	h := newAgent(t, agent.Config{Servers: []agent.Server{s}, BackoffInitial: initial, BackoffMax: capped, DeadTime: time.Minute})
 	eventually(t, waitLimit, "five failed probes", func() bool { return count() >= 5 }) // next delay: 160 ms
-	ln, err := net.Listen("tcp", dead)                                                  // the server is back
+	release()
+	ln, err := net.Listen("tcp", dead) // the server is back
 	if err != nil {
 		t.Fatalf("rebind %s: %v", dead, err)
 	}

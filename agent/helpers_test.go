@@ -156,11 +156,21 @@ func wantClass(t testing.TB, err, class error) {
 // or of another running at the same time, can take the port and answer (or blackhole) instead.
 func deadAddr(t testing.TB) string {
 	t.Helper()
+	addr, _ := heldDeadAddr(t)
+	return addr
+}
+
+// heldDeadAddr is deadAddr plus release, which frees the port at once, for a test that brings a server
+// up at that address later.
+func heldDeadAddr(t testing.TB) (addr string, release func()) {
+	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { syscall.Close(fd) })
+	var once sync.Once
+	release = func() { once.Do(func() { syscall.Close(fd) }) }
+	t.Cleanup(release)
 	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +178,7 @@ func deadAddr(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)), release
 }
 
 // countingDial is a dialer that counts its attempts.
