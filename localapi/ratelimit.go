@@ -78,6 +78,7 @@ type limitKey struct {
 	uid   uint32
 	user  string
 	rhost string
+	peer  string // a network peer whose uid is unknown (the TACACS+ front end's non-loopback clients)
 }
 
 type keyState struct {
