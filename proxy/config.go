@@ -129,4 +129,6 @@ func (b agentBackend) Account(ctx context.Context, req agent.AcctRequest) (strin
 }
 
 // errConfig is a configuration error of this package.
-func errConfig(msg string) error { return &tacplus.Error{Class: tacplus.ErrConfig, Msg: "tacacs front end: " + msg} }
+func errConfig(msg string) error {
+	return &tacplus.Error{Class: tacplus.ErrConfig, Msg: "tacacs front end: " + msg}
+}

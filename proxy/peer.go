@@ -41,7 +41,9 @@ func socketOwner(client, server string) (uint32, error) {
 	}
 	if c.Addr().Is4() { // an IPv4 client of a dual-stack listener shows in tcp6, mapped
 		if b6, err := os.ReadFile("/proc/net/tcp6"); err == nil {
-			m := func(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(netip.AddrFrom16(a.Addr().As16()), a.Port()) }
+			m := func(a netip.AddrPort) netip.AddrPort {
+				return netip.AddrPortFrom(netip.AddrFrom16(a.Addr().As16()), a.Port())
+			}
 			if uid, ok := findOwner(b6, procAddr(m(c)), procAddr(m(s))); ok {
 				return uid, nil
 			}

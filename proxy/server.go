@@ -16,15 +16,15 @@ import (
 
 // Reasons of tacagent_proxy_rejected_total.
 const (
-	rejectNonLoopback    = "nonloopback"          // a client from outside loopback, not allowed
-	rejectPeerUnknown    = "peer_unknown"         // the owner of a loopback client's socket was not found
-	rejectMaxClients     = "max_clients"          // MaxClients connections are open
-	rejectConnShare      = "connection_share"     // the uid holds its share of connections
-	rejectSessionShare   = "session_share"        // the uid holds its share of sessions
-	rejectClientSessions = "sessions_per_client"  // the connection holds MaxSessionsPerClient sessions
-	rejectRateLimited    = "rate_limited"         // the failure rate limit refused an authentication
-	rejectUnsupported    = "unsupported"          // a flow the front end does not forward
-	rejectShutdown       = "shutting_down"        // a session started while the front end stops
+	rejectNonLoopback    = "nonloopback"         // a client from outside loopback, not allowed
+	rejectPeerUnknown    = "peer_unknown"        // the owner of a loopback client's socket was not found
+	rejectMaxClients     = "max_clients"         // MaxClients connections are open
+	rejectConnShare      = "connection_share"    // the uid holds its share of connections
+	rejectSessionShare   = "session_share"       // the uid holds its share of sessions
+	rejectClientSessions = "sessions_per_client" // the connection holds MaxSessionsPerClient sessions
+	rejectRateLimited    = "rate_limited"        // the failure rate limit refused an authentication
+	rejectUnsupported    = "unsupported"         // a flow the front end does not forward
+	rejectShutdown       = "shutting_down"       // a session started while the front end stops
 )
 
 // Server is the loopback TACACS+ front end. Serve it on a listener; Shutdown stops it.

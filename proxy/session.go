@@ -24,10 +24,10 @@ type session struct {
 	owed    bool
 	expect  uint8
 
-	user     string               // the user the rate limit keys on (START's, or the answer to GETUSER)
+	user     string              // the user the rate limit keys on (START's, or the answer to GETUSER)
 	attempts []*localapi.Attempt // slots of the failure rate limit held by this session's secrets
-	aborted  bool                 // the client sent CONTINUE with ABORT: no reply is owed (section 5.4.3)
-	limited  time.Duration        // > 0: a secret was refused by the rate limit; retry after this
+	aborted  bool                // the client sent CONTINUE with ABORT: no reply is owed (section 5.4.3)
+	limited  time.Duration       // > 0: a secret was refused by the rate limit; retry after this
 }
 
 func kindName(t tacplus.PacketType) string {
