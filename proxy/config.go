@@ -17,7 +17,7 @@ const (
 	DefaultMaxClients           = 256
 	DefaultConnectionShare      = 32 // per uid other than root, like the local API's
 	DefaultSessionShare         = 64 // per uid other than root, like the local API's conversation share
-	DefaultMaxSessionsPerClient = 16
+	DefaultMaxSessionsPerClient = 64
 	DefaultIdleTimeout          = 60 * time.Second
 	DefaultWriteTimeout         = 5 * time.Second
 	DefaultConversationTimeout  = 60 * time.Second

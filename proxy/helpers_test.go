@@ -25,7 +25,7 @@ var (
 
 func testLog(t testing.TB) zerolog.Logger {
 	if os.Getenv("PROXY_TEST_LOG") != "" {
-		return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
+		return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 	}
 	return zerolog.Nop()
 }

@@ -11,10 +11,11 @@ import (
 	"strings"
 )
 
-// TCP over loopback has no SO_PEERCRED. The kernel's socket table (/proc/net/tcp, /proc/net/tcp6) lists
-// the uid that created each socket: the client's socket is the row whose local address is the client's
-// and whose remote address is the front end's. One read of the table per accepted connection (not per
-// packet); a loopback client whose row is not found is refused.
+// TCP over loopback has no SO_PEERCRED. The kernel knows the uid that created each socket: the client's
+// socket is the one whose local address is the client's and whose remote address is the front end's.
+// It is asked once per accepted connection (not per packet) with an exact NETLINK_SOCK_DIAG lookup; when
+// netlink is not available, the socket table (/proc/net/tcp, /proc/net/tcp6) is scanned, which costs
+// time in proportion to the host's sockets. A loopback client whose socket is not found is refused.
 
 // socketOwner returns the uid owning the TCP socket at client connected to server (both "ip:port").
 func socketOwner(client, server string) (uint32, error) {
@@ -26,6 +27,15 @@ func socketOwner(client, server string) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
+	if uid, err := diagOwner(c, s); err == nil {
+		return uid, nil
+	}
+	return procOwner(client, c, s)
+}
+
+// procOwner scans /proc/net/tcp (or tcp6) for the client's socket.
+func procOwner(client string, c, s netip.AddrPort) (uint32, error) {
+	server := s.String()
 	c = netip.AddrPortFrom(c.Addr().Unmap(), c.Port())
 	s = netip.AddrPortFrom(s.Addr().Unmap(), s.Port())
 	path := "/proc/net/tcp"

@@ -37,6 +37,7 @@ type Server struct {
 	mu       sync.Mutex
 	ln       net.Listener
 	clients  map[*client]struct{}
+	admitted int            // connections accepted and not yet ended (MaxClients)
 	conns    map[string]int // open connections per share key (non-root uid, or non-loopback peer)
 	sessions map[string]int // sessions in progress per share key
 	closing  bool
@@ -111,8 +112,39 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// admit applies the connection rules and limits, then starts the client's goroutine.
+// admit applies the connection rules and limits and starts the client's goroutine. The global cap is
+// taken at once; who the client is (a kernel lookup) is found on the client's own goroutine, so that a
+// slow lookup never holds up the accept loop.
 func (s *Server) admit(nc net.Conn) {
+	s.mu.Lock()
+	reason := ""
+	switch {
+	case s.closing:
+		reason = rejectShutdown
+	case s.admitted >= s.cfg.MaxClients:
+		reason = rejectMaxClients
+	}
+	if reason != "" {
+		s.mu.Unlock()
+		s.reject(nc, reason, peer{})
+		return
+	}
+	s.admitted++
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			s.admitted--
+			s.mu.Unlock()
+		}()
+		s.serveClient(nc)
+	}()
+}
+
+// serveClient identifies the client, applies its share of connections and serves it.
+func (s *Server) serveClient(nc net.Conn) {
 	p, reason := s.identify(nc)
 	if reason != "" {
 		s.reject(nc, reason, p)
@@ -122,8 +154,6 @@ func (s *Server) admit(nc net.Conn) {
 	switch {
 	case s.closing:
 		reason = rejectShutdown
-	case len(s.clients) >= s.cfg.MaxClients:
-		reason = rejectMaxClients
 	case p.shared() && s.conns[p.key()] >= s.cfg.ConnectionShare:
 		reason = rejectConnShare
 	}
@@ -137,23 +167,19 @@ func (s *Server) admit(nc net.Conn) {
 	if p.shared() {
 		s.conns[p.key()]++
 	}
-	s.wg.Add(1)
 	s.mu.Unlock()
 	s.m.Connections.Inc()
 	s.m.Clients.Inc()
-	go func() {
-		defer s.wg.Done()
-		c.serve()
-		s.mu.Lock()
-		delete(s.clients, c)
-		if p.shared() {
-			if s.conns[p.key()]--; s.conns[p.key()] <= 0 {
-				delete(s.conns, p.key())
-			}
+	c.serve()
+	s.mu.Lock()
+	delete(s.clients, c)
+	if p.shared() {
+		if s.conns[p.key()]--; s.conns[p.key()] <= 0 {
+			delete(s.conns, p.key())
 		}
-		s.mu.Unlock()
-		s.m.Clients.Dec()
-	}()
+	}
+	s.mu.Unlock()
+	s.m.Clients.Dec()
 }
 
 func (s *Server) reject(nc net.Conn, reason string, p peer) {

@@ -25,7 +25,7 @@ type session struct {
 	expect  uint8
 
 	user     string              // the user the rate limit keys on (START's, or the answer to GETUSER)
-	attempts []*localapi.Attempt // slots of the failure rate limit held by this session's secrets
+	attempts []*localapi.Attempt // the slot of the failure rate limit held by this session's secrets
 	aborted  bool                // the client sent CONTINUE with ABORT: no reply is owed (section 5.4.3)
 	limited  time.Duration       // > 0: a secret was refused by the rate limit; retry after this
 }
@@ -217,10 +217,12 @@ func (ss *session) rateLimited() {
 		ServerMsg: "too many failed authentications; retry in " + strconv.Itoa(int(after.Round(time.Second)/time.Second)) + "s"}, "rate_limited")
 }
 
-// reserve takes a slot of the failure rate limit before a secret is forwarded.
+// reserve takes a slot of the failure rate limit before the session's first secret is forwarded. A
+// session holds one slot at most: its later secrets (a one-time code after the password) ride on it, so
+// that sessions holding every free slot never wait for each other.
 func (ss *session) reserve(ctx context.Context, remAddr string) bool {
 	l := ss.c.s.cfg.Limiter
-	if l == nil {
+	if l == nil || len(ss.attempts) > 0 {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(ctx, ss.c.s.cfg.RequestTimeout) // a wait for a free slot is bounded
