@@ -35,7 +35,7 @@ func diagOwner(local, remote netip.AddrPort) (uint32, error) {
 	r := b[hdrLen:]
 	r[0], r[1] = family, unix.IPPROTO_TCP
 	binary.NativeEndian.PutUint32(r[4:], 0xffffffff) // every state
-	id := r[8:]                                       // struct inet_diag_sockid
+	id := r[8:]                                      // struct inet_diag_sockid
 	binary.BigEndian.PutUint16(id[0:], local.Port())
 	binary.BigEndian.PutUint16(id[2:], remote.Port())
 	putAddr(id[4:20], local.Addr())
