@@ -7,22 +7,23 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tacagent/tacagent/agent"
+	"github.com/tacagent/tacagent/agentconfig"
 	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/metrics"
 	"github.com/tacagent/tacagent/tacplus"
 )
 
-// Defaults of Config.
+// Defaults of Config (named in agentconfig, which the configuration package reads).
 const (
-	DefaultMaxClients           = 256
-	DefaultConnectionShare      = 32 // per uid other than root, like the local API's
-	DefaultSessionShare         = 64 // per uid other than root, like the local API's conversation share
-	DefaultMaxSessionsPerClient = 64
-	DefaultIdleTimeout          = 60 * time.Second
-	DefaultWriteTimeout         = 5 * time.Second
-	DefaultConversationTimeout  = 60 * time.Second
-	DefaultRequestTimeout       = 30 * time.Second
-	DefaultMaxBody              = 16 << 10
+	DefaultMaxClients           = agentconfig.DefaultProxyMaxClients
+	DefaultConnectionShare      = agentconfig.DefaultProxyConnectionShare
+	DefaultSessionShare         = agentconfig.DefaultProxySessionShare
+	DefaultMaxSessionsPerClient = agentconfig.DefaultProxyMaxSessionsPerClient
+	DefaultIdleTimeout          = agentconfig.DefaultProxyIdleTimeout
+	DefaultWriteTimeout         = agentconfig.DefaultProxyWriteTimeout
+	DefaultConversationTimeout  = agentconfig.DefaultProxyConversationTimeout
+	DefaultRequestTimeout       = agentconfig.DefaultProxyRequestTimeout
+	DefaultMaxBody              = agentconfig.DefaultProxyMaxBody
 )
 
 // Backend carries out the client sessions: the daemon (its current agent, groups and spool), or an agent
