@@ -107,6 +107,7 @@ type Config struct {
 	Accounting       Accounting     `yaml:"accounting"`
 	Metrics          Metrics        `yaml:"metrics"`
 	API              API            `yaml:"api"`
+	Listen           Listen         `yaml:"listen"`
 	Log              Log            `yaml:"log"`
 
 	// RequireTLS refuses any server without TLS (tls.go).
@@ -233,6 +234,51 @@ type API struct {
 	ConnectionShare   int `yaml:"connection_share"`
 }
 
+// Listen configures the daemon's network front ends besides the local API.
+type Listen struct {
+	TACACS ListenTACACS `yaml:"tacacs"`
+}
+
+// ListenTACACS is the loopback TACACS+ front end: RFC 8907 clients (pam_tacplus, bash_tacplus,
+// audisp-tacplus, tacquito) connect to Address with the local key, and their sessions go through the
+// agent's servers (docs/proxy.md). It applies at start; a reload that changes it is logged and waits for
+// the next start.
+type ListenTACACS struct {
+	// Address is "IP:port", such as 127.0.0.1:49; "" (the default) turns the front end off. The IP must be
+	// a loopback address unless AllowNonLoopback is set.
+	Address string `yaml:"address"`
+	// KeyFile or KeyEnv holds the local key shared with the clients, under the rules of a server's key.
+	// It must differ from every server's key: a local client must not hold a server's secret.
+	KeyFile              string `yaml:"key_file"`
+	KeyEnv               string `yaml:"key_env"`
+	AllowShortKey        bool   `yaml:"allow_short_key"`
+	AllowInsecureKeyFile bool   `yaml:"allow_insecure_key_file"`
+	AllowNonLoopback     bool   `yaml:"allow_nonloopback"`
+	// MaxClients caps the open client connections; ConnectionShare and SessionShare bound one uid other
+	// than root (connections, sessions in progress); MaxSessionsPerClient bounds one connection.
+	MaxClients           int `yaml:"max_clients"`
+	ConnectionShare      int `yaml:"connection_share"`
+	SessionShare         int `yaml:"session_share"`
+	MaxSessionsPerClient int `yaml:"max_sessions_per_client"`
+	// IdleTimeout bounds the wait for each client packet; WriteTimeout each write to a client;
+	// ConversationTimeout a client's answer to a prompt; RequestTimeout an authorization or accounting
+	// request.
+	IdleTimeout         time.Duration `yaml:"idle_timeout"`
+	WriteTimeout        time.Duration `yaml:"write_timeout"`
+	ConversationTimeout time.Duration `yaml:"conversation_timeout"`
+	RequestTimeout      time.Duration `yaml:"request_timeout"`
+
+	key *secret
+}
+
+// Key returns the front end's local key (nil when off or not loaded).
+func (l *ListenTACACS) Key() []byte {
+	if l.key == nil {
+		return nil
+	}
+	return l.key.b
+}
+
 // Log configures the daemon's log.
 type Log struct {
 	Level string `yaml:"level"` // one of LogLevels
@@ -271,6 +317,11 @@ func defaults() *Config {
 		Metrics: Metrics{Address: DefaultMetricsAddress, MaxConnections: DefaultMetricsMaxConnections},
 		API: API{Socket: DefaultSocket, Mode: DefaultSocketMode, MaxRequestBytes: DefaultMaxRequestBytes,
 			ConversationShare: DefaultConversationShare, ConnectionShare: DefaultConnectionShare},
+		Listen: Listen{TACACS: ListenTACACS{MaxClients: agentconfig.DefaultProxyMaxClients,
+			ConnectionShare: agentconfig.DefaultProxyConnectionShare, SessionShare: agentconfig.DefaultProxySessionShare,
+			MaxSessionsPerClient: agentconfig.DefaultProxyMaxSessionsPerClient, IdleTimeout: agentconfig.DefaultProxyIdleTimeout,
+			WriteTimeout: agentconfig.DefaultProxyWriteTimeout, ConversationTimeout: agentconfig.DefaultProxyConversationTimeout,
+			RequestTimeout: agentconfig.DefaultProxyRequestTimeout}},
 		Log: Log{Level: DefaultLogLevel, SecretCommands: slices.Clone(DefaultSecretCommands)},
 	}
 }

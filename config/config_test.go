@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tacagent/tacagent/agentconfig"
 	"github.com/tacagent/tacagent/tacplus"
 )
 
@@ -489,5 +490,44 @@ func TestLoad(t *testing.T) {
 	c, err := Load(path)
 	if err != nil || c.Source() != path || c.Line("groups[1].servers[0]") != 12 || c.Line("servers[1].key_env") != 7 {
 		t.Errorf("Load: %v, source %q, lines %d %d", err, c.Source(), c.Line("groups[1].servers[0]"), c.Line("servers[1].key_env"))
+	}
+}
+
+func TestListenTACACS(t *testing.T) {
+	c := mustParse(t, valid)
+	if c.Listen.TACACS.Address != "" || c.Listen.TACACS.Key() != nil {
+		t.Fatalf("the front end is not off by default: %+v", c.Listen.TACACS)
+	}
+	local := keyFile(t, "local-front-end-key-0123\n", 0o600)
+	c = mustParse(t, valid+"listen:\n  tacacs:\n    address: 127.0.0.1:4949\n    key_file: "+local+"\n    max_clients: 8\n")
+	l := c.Listen.TACACS
+	if string(l.Key()) != "local-front-end-key-0123" || l.MaxClients != 8 || l.SessionShare != agentconfig.DefaultProxySessionShare ||
+		l.IdleTimeout != agentconfig.DefaultProxyIdleTimeout {
+		t.Fatalf("%+v", l)
+	}
+	noSecret(t, "String", c.String())
+	for _, tt := range []struct{ doc, field, msg string }{
+		{"    address: 0.0.0.0:49\n    key_file: " + local + "\n", "listen.tacacs.address", "not a loopback address"},
+		{"    address: localhost:49\n    key_file: " + local + "\n", "listen.tacacs.address", "not an IP address"},
+		{"    address: 127.0.0.1:49\n", "listen.tacacs", "no local key"},
+		{"    address: 127.0.0.1:49\n    key_file: KEYFILE\n", "listen.tacacs.key_file", "the local key is the key of server tac1"},
+		{"    address: 127.0.0.1:49\n    key_file: " + keyFile(t, "short\n", 0o600) + "\n", "listen.tacacs.key_file", "shorter than 16"},
+		{"    address: 127.0.0.1:49\n    key_file: " + keyFile(t, "local-front-end-key-0123\n", 0o644) + "\n", "listen.tacacs.key_file", "or set allow_insecure_key_file: true"},
+		{"    address: 127.0.0.1:49\n    key_file: " + local + "\n    max_clients: -1\n", "listen.tacacs.max_clients", "must be positive"},
+	} {
+		_, err := parse(t, valid+"listen:\n  tacacs:\n"+tt.doc)
+		found := false
+		for _, p := range Problems(err) {
+			if p.Field == tt.field && strings.Contains(p.Error(), tt.msg) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%q: %v; want %s: %s", tt.doc, err, tt.field, tt.msg)
+		}
+		noSecret(t, "error", errText(err))
+	}
+	if _, err := parse(t, valid+"listen:\n  tacacs:\n    address: 0.0.0.0:49\n    allow_nonloopback: true\n    key_file: "+local+"\n"); err != nil {
+		t.Errorf("allow_nonloopback: %v", err)
 	}
 }

@@ -13,7 +13,7 @@ type Changes struct {
 	Removed []string       // names of servers only in the old config, in its order
 	Changed []ServerChange // servers in both whose settings or key differ, in the new config's order
 	// Sections are the other top-level sections that differ, by YAML name in file order: "groups",
-	// "dead_time", "backoff", "authentication", "authorization", "accounting", "metrics", "api", "log".
+	// "dead_time", "backoff", "authentication", "authorization", "accounting", "metrics", "api", "listen", "log".
 	Sections []string
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tacagent/tacagent/agentconfig"
 	"github.com/tacagent/tacagent/policy"
 	"github.com/tacagent/tacagent/tacplus"
 )
@@ -37,6 +38,7 @@ func (c *Config) validate(p *problems) {
 	c.checkTimers(p)
 	c.checkAuthentication(p)
 	c.checkAPI(p)
+	c.checkListen(p)
 	for _, g := range []struct{ path, name string }{
 		{"authorization.group", c.Authorization.Group}, {"accounting.group", c.Accounting.Group},
 	} {
@@ -269,6 +271,7 @@ func count(p *problems, path string, n *int, def, max int) {
 const (
 	maxFailureKeys        = 10_000_000
 	maxShare              = 1024 // the local API's conversation limit
+	maxProxyClients       = 65536
 	maxMetricsConnections = 65536
 	// maxSpoolRecords bounds the spool's in-memory index (about 100 bytes per record).
 	maxSpoolRecords = 10_000_000
@@ -424,4 +427,80 @@ func (c *Config) checkAPI(p *problems) {
 	}
 	count(p, "api.conversation_share", &a.ConversationShare, DefaultConversationShare, maxShare)
 	count(p, "api.connection_share", &a.ConnectionShare, DefaultConnectionShare, maxShare)
+}
+
+// checkListen validates listen.tacacs: an IP:port on loopback (unless allowed), a local key under the rules
+// of a server's key and different from every server's, and the limits.
+func (c *Config) checkListen(p *problems) {
+	l := &c.Listen.TACACS
+	const base = "listen.tacacs"
+	if l.Address == "" {
+		l.key = nil
+		return
+	}
+	host, port, err := net.SplitHostPort(l.Address)
+	switch {
+	case err != nil:
+		p.add(base+".address", "%q is not IP:port (\"\" turns the front end off)", l.Address)
+	default:
+		if msg := checkPort(port); msg != "" {
+			p.add(base+".address", "%s", msg)
+		}
+		ip, err := netip.ParseAddr(host)
+		switch {
+		case err != nil:
+			p.add(base+".address", "%q is not an IP address (write 127.0.0.1 or ::1)", host)
+		case !ip.IsLoopback() && !l.AllowNonLoopback:
+			p.add(base+".address", "%s is not a loopback address: the front end serves local clients (set allow_nonloopback: true to serve other hosts, with their traffic in plain TACACS+)", host)
+		}
+	}
+	field := base
+	switch {
+	case l.KeyFile != "" && l.KeyEnv != "":
+		p.add(base+".key_env", "key_file is set too; want exactly one of key_file and key_env")
+		return
+	case l.KeyFile != "":
+		field = base + ".key_file"
+		if !filepath.IsAbs(l.KeyFile) {
+			p.add(field, "must be an absolute path")
+			l.key = nil
+			break
+		}
+		b, msg, err := loadKeyFile(l.KeyFile, l.AllowInsecureKeyFile)
+		if msg != "" || err != nil {
+			p.addErr(field, err, "%s", msg)
+			l.key = nil
+			break
+		}
+		l.key = &secret{b: b, source: keySource("key_file", l.KeyFile)}
+	case l.KeyEnv != "":
+		field = base + ".key_env"
+		b, msg, err := loadKeyEnv(l.KeyEnv)
+		if msg != "" || err != nil {
+			p.addErr(field, err, "%s", msg)
+			l.key = nil
+			break
+		}
+		l.key = &secret{b: b, source: keySource("key_env", l.KeyEnv)}
+	default:
+		p.add(base, "no local key: set key_file or key_env (the front end does not serve unobfuscated TACACS+)")
+	}
+	if l.key != nil {
+		if n := len(l.key.b); n < MinKeyLen && !l.AllowShortKey {
+			p.add(field, "the key is %d bytes, shorter than %d (RFC 8907 section 10.5.1); use a longer key, or set allow_short_key: true", n, MinKeyLen)
+		}
+		for i := range c.Servers {
+			if s := &c.Servers[i]; s.key != nil && s.key.equal(l.key) {
+				p.add(field, "the local key is the key of server %s: local clients must not hold a server's secret; use a key of its own", s.Name)
+			}
+		}
+	}
+	count(p, base+".max_clients", &l.MaxClients, agentconfig.DefaultProxyMaxClients, maxProxyClients)
+	count(p, base+".connection_share", &l.ConnectionShare, agentconfig.DefaultProxyConnectionShare, maxShare)
+	count(p, base+".session_share", &l.SessionShare, agentconfig.DefaultProxySessionShare, maxShare)
+	count(p, base+".max_sessions_per_client", &l.MaxSessionsPerClient, agentconfig.DefaultProxyMaxSessionsPerClient, maxShare)
+	positive(p, base+".idle_timeout", &l.IdleTimeout, agentconfig.DefaultProxyIdleTimeout)
+	positive(p, base+".write_timeout", &l.WriteTimeout, agentconfig.DefaultProxyWriteTimeout)
+	positive(p, base+".conversation_timeout", &l.ConversationTimeout, agentconfig.DefaultProxyConversationTimeout)
+	positive(p, base+".request_timeout", &l.RequestTimeout, agentconfig.DefaultProxyRequestTimeout)
 }
