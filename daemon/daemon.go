@@ -19,6 +19,7 @@ import (
 	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/metrics"
 	"github.com/tacagent/tacagent/policy"
+	"github.com/tacagent/tacagent/proxy"
 	"github.com/tacagent/tacagent/spool"
 	"github.com/tacagent/tacagent/tacplus"
 )
@@ -61,17 +62,20 @@ type runtime struct {
 
 // Daemon is a running agent with its endpoints.
 type Daemon struct {
-	log     zerolog.Logger
-	reg     *prometheus.Registry
-	m       *metrics.Metrics
-	cur     atomic.Pointer[runtime]
-	mu      sync.Mutex // serializes Reload and Shutdown
-	http    *http.Server
-	httpLn  net.Listener
-	api     *localapi.Server
-	bg      sync.WaitGroup // the HTTP server and background drains of replaced agents
-	closing atomic.Bool
-	spool   *spool.Spool // nil when off
+	log    zerolog.Logger
+	reg    *prometheus.Registry
+	m      *metrics.Metrics
+	cur    atomic.Pointer[runtime]
+	mu     sync.Mutex // serializes Reload and Shutdown
+	http   *http.Server
+	httpLn net.Listener
+	api    *localapi.Server
+	tacacs *proxy.Server // the loopback TACACS+ front end; nil when off
+	// tacacsAddr is the front end's listening address.
+	tacacsAddr string
+	bg         sync.WaitGroup // the HTTP server and background drains of replaced agents
+	closing    atomic.Bool
+	spool      *spool.Spool // nil when off
 	// sess is the audit session table (sessions.go), made on first use.
 	sessOnce sync.Once
 	sess     *sessionTable
@@ -255,6 +259,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	}
 	var errs []error
 	if err := d.shutdownAPI(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.shutdownTACACS(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if err := d.closeSpool(ctx); err != nil {

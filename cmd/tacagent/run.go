@@ -16,6 +16,7 @@ import (
 	"github.com/tacagent/tacagent/config"
 	"github.com/tacagent/tacagent/daemon"
 	"github.com/tacagent/tacagent/localapi"
+	"github.com/tacagent/tacagent/proxy"
 	"github.com/tacagent/tacagent/spool"
 )
 
@@ -66,6 +67,13 @@ func cmdRun(g *globals, args []string) int {
 		log.Error().Err(err).Msg("local API")
 		_ = dmn.Shutdown(context.Background())
 		return exitFor(g, "local API", err)
+	}
+	if l := cfg.Listen.TACACS; l.Address != "" {
+		if err := dmn.ServeTACACS(l.Address, l.AllowNonLoopback, tacacsConfig(cfg), apiConfig(cfg, log).RateLimit); err != nil {
+			log.Error().Err(err).Msg("tacacs front end")
+			_ = dmn.Shutdown(context.Background())
+			return exitFor(g, "tacacs front end", err)
+		}
 	}
 	log.Info().Str("config", *path).Str("socket", cfg.API.Socket).Str("metrics", dmn.HTTPAddr()).
 		Int("servers", len(settings.Agent.Servers)).Msg("tacagent running")
@@ -250,6 +258,15 @@ func apiConfig(cfg *config.Config, log zerolog.Logger) localapi.Config {
 		RateLimit: localapi.RateLimit{MaxFailures: limit, Window: fl.Window, BaseDelay: fl.BaseDelay, MaxDelay: fl.MaxDelay,
 			MaxKeys: fl.MaxKeys},
 	}
+}
+
+// tacacsConfig maps listen.tacacs onto the front end's settings (its backend, limiter and log are the
+// daemon's).
+func tacacsConfig(cfg *config.Config) proxy.Config {
+	l := &cfg.Listen.TACACS
+	return proxy.Config{Key: l.Key(), MaxClients: l.MaxClients, ConnectionShare: l.ConnectionShare, SessionShare: l.SessionShare,
+		MaxSessionsPerClient: l.MaxSessionsPerClient, IdleTimeout: l.IdleTimeout, WriteTimeout: l.WriteTimeout,
+		ConversationTimeout: l.ConversationTimeout, RequestTimeout: l.RequestTimeout}
 }
 
 func drainTimeout(*config.Config) time.Duration { return daemon.DefaultDrainTimeout }
