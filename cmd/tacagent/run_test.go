@@ -17,6 +17,7 @@ import (
 	"github.com/tacagent/tacagent/config"
 	"github.com/tacagent/tacagent/daemon"
 	"github.com/tacagent/tacagent/localapi"
+	"github.com/tacagent/tacagent/proxy"
 	"github.com/tacagent/tacagent/tacplus/tacplustest"
 )
 
@@ -236,5 +237,27 @@ func TestDaemonUIDFlag(t *testing.T) {
 		if err := d.Set(v); err == nil {
 			t.Errorf("%q accepted", v)
 		}
+	}
+}
+
+// TestTACACSConfigMapping: listen.tacacs reaches the front end's settings with its key and limits.
+func TestTACACSConfigMapping(t *testing.T) {
+	dir := t.TempDir()
+	key, local := filepath.Join(dir, "key"), filepath.Join(dir, "local.key")
+	if err := os.WriteFile(key, []byte(e2eKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(local, []byte("local-key-for-the-front-end\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte("servers:\n  - address: 127.0.0.1:4949\n    key_file: "+key+
+		"\nlisten:\n  tacacs: {address: 127.0.0.1:4950, key_file: "+local+", max_clients: 7, idle_timeout: 9s}\n"), "tacagent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := tacacsConfig(cfg)
+	if string(p.Key) != "local-key-for-the-front-end" || p.MaxClients != 7 || p.IdleTimeout != 9*time.Second ||
+		p.SessionShare != proxy.DefaultSessionShare || p.RequestTimeout != proxy.DefaultRequestTimeout {
+		t.Errorf("%+v", p)
 	}
 }
