@@ -19,7 +19,7 @@ var frontKey = []byte("daemon-front-end-local-key-01")
 
 // frontDaemon is a daemon over the server at addr (spool at path when not ""), with the local API and
 // the TACACS+ front end; it returns the front end's address.
-func frontDaemon(t *testing.T, key []byte, addr, path string) (*Daemon, string) {
+func frontDaemon(t testing.TB, key []byte, addr, path string) (*Daemon, string) {
 	t.Helper()
 	s := Settings{Agent: agent.Config{Servers: []agent.Server{{Addr: addr, Key: key, Timeout: 2 * time.Second, DialTimeout: time.Second}}},
 		Groups: []string{"default"}}

@@ -36,7 +36,7 @@ func spoolDaemon(t *testing.T, key []byte, addr, path string) (*Daemon, *localap
 	return d, c
 }
 
-func shutdown(t *testing.T, d *Daemon) {
+func shutdown(t testing.TB, d *Daemon) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := d.Shutdown(ctx); err != nil {
