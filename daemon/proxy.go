@@ -69,11 +69,11 @@ func (d *Daemon) shutdownTACACS(ctx context.Context) error {
 type tacacsBackend struct{ d *Daemon }
 
 func (b tacacsBackend) Authenticate(ctx context.Context, req agent.AuthenRequest, conv agent.Conversation) (*agent.AuthenReply, error) {
-	return onCurrent(backend{b.d}, func(rt *runtime) (*agent.AuthenReply, error) { return rt.agent.Authenticate(ctx, req, conv) })
+	return onCurrent(backend(b), func(rt *runtime) (*agent.AuthenReply, error) { return rt.agent.Authenticate(ctx, req, conv) })
 }
 
 func (b tacacsBackend) Authorize(ctx context.Context, req agent.AuthorRequest) (*agent.AuthorReply, error) {
-	return onCurrent(backend{b.d}, func(rt *runtime) (*agent.AuthorReply, error) {
+	return onCurrent(backend(b), func(rt *runtime) (*agent.AuthorReply, error) {
 		return rt.agent.Authorize(ctx, req, agent.InGroup(rt.settings.AuthorGroup))
 	})
 }
@@ -85,7 +85,7 @@ func (b tacacsBackend) Account(ctx context.Context, req agent.AcctRequest) (stri
 		_, err := sp.Append(ctx, "", req)
 		return "", err
 	}
-	return onCurrent(backend{b.d}, func(rt *runtime) (string, error) {
+	return onCurrent(backend(b), func(rt *runtime) (string, error) {
 		r, err := rt.agent.Account(ctx, req, agent.InGroup(rt.settings.AcctGroup))
 		if r == nil {
 			return "", err
