@@ -182,3 +182,12 @@ func papStart(user, pw string) *tacplus.AuthenStart {
 func papHeader(id uint32, flags tacplus.HeaderFlag) tacplus.Header {
 	return tacplus.Header{Version: tacplus.VersionByte(1), Type: tacplus.TypeAuthen, SeqNo: 1, SessionID: id, Flags: flags}
 }
+
+// dialRawErr dials without failing the test.
+func dialRawErr(addr string) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		c.Close()
+	}
+	return c, err
+}

@@ -1,0 +1,101 @@
+package proxy
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tacagent/tacagent/tacplus"
+)
+
+// TestEnableAndUnsupported: an ASCII ENABLE goes through with its service and level; CHAP and SENDAUTH
+// get a clean ERROR that says why, and nothing reaches the server.
+func TestEnableAndUnsupported(t *testing.T) {
+	srv := backend(t, nil)
+	f := startFront(t, AgentBackend(newAgent(t, srv.Addr()), "", ""), nil)
+	c := dialRaw(t, f.addr, localKey)
+	v0 := tacplus.VersionByte(0)
+	c.send(tacplus.Header{Version: v0, Type: tacplus.TypeAuthen, SeqNo: 1, SessionID: 1, Flags: tacplus.FlagSingleConnect},
+		&tacplus.AuthenStart{Action: tacplus.ActionLogin, PrivLvl: 15, Type: tacplus.AuthenTypeASCII, Service: tacplus.ServiceEnable, User: "alice"})
+	h, b, err := c.recv()
+	if err != nil || b.(*tacplus.AuthenReply).Status != tacplus.AuthenStatusGetPass {
+		t.Fatalf("%v %+v %v", h, b, err)
+	}
+	c.send(tacplus.Header{Version: v0, Type: tacplus.TypeAuthen, SeqNo: 3, SessionID: 1}, &tacplus.AuthenContinue{UserMsg: "alice-enable"})
+	if h, b, err = c.recv(); err != nil || h.SeqNo != 4 || b.(*tacplus.AuthenReply).Status != tacplus.AuthenStatusPass {
+		t.Fatalf("enable: %v %+v %v", h, b, err)
+	}
+	before := srv.Stats().Sessions
+	for i, start := range []*tacplus.AuthenStart{
+		{Action: tacplus.ActionLogin, PrivLvl: 1, Type: tacplus.AuthenTypeCHAP, Service: tacplus.ServiceLogin, User: "alice", Data: strings.Repeat("x", 33)},
+		{Action: tacplus.ActionSendAuth, PrivLvl: 1, Type: tacplus.AuthenTypePAP, Service: tacplus.ServiceLogin, User: "alice"},
+	} {
+		id := uint32(10 + i)
+		c.send(tacplus.Header{Version: tacplus.VersionByte(1), Type: tacplus.TypeAuthen, SeqNo: 1, SessionID: id}, start)
+		h, b, err := c.recv()
+		if err != nil || h.SessionID != id {
+			t.Fatalf("%v %v", h, err)
+		}
+		if r := b.(*tacplus.AuthenReply); r.Status != tacplus.AuthenStatusError || !strings.Contains(r.ServerMsg, "not forwarded") {
+			t.Fatalf("%s: %+v", start.Type, r)
+		}
+	}
+	if st := srv.Stats(); st.Sessions != before || st.AuthenPass != 1 {
+		t.Fatalf("server %+v", st)
+	}
+	if n := f.counter(f.m.Proxy.Rejected.WithLabelValues(rejectUnsupported)); n != 2 {
+		t.Errorf("unsupported %v", n)
+	}
+}
+
+// TestShutdownWithClients: Shutdown closes an idle single-connect client at once, lets a conversation in
+// progress run until its deadline, then closes it; nothing hangs and every goroutine ends (goleak).
+func TestShutdownWithClients(t *testing.T) {
+	srv := backend(t, nil)
+	a := newAgent(t, srv.Addr())
+	s, err := New(Config{Key: localKey, Backend: AgentBackend(a, "", ""), Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := Listen("127.0.0.1:0", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	addr := ln.Addr().String()
+
+	idle := dialRaw(t, addr, localKey)
+	idle.send(papHeader(1, tacplus.FlagSingleConnect), papStart("alice", "alice-pw"))
+	if _, b, err := idle.recv(); err != nil || b.(*tacplus.AuthenReply).Status != tacplus.AuthenStatusPass {
+		t.Fatalf("%+v %v", b, err)
+	}
+	busy := dialRaw(t, addr, localKey)
+	busy.send(tacplus.Header{Version: tacplus.VersionByte(0), Type: tacplus.TypeAuthen, SeqNo: 1, SessionID: 2, Flags: tacplus.FlagSingleConnect},
+		&tacplus.AuthenStart{Action: tacplus.ActionLogin, PrivLvl: 1, Type: tacplus.AuthenTypeASCII, Service: tacplus.ServiceLogin, User: "bob"})
+	if _, b, err := busy.recv(); err != nil || b.(*tacplus.AuthenReply).Status != tacplus.AuthenStatusGetPass {
+		t.Fatalf("%+v %v", b, err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() { errc <- s.Shutdown(ctx) }()
+	expectClosed(t, idle) // at once, not at the deadline
+	if el := time.Since(start); el > 400*time.Millisecond {
+		t.Errorf("the idle client was closed after %v", el)
+	}
+	expectClosed(t, busy)
+	if err := <-errc; err == nil {
+		t.Error("Shutdown reported no error although a session was cut at its deadline")
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	waitFor(t, "the upstream conversation aborted", func() bool { return srv.Stats().Aborts == 1 })
+	if _, err := dialRawErr(addr); err == nil {
+		t.Error("the listener still accepts after Shutdown")
+	}
+}
