@@ -1,10 +1,14 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/tacagent/tacagent/tacplus"
 )
@@ -97,5 +101,72 @@ func TestShutdownWithClients(t *testing.T) {
 	waitFor(t, "the upstream conversation aborted", func() bool { return srv.Stats().Aborts == 1 })
 	if _, err := dialRawErr(addr); err == nil {
 		t.Error("the listener still accepts after Shutdown")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestLogsHoldNoSecrets: at debug level, logins (PAP, ASCII with a hidden code), a wrong-key client and an
+// authorization with arguments leave no password, key, code or argument value in the log.
+func TestLogsHoldNoSecrets(t *testing.T) {
+	srv := backend(t, nil)
+	var logs syncBuffer
+	f := startFront(t, AgentBackend(newAgent(t, srv.Addr()), "", ""), func(c *Config) {
+		c.Log = zerolog.New(&logs).Level(zerolog.DebugLevel)
+	})
+	c := dialRaw(t, f.addr, localKey)
+	c.send(papHeader(1, tacplus.FlagSingleConnect), papStart("alice", "alice-pw"))
+	if _, _, err := c.recv(); err != nil {
+		t.Fatal(err)
+	}
+	v0 := tacplus.VersionByte(0)
+	c.send(tacplus.Header{Version: v0, Type: tacplus.TypeAuthen, SeqNo: 1, SessionID: 2},
+		&tacplus.AuthenStart{Action: tacplus.ActionLogin, PrivLvl: 1, Type: tacplus.AuthenTypeASCII, Service: tacplus.ServiceLogin, User: "bob"})
+	for _, step := range []struct {
+		seq    uint8
+		answer string
+	}{{3, "bob-pw"}, {5, "123456"}} {
+		if _, _, err := c.recv(); err != nil {
+			t.Fatal(err)
+		}
+		c.send(tacplus.Header{Version: v0, Type: tacplus.TypeAuthen, SeqNo: step.seq, SessionID: 2}, &tacplus.AuthenContinue{UserMsg: step.answer})
+	}
+	if _, b, err := c.recv(); err != nil || b.(*tacplus.AuthenReply).Status != tacplus.AuthenStatusPass {
+		t.Fatalf("%+v %v", b, err)
+	}
+	c.send(tacplus.Header{Version: v0, Type: tacplus.TypeAuthor, SeqNo: 1, SessionID: 3},
+		&tacplus.AuthorRequest{Method: tacplus.MethodTACACSPlus, PrivLvl: 1, Type: tacplus.AuthenTypeASCII, Service: tacplus.ServiceLogin,
+			User: "alice", Args: []string{"service=shell", "cmd=show", "cmd-arg=secret-argument-value"}})
+	if _, _, err := c.recv(); err != nil {
+		t.Fatal(err)
+	}
+	bad := dialRaw(t, f.addr, []byte("wrong-key-but-still-a-secret-0"))
+	bad.send(papHeader(4, 0), papStart("alice", "alice-pw"))
+	expectClosed(t, bad)
+	waitFor(t, "the bad packet logged", func() bool { return strings.Contains(logs.String(), "bad_secret") })
+	out := logs.String()
+	for _, secret := range []string{"alice-pw", "bob-pw", "123456", "secret-argument-value", string(localKey), "wrong-key-but-still", string(serverKey)} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log shows %q:\n%s", secret, out)
+		}
+	}
+	if !strings.Contains(out, `"cmd":"show"`) || !strings.Contains(out, `"user":"bob"`) {
+		t.Errorf("the log lost what it should say:\n%s", out)
 	}
 }
