@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,7 +38,14 @@ func TestBackendKilledWhileClientsConnected(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := dialRaw(t, f.addr, localKey)
+			nc, err := net.Dial("tcp", f.addr)
+			if err != nil {
+				failures <- err
+				return
+			}
+			defer nc.Close()
+			codec, _ := tacplus.NewCodec(tacplus.Options{Role: tacplus.RoleClient, Key: localKey})
+			c := &rawClient{t: t, nc: nc, codec: codec, rd: codec.NewReader(nc)}
 			id := uint32(ci+1) << 16
 			for r := range rounds {
 				if ci == 0 && r == rounds/3 {
@@ -59,7 +67,10 @@ func TestBackendKilledWhileClientsConnected(t *testing.T) {
 							Service: tacplus.ServiceLogin, User: "alice", Args: []string{fmt.Sprintf("task_id=%d", id), "service=shell"}}
 					}
 					start := time.Now()
-					c.send(h, body)
+					if err := c.trySend(h, body); err != nil {
+						failures <- fmt.Errorf("client %d round %d %s: %v", ci, r, kind, err)
+						return
+					}
 					rh, rb, err := c.recv() // 10 s at most: a hang fails here
 					if err != nil {
 						failures <- fmt.Errorf("client %d round %d %s: %v after %v", ci, r, kind, err, time.Since(start))

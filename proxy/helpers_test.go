@@ -151,13 +151,19 @@ func dialRaw(t testing.TB, addr string, key []byte) *rawClient {
 
 func (r *rawClient) send(h tacplus.Header, b tacplus.Body) {
 	r.t.Helper()
+	if err := r.trySend(h, b); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// trySend is send for goroutines other than the test's: it returns the error.
+func (r *rawClient) trySend(h tacplus.Header, b tacplus.Body) error {
 	pkt, err := r.codec.Marshal(h, b)
 	if err != nil {
-		r.t.Fatal(err)
+		return err
 	}
-	if _, err := r.nc.Write(pkt); err != nil {
-		r.t.Fatal(err)
-	}
+	_, err = r.nc.Write(pkt)
+	return err
 }
 
 // recv reads one reply (10 s at most); err is the read error (io.EOF when the front end closed).
