@@ -3,13 +3,16 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
+	"github.com/tacagent/tacagent/metrics"
 	"github.com/tacagent/tacagent/tacplus"
 )
 
@@ -168,5 +171,37 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 	if !strings.Contains(out, `"cmd":"show"`) || !strings.Contains(out, `"user":"bob"`) {
 		t.Errorf("the log lost what it should say:\n%s", out)
+	}
+}
+
+// TestClientThatDoesNotRead: a reply the client never reads is cut by the write deadline; the connection
+// ends and its goroutines exit (net.Pipe has no buffer, so the first unread reply blocks).
+func TestClientThatDoesNotRead(t *testing.T) {
+	m := metrics.NewProxy()
+	s, err := New(Config{Key: localKey, Backend: stubBackend{}, Log: testLog(t), WriteTimeout: 150 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.m = m
+	cli, srv := net.Pipe()
+	defer cli.Close()
+	c := newClient(s, srv, peer{known: true})
+	done := make(chan struct{})
+	go func() {
+		c.serve()
+		close(done)
+	}()
+	codec, _ := tacplus.NewCodec(tacplus.Options{Role: tacplus.RoleClient, Key: localKey})
+	pkt, _ := codec.Marshal(papHeader(1, tacplus.FlagSingleConnect), papStart("alice", "pw"))
+	if _, err := cli.Write(pkt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection of a client that does not read never ended")
+	}
+	if n := testutil.ToFloat64(m.Timeouts.WithLabelValues("write")); n != 1 {
+		t.Errorf("write timeouts %v", n)
 	}
 }
