@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/tacagent/tacagent/agent"
 	"github.com/tacagent/tacagent/audisp"
 	"github.com/tacagent/tacagent/daemon"
+	"github.com/tacagent/tacagent/internal/testkit"
 	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/tacplus"
 	"github.com/tacagent/tacagent/tacplus/tacplustest"
@@ -37,17 +37,7 @@ const (
 	capSES  = 4
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+type syncBuffer = testkit.SyncBuffer
 
 func startServer(t *testing.T) *tacplustest.Server {
 	t.Helper()
@@ -307,13 +297,7 @@ func TestAgentDownDropsAreCountedAndReported(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.EventuallyEvery(t, 30*time.Second, 5*time.Millisecond, what, cond)
 }
 
 // TestUserStartClearsNegativeAnswer: a command that ran before the session's PAM START reached the agent

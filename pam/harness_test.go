@@ -7,9 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tacagent/tacagent/internal/testkit"
 	"github.com/tacagent/tacagent/tacplus/tacplustest"
 )
 
@@ -120,20 +119,9 @@ func cleanupBuild() {
 	}
 }
 
-// eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(within)
-	defer deadline.Stop()
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		case <-tick.C:
-		}
-	}
+	testkit.EventuallyEvery(t, within, pollEvery, what, cond)
 }
 
 func randomName(t *testing.T) string {
@@ -145,15 +133,7 @@ func randomName(t *testing.T) string {
 	return hex.EncodeToString(b)
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freePort(t *testing.T) string { return testkit.FreePort(t) }
 
 // service writes /etc/pam.d/tacagent-test-<random> with the given lines, in which MODULE stands for the
 // built module's path, and removes it when the test ends. It returns the service name.
@@ -218,27 +198,13 @@ func pamtester(t *testing.T, stdin string, items []string, svc, user string, ops
 	return command(t, stdin, "pamtester", args...)
 }
 
-// daemon is a running `tacagent run`.
+// daemon is a running `tacagent run` (internal/testkit).
 type daemon struct {
-	t       *testing.T
-	cmd     *exec.Cmd
-	socket  string
-	metrics string
-	stderr  *syncBuffer
-	done    chan error
+	*testkit.Daemon
+	t *testing.T
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+type syncBuffer = testkit.SyncBuffer
 
 // startDaemon runs the daemon with one server at addr, plus extra YAML, and waits until it serves.
 func startDaemon(t *testing.T, b *built, addr, extra string) *daemon {
@@ -249,72 +215,22 @@ func startDaemon(t *testing.T, b *built, addr, extra string) *daemon {
 // startDaemonTimeout is startDaemon with the server's reply timeout.
 func startDaemonTimeout(t *testing.T, b *built, addr, serverTimeout, extra string) *daemon {
 	t.Helper()
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "key")
-	if err := os.WriteFile(keyFile, []byte(testKey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{t: t, socket: filepath.Join(dir, "tacagent.sock"), metrics: freePort(t), stderr: &syncBuffer{},
-		done: make(chan error, 1)}
-	yaml := fmt.Sprintf("servers:\n  - name: primary\n    address: %s\n    key_file: %s\n    timeout: %s\n"+
-		"    connect_timeout: 1s\nmetrics:\n  address: %s\napi:\n  socket: %s\n  mode: \"0600\"\nlog:\n  level: debug\n"+
-		"accounting:\n  spool:\n    path: %s\n%s",
-		addr, keyFile, serverTimeout, d.metrics, d.socket, filepath.Join(dir, "spool.db"), extra)
-	cfg := filepath.Join(dir, "tacagent.yaml")
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d.cmd = exec.Command(b.tacagent, "run", "--config", cfg)
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(d.stop)
-	eventually(t, daemonReady, "the daemon's socket and /healthz", func() bool {
-		select {
-		case err := <-d.done:
-			d.done <- err
-			t.Fatalf("the daemon exited early: %v\n%s", err, d.stderr.String())
-		default:
-		}
-		_, err := os.Stat(d.socket)
-		return err == nil && httpGet("http://"+d.metrics+"/healthz") != ""
-	})
-	return d
+	return startDaemonServers(t, b, testkit.ServerEntry("primary", addr, "timeout: "+serverTimeout, "connect_timeout: 1s"), extra)
 }
 
-// stop sends SIGTERM and waits for the exit.
-func (d *daemon) stop() {
-	if d.cmd.ProcessState != nil {
-		return
-	}
-	_ = d.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-d.done:
-	case <-time.After(daemonStop):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-		d.t.Errorf("the daemon did not exit within %s of SIGINT", daemonStop)
-	}
+// startDaemonServers runs the daemon with the given servers: items (testkit.ServerEntry) and extra YAML.
+func startDaemonServers(t *testing.T, b *built, servers, extra string) *daemon {
+	t.Helper()
+	d := testkit.StartDaemon(t, testkit.DaemonOptions{Binary: b.tacagent, Key: testKey, Servers: servers, Extra: extra,
+		Ready: daemonReady, StopWithin: daemonStop})
+	return &daemon{Daemon: d, t: t}
 }
 
-func httpGet(url string) string {
-	resp, err := http.Get(url)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return ""
-	}
-	return string(b)
-}
+func httpGet(url string) string { return testkit.HTTPGet(url) }
 
 // apiRequests sums tacagent_api_requests_total for one endpoint: how many requests reached the agent.
 func (d *daemon) apiRequests(endpoint string) int {
-	text := httpGet("http://" + d.metrics + "/metrics")
+	text := d.MetricsText()
 	if text == "" {
 		d.t.Fatal("no /metrics from the daemon")
 	}

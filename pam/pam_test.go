@@ -87,14 +87,14 @@ func TestAuthenticate(t *testing.T) {
 	b := requirePAM(t)
 	srv := testServer(t)
 	d := startDaemon(t, b, srv.Addr(), noLimit)
-	ascii := fullStack(t, b, d.socket, "")
+	ascii := fullStack(t, b, d.Socket, "")
 	first := func(opt string) string {
-		return service(t, b, "auth optional pam_unix.so nodelay", moduleLine("auth", "required", d.socket, opt))
+		return service(t, b, "auth optional pam_unix.so nodelay", moduleLine("auth", "required", d.Socket, opt))
 	}
 	useFirst, tryFirst := first("use_first_pass"), first("try_first_pass")
-	tryFirstAlone := service(t, b, moduleLine("auth", "required", d.socket, "try_first_pass"))
-	useFirstAlone := service(t, b, moduleLine("auth", "required", d.socket, "use_first_pass"))
-	proto := func(p string) string { return service(t, b, moduleLine("auth", "required", d.socket, "protocol="+p)) }
+	tryFirstAlone := service(t, b, moduleLine("auth", "required", d.Socket, "try_first_pass"))
+	useFirstAlone := service(t, b, moduleLine("auth", "required", d.Socket, "use_first_pass"))
+	proto := func(p string) string { return service(t, b, moduleLine("auth", "required", d.Socket, "protocol="+p)) }
 	pap, chap, mschapv1, mschapv2 := proto("pap"), proto("chap"), proto("mschapv1"), proto("mschapv2")
 	auth := []string{"authenticate"}
 	runCases(t, []pamCase{
@@ -124,7 +124,7 @@ func TestAuthenticate(t *testing.T) {
 		{name: "try_first_pass without a token asks", svc: tryFirstAlone, user: "bob", stdin: "bob-pw-K3\n", ops: auth,
 			want: []string{"Password: ", msgAuthOK}},
 		{name: "setcred", svc: ascii, user: "bob", stdin: "bob-pw-K3\n", ops: []string{"authenticate", "setcred"}, want: []string{msgAuthOK}},
-	}, d.stderr.String)
+	}, d.Stderr.String)
 }
 
 // TestAccountAndSession checks acct_mgmt (authorization of service=shell, cmd= with the returned pairs in
@@ -134,16 +134,16 @@ func TestAccountAndSession(t *testing.T) {
 	b := requirePAM(t)
 	srv := testServer(t)
 	d := startDaemon(t, b, srv.Addr(), noLimit)
-	svc := service(t, b, moduleLine("account", "required", d.socket, ""), moduleLine("session", "required", d.socket, ""),
+	svc := service(t, b, moduleLine("account", "required", d.Socket, ""), moduleLine("session", "required", d.Socket, ""),
 		"session optional pam_exec.so stdout /usr/bin/env")
-	custom := service(t, b, moduleLine("account", "required", d.socket, "service=ppp protocol=ip"))
+	custom := service(t, b, moduleLine("account", "required", d.Socket, "service=ppp protocol=ip"))
 	items := []string{"tty=pts/9", "rhost=127.0.0.9"}
 	runCases(t, []pamCase{
 		{name: "permit with attributes", svc: svc, user: "alice", items: items, ops: []string{"acct_mgmt", "open_session", "close_session"},
 			want: []string{msgAcctOK, "TACACS_PRIV_LVL=15", "TACACS_ACL=ops team", msgOpened, msgClosed}},
 		{name: "deny", svc: svc, user: "bob", ops: []string{"acct_mgmt"}, code: 1, want: []string{msgPermDenied}},
 		{name: "other service is denied", svc: custom, user: "alice", ops: []string{"acct_mgmt"}, code: 1, want: []string{msgPermDenied}},
-	}, d.stderr.String)
+	}, d.Stderr.String)
 
 	recs := srv.Accounting()
 	if len(recs) != 2 {
@@ -194,7 +194,7 @@ func TestChauthtok(t *testing.T) {
 	b := requirePAM(t)
 	srv := testServer(t)
 	d := startDaemon(t, b, srv.Addr(), noLimit)
-	svc := fullStack(t, b, d.socket, "")
+	svc := fullStack(t, b, d.Socket, "")
 	passwd := []string{"chauthtok"}
 	runCases(t, []pamCase{
 		{name: "retype mismatch", svc: svc, user: "carol", stdin: "carol-pw-Z9\nnew-pw-8Hq\nnew-pw-8Hx\n", ops: passwd, code: 1,
@@ -211,7 +211,7 @@ func TestChauthtok(t *testing.T) {
 		{name: "new password works", svc: svc, user: "carol", stdin: "new-pw-8Hq\n", ops: []string{"authenticate"}, want: []string{msgAuthOK}},
 		{name: "old password fails", svc: svc, user: "carol", stdin: "carol-pw-Z9\n", ops: []string{"authenticate"}, code: 1,
 			want: []string{msgAuthFail}},
-	}, d.stderr.String)
+	}, d.Stderr.String)
 	if pw, _ := srv.Password("carol"); pw != "new-pw-8Hq" {
 		t.Fatal("the server's password did not change")
 	}
@@ -226,21 +226,21 @@ func TestAgentUnavailable(t *testing.T) {
 	srv := testServer(t)
 	stopped := startDaemon(t, b, srv.Addr(), noLimit)
 	// The agent answers once, then stops: the socket file goes away with it.
-	svcBefore := service(t, b, moduleLine("auth", "required", stopped.socket, ""))
+	svcBefore := service(t, b, moduleLine("auth", "required", stopped.Socket, ""))
 	if r := pamtester(t, "bob-pw-K3\n", nil, svcBefore, "bob", "authenticate"); r.code != 0 {
 		t.Fatalf("login before the agent stopped: %s", r)
 	}
-	stopped.stop()
+	stopped.Stop()
 
 	unreachable := startDaemon(t, b, freePort(t), noLimit) // nothing listens on the server's port
 	hanging := hangingAgent(t)
 	timeout := fmt.Sprintf("timeout=%dms", moduleTimeout.Milliseconds())
 
 	for _, agent := range []struct{ name, socket string }{
-		{"agent stopped", stopped.socket},
+		{"agent stopped", stopped.Socket},
 		{"no socket file", filepath.Join(t.TempDir(), "absent.sock")},
 		{"agent hangs", hanging},
-		{"servers unreachable", unreachable.socket},
+		{"servers unreachable", unreachable.Socket},
 	} {
 		t.Run(agent.name, func(t *testing.T) {
 			line := func(typ, control string) string { return moduleLine(typ, control, agent.socket, timeout) }
@@ -312,7 +312,7 @@ func TestRateLimited(t *testing.T) {
 	b := requirePAM(t)
 	srv := testServer(t)
 	d := startDaemon(t, b, srv.Addr(), "authentication:\n  failure_limit:\n    max: 2\n    window: 1m\n")
-	svc := service(t, b, moduleLine("auth", "[success=done authinfo_unavail=ignore default=die]", d.socket, ""),
+	svc := service(t, b, moduleLine("auth", "[success=done authinfo_unavail=ignore default=die]", d.Socket, ""),
 		"auth required pam_permit.so")
 	auth := []string{"authenticate"}
 	runCases(t, []pamCase{
@@ -321,7 +321,7 @@ func TestRateLimited(t *testing.T) {
 		{name: "limited", svc: svc, user: "dave", stdin: "dave-pw-M1\n", ops: auth, code: 1, want: []string{msgMaxTries, "retry in"},
 			deny: []string{"Password: "}},
 		{name: "other users unaffected", svc: svc, user: "bob", stdin: "bob-pw-K3\n", ops: auth, want: []string{msgAuthOK}},
-	}, d.stderr.String)
+	}, d.Stderr.String)
 }
 
 // TestOptions: a bad value is PAM_SERVICE_ERR; an unknown option is ignored and logged by name only,
@@ -332,14 +332,14 @@ func TestOptions(t *testing.T) {
 	d := startDaemon(t, b, srv.Addr(), noLimit)
 	auth := []string{"authenticate"}
 	runCases(t, []pamCase{
-		{name: "bad timeout", svc: service(t, b, moduleLine("auth", "required", d.socket, "timeout=soon")), user: "bob",
+		{name: "bad timeout", svc: service(t, b, moduleLine("auth", "required", d.Socket, "timeout=soon")), user: "bob",
 			stdin: "bob-pw-K3\n", ops: auth, code: 1, want: []string{"timeout= takes seconds", msgServiceErr}},
 		{name: "relative socket", svc: service(t, b, "auth required MODULE socket=tacagent.sock debug=stderr"), user: "bob",
 			stdin: "bob-pw-K3\n", ops: auth, code: 1, want: []string{"socket= must be an absolute path", msgServiceErr}},
 		{name: "pam_tacplus options ignored", user: "bob", stdin: "bob-pw-K3\n", ops: auth,
-			svc:  service(t, b, moduleLine("auth", "required", d.socket, "server=127.0.0.1 secret="+testKey+" timeout=5")),
+			svc:  service(t, b, moduleLine("auth", "required", d.Socket, "server=127.0.0.1 secret="+testKey+" timeout=5")),
 			want: []string{"unknown option secret ignored", "unknown option server ignored", msgAuthOK}},
-	}, d.stderr.String)
+	}, d.Stderr.String)
 }
 
 // TestSSHDPlaceholderPassword: sshd answers with "\b\n\r\177INCORRECT" for users it does not know. The
@@ -355,9 +355,9 @@ func TestSSHDPlaceholderPassword(t *testing.T) {
 		svc       string
 		contacted bool
 	}{
-		{"use_first_pass", service(t, b, "auth optional pam_unix.so nodelay", moduleLine("auth", "required", d.socket, "use_first_pass")), false},
-		{"pap", service(t, b, moduleLine("auth", "required", d.socket, "protocol=pap")), false},
-		{"ascii prompt", service(t, b, moduleLine("auth", "required", d.socket, "")), true},
+		{"use_first_pass", service(t, b, "auth optional pam_unix.so nodelay", moduleLine("auth", "required", d.Socket, "use_first_pass")), false},
+		{"pap", service(t, b, moduleLine("auth", "required", d.Socket, "protocol=pap")), false},
+		{"ascii prompt", service(t, b, moduleLine("auth", "required", d.Socket, "")), true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -390,7 +390,7 @@ func TestForkingHost(t *testing.T) {
 	b := requirePAM(t)
 	srv := testServer(t)
 	d := startDaemon(t, b, srv.Addr(), noLimit)
-	svc := fullStack(t, b, d.socket, "")
+	svc := fullStack(t, b, d.Socket, "")
 	for i := 0; i < 3; i++ {
 		r := command(t, "", b.pamhost, "-m", b.module, "-a", "20", "-t", "pts/4", "-r", "127.0.0.4", svc, "alice",
 			"authenticate,acct_mgmt,open_session,close_session", "alice-pw-Q7", "246810")
@@ -432,7 +432,7 @@ func TestValgrind(t *testing.T) {
 	b := requirePAM(t)
 	srv := testServer(t)
 	d := startDaemon(t, b, srv.Addr(), noLimit)
-	svc := fullStack(t, b, d.socket, "")
+	svc := fullStack(t, b, d.Socket, "")
 	for _, c := range []struct {
 		user, stdin string
 		code        int

@@ -1,55 +1,22 @@
 package pam
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tacagent/tacagent/internal/testkit"
 )
 
 // startDaemonGroups runs the daemon with two servers in two groups, "first" (at firstAddr) and "core" (at
 // coreAddr), plus the authentication section auth, and waits until it serves.
 func startDaemonGroups(t *testing.T, b *built, firstAddr, coreAddr, auth string) *daemon {
 	t.Helper()
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "key")
-	if err := os.WriteFile(keyFile, []byte(testKey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{t: t, socket: filepath.Join(dir, "tacagent.sock"), metrics: freePort(t), stderr: &syncBuffer{},
-		done: make(chan error, 1)}
-	server := func(name, addr string) string {
-		return fmt.Sprintf("  - name: %s\n    address: %s\n    key_file: %s\n    timeout: 2s\n    connect_timeout: 1s\n", name, addr, keyFile)
-	}
-	yaml := "servers:\n" + server("s-first", firstAddr) + server("s-core", coreAddr) +
-		"groups:\n  - name: first\n    servers: [s-first]\n  - name: core\n    servers: [s-core]\n" +
-		fmt.Sprintf("metrics:\n  address: %s\napi:\n  socket: %s\n  mode: \"0600\"\nlog:\n  level: debug\n", d.metrics, d.socket) +
-		fmt.Sprintf("accounting:\n  spool:\n    path: %s\n", filepath.Join(dir, "spool.db")) +
-		"authentication:\n  failure_limit:\n    max: 0\n" + auth
-	cfg := filepath.Join(dir, "tacagent.yaml")
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d.cmd = exec.Command(b.tacagent, "run", "--config", cfg)
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(d.stop)
-	eventually(t, daemonReady, "the daemon's socket and /healthz", func() bool {
-		select {
-		case err := <-d.done:
-			d.done <- err
-			t.Fatalf("the daemon exited early: %v\n%s", err, d.stderr.String())
-		default:
-		}
-		_, err := os.Stat(d.socket)
-		return err == nil && httpGet("http://"+d.metrics+"/healthz") != ""
-	})
-	return d
+	servers := testkit.ServerEntry("s-first", firstAddr, "timeout: 2s", "connect_timeout: 1s") +
+		testkit.ServerEntry("s-core", coreAddr, "timeout: 2s", "connect_timeout: 1s")
+	return startDaemonServers(t, b, servers, "groups:\n  - name: first\n    servers: [s-first]\n  - name: core\n    servers: [s-core]\n"+
+		"authentication:\n  failure_limit:\n    max: 0\n"+auth)
 }
 
 // TestSSHDRecipeFailIsFinal is the end-to-end test of docs/pam.md's sshd recipe (issue 13 point 1): the
@@ -97,7 +64,7 @@ func TestSSHDRecipeFailIsFinal(t *testing.T) {
 			d := startDaemonGroups(t, b, st.first, st.core, st.auth)
 			svc := service(t, b,
 				"auth sufficient pam_debug.so auth=authinfo_unavail", // an earlier line, unavailable
-				moduleLine("auth", "[success=done authinfo_unavail=ignore default=die]", d.socket, "protocol=pap"),
+				moduleLine("auth", "[success=done authinfo_unavail=ignore default=die]", d.Socket, "protocol=pap"),
 				"auth [success=done default=die] pam_exec.so quiet "+script) // the local password: would succeed
 			for _, c := range []struct {
 				name, stdin string
@@ -111,7 +78,7 @@ func TestSSHDRecipeFailIsFinal(t *testing.T) {
 					_ = os.Remove(marker)
 					r := pamtester(t, c.stdin, nil, svc, "bob", "authenticate")
 					if r.code != c.code || !strings.Contains(r.out, c.want) {
-						t.Fatalf("want exit %d and %q, got %s\ndaemon log:\n%s", c.code, c.want, r, d.stderr.String())
+						t.Fatalf("want exit %d and %q, got %s\ndaemon log:\n%s", c.code, c.want, r, d.Stderr.String())
 					}
 					if got := consulted(); got != "" {
 						t.Fatalf("the local password line was consulted (%q) after TACACS+ answered: %s", got, r)
@@ -128,17 +95,17 @@ func TestSSHDRecipeFailIsFinal(t *testing.T) {
 		d := startDaemonGroups(t, b, dead, dead2, "")
 		svc := service(t, b,
 			"auth sufficient pam_debug.so auth=authinfo_unavail",
-			moduleLine("auth", "[success=done authinfo_unavail=ignore default=die]", d.socket, "protocol=pap"),
+			moduleLine("auth", "[success=done authinfo_unavail=ignore default=die]", d.Socket, "protocol=pap"),
 			"auth [success=done default=die] pam_exec.so quiet "+script)
 		_ = os.Remove(marker)
 		r := pamtester(t, "bob-pw-K3\n", nil, svc, "bob", "authenticate")
 		if r.code != 0 || !strings.Contains(r.out, msgAuthOK) {
-			t.Fatalf("want the local fallback to let bob in, got %s\ndaemon log:\n%s", r, d.stderr.String())
+			t.Fatalf("want the local fallback to let bob in, got %s\ndaemon log:\n%s", r, d.Stderr.String())
 		}
 		if got := consulted(); strings.TrimSpace(got) != "bob" {
 			t.Fatalf("the local line was not consulted (marker %q): %s", got, r)
 		}
-		if !strings.Contains(r.out, msgUnavailable) && !strings.Contains(d.stderr.String(), "unavailable") {
+		if !strings.Contains(r.out, msgUnavailable) && !strings.Contains(d.Stderr.String(), "unavailable") {
 			t.Logf("note: neither pamtester nor the daemon log says unavailable: %s", r)
 		}
 	})

@@ -45,7 +45,7 @@ func TestModuleTimeoutVerdicts(t *testing.T) {
 	plain := func(socket string) string { return service(t, b, moduleLine("auth", "required", socket, opts)) }
 
 	t.Run("silent server", func(t *testing.T) {
-		r := pamtester(t, "bob-pw-K3\n", nil, plain(dSilent.socket), "bob", "authenticate")
+		r := pamtester(t, "bob-pw-K3\n", nil, plain(dSilent.Socket), "bob", "authenticate")
 		if r.code == 0 || !strings.Contains(r.out, msgUnavailable) {
 			t.Fatalf("want authinfo_unavail, got %s", r)
 		}
@@ -56,12 +56,12 @@ func TestModuleTimeoutVerdicts(t *testing.T) {
 		if r.took >= timeout+returnSlack {
 			t.Errorf("took %v", r.took)
 		}
-		if r := pamtester(t, "bob-pw-K3\n", nil, fallback(dSilent.socket), "bob", "authenticate"); r.code != 0 {
+		if r := pamtester(t, "bob-pw-K3\n", nil, fallback(dSilent.Socket), "bob", "authenticate"); r.code != 0 {
 			t.Errorf("no answer at all: the fallback line may run, got %s", r)
 		}
 	})
 	t.Run("FAIL before the deadline", func(t *testing.T) {
-		r := pamtester(t, "wrong-pw-0x\n", nil, fallback(dSlow.socket), "bob", "authenticate")
+		r := pamtester(t, "wrong-pw-0x\n", nil, fallback(dSlow.Socket), "bob", "authenticate")
 		if r.code == 0 || !strings.Contains(r.out, msgAuthFail) || strings.Contains(r.out, msgAuthOK) {
 			t.Fatalf("a FAIL must end the login, never reach the fallback line: %s", r)
 		}

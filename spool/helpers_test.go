@@ -1,7 +1,6 @@
 package spool
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
+	"github.com/tacagent/tacagent/internal/testkit"
 	"github.com/tacagent/tacagent/messages"
 	"github.com/tacagent/tacagent/metrics"
 	"github.com/tacagent/tacagent/tacplus"
@@ -27,31 +27,10 @@ const deadline = 30 * time.Second
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("after %s: still not %s", deadline, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testkit.EventuallyEvery(t, deadline, 2*time.Millisecond, what, cond)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testkit.SyncBuffer
 
 // server is a scripted accounting server: decide says what each attempt gets (nil: SUCCESS).
 type server struct {

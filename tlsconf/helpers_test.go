@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tacagent/tacagent/agent"
+	"github.com/tacagent/tacagent/internal/testkit"
 	"github.com/tacagent/tacagent/tacplus"
 	"github.com/tacagent/tacagent/tacplus/tacplustest"
 	"github.com/tacagent/tacagent/tlsconf"
@@ -184,13 +185,7 @@ func (h *harness) expiry(addr, role string) float64 {
 // eventually waits for cond with a generous deadline.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still false after %v", what, waitLimit)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testkit.Eventually(t, waitLimit, what, cond)
 }
 
 func pinOf(c *x509.Certificate) string { return tlsconf.PinOf(c) }

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tacagent/tacagent/internal/tacquitoserver"
+	"github.com/tacagent/tacagent/internal/testkit"
 	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/tacplus"
 	"github.com/tacagent/tacagent/tacplus/tacplustest"
@@ -61,85 +62,22 @@ func TestMain(m *testing.M) {
 
 const e2eKey = "e2e-shared-key-0123456789"
 
-// eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(within)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		case <-tick.C:
-		}
-	}
+	testkit.EventuallyEvery(t, within, 10*time.Millisecond, what, cond)
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freePort(t *testing.T) string { return testkit.FreePort(t) }
 
-// daemonProc is a running `tacagent run`.
+type syncBuffer = testkit.SyncBuffer
+
+// daemonProc is a running `tacagent run` (internal/testkit).
 type daemonProc struct {
-	t       *testing.T
-	cmd     *exec.Cmd
-	dir     string
-	cfgPath string
-	socket  string
-	metrics string
-	stderr  *syncBuffer
-	done    chan error
+	*testkit.Daemon
+	t *testing.T
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-// writeConfig writes the daemon's YAML with the given servers section (addresses of started servers).
-func writeConfig(t *testing.T, dir, servers, extra string) (cfgPath, socket, metrics string) {
-	t.Helper()
-	keyFile := filepath.Join(dir, "key")
-	if err := os.WriteFile(keyFile, []byte(e2eKey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	socket = filepath.Join(dir, "tacagent.sock")
-	metrics = freePort(t)
-	// The spool is on by default; each daemon gets its own file (the default path is shared by the host).
-	if !strings.Contains(extra, "accounting:") {
-		extra += fmt.Sprintf("accounting:\n  spool:\n    path: %s\n", filepath.Join(dir, "spool", "spool.db"))
-	}
-	yaml := fmt.Sprintf("servers:\n%s\nmetrics:\n  address: %s\napi:\n  socket: %s\n  mode: \"0600\"\nlog:\n  level: debug\n%s",
-		strings.ReplaceAll(servers, "KEYFILE", keyFile), metrics, socket, extra)
-	cfgPath = filepath.Join(dir, "tacagent.yaml")
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return cfgPath, socket, metrics
-}
-
-func serverEntry(name, addr string, extra ...string) string {
-	s := fmt.Sprintf("  - name: %s\n    address: %s\n    key_file: KEYFILE\n", name, addr)
-	for _, e := range extra {
-		s += "    " + e + "\n"
-	}
-	return s
-}
+var serverEntry = testkit.ServerEntry
 
 func startDaemon(t *testing.T, servers, extra string) *daemonProc {
 	t.Helper()
@@ -149,58 +87,15 @@ func startDaemon(t *testing.T, servers, extra string) *daemonProc {
 // startDaemonEdited is startDaemon with the written YAML passed through edit first (when not nil).
 func startDaemonEdited(t *testing.T, servers, extra string, edit func(yaml string) string) *daemonProc {
 	t.Helper()
-	dir := t.TempDir()
-	cfgPath, socket, metrics := writeConfig(t, dir, servers, extra)
-	if edit != nil {
-		b, err := os.ReadFile(cfgPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(cfgPath, []byte(edit(string(b))), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d := &daemonProc{t: t, dir: dir, cfgPath: cfgPath, socket: socket, metrics: metrics, stderr: &syncBuffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(binary, "run", "--config", cfgPath)
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() { d.stop() })
-	eventually(t, 15*time.Second, "the daemon's socket and /healthz", func() bool {
-		select {
-		case err := <-d.done:
-			d.done <- err
-			t.Fatalf("daemon exited early: %v\n%s", err, d.stderr.String())
-		default:
-		}
-		_, err := os.Stat(socket)
-		return err == nil && httpStatus("http://"+metrics+"/healthz") == 200
-	})
-	return d
-}
-
-// stop sends SIGTERM and waits for the exit; it returns the exit code.
-func (d *daemonProc) stop() int {
-	if d.cmd.ProcessState != nil {
-		return d.cmd.ProcessState.ExitCode()
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(30 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-		d.t.Errorf("daemon did not exit within 30 s of SIGTERM\n%s", d.stderr.String())
-	}
-	return d.cmd.ProcessState.ExitCode()
+	d := testkit.StartDaemon(t, testkit.DaemonOptions{Binary: binary, Key: e2eKey, Servers: servers, Extra: extra,
+		Edit: edit, Ready: 15 * time.Second})
+	return &daemonProc{Daemon: d, t: t}
 }
 
 // cli runs the tacagent binary against the daemon's socket.
 func (d *daemonProc) cli(stdin string, args ...string) (code int, stdout, stderr string) {
 	d.t.Helper()
-	return runCLI(d.t, stdin, append([]string{"--socket", d.socket}, args...)...)
+	return runCLI(d.t, stdin, append([]string{"--socket", d.Socket}, args...)...)
 }
 
 func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
@@ -217,24 +112,12 @@ func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stder
 	return cmd.ProcessState.ExitCode(), o.String(), e.String()
 }
 
-func httpStatus(url string) int {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode
-}
-
 func (d *daemonProc) metricsText() string {
-	resp, err := http.Get("http://" + d.metrics + "/metrics")
-	if err != nil {
-		d.t.Fatal(err)
+	text := d.MetricsText()
+	if text == "" {
+		d.t.Fatal("no /metrics from the daemon")
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	return text
 }
 
 // metricValue returns the value of the first sample whose line starts with prefix, or -1.
@@ -333,14 +216,14 @@ func TestCLIAgainstTestServer(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if strings.Contains(m, e2eKey) || strings.Contains(d.stderr.String(), e2eKey) || strings.Contains(d.stderr.String(), "alice-pw") {
+	if strings.Contains(m, e2eKey) || strings.Contains(d.Stderr.String(), e2eKey) || strings.Contains(d.Stderr.String(), "alice-pw") {
 		t.Fatal("a key or a password reached /metrics or the logs")
 	}
-	if c := httpStatus("http://" + d.metrics + "/readyz"); c != 200 {
-		t.Errorf("/readyz = %d, want 200", c)
+	if !testkit.HTTPOK("http://" + d.Metrics + "/readyz") {
+		t.Error("/readyz does not answer 200")
 	}
-	if code := d.stop(); code != 0 {
-		t.Fatalf("SIGTERM exit code %d, want 0\n%s", code, d.stderr.String())
+	if code := d.Stop(); code != 0 {
+		t.Fatalf("SIGTERM exit code %d, want 0\n%s", code, d.Stderr.String())
 	}
 	// With the daemon gone the CLI reports an error, not a denial.
 	if code, _, errOut := d.cli("", "authorize", "--user", "alice", "--", "show"); code != exitError {
@@ -444,7 +327,7 @@ func TestBadAPIInput(t *testing.T) {
 	srv := testServer(t, tacplustest.Config{Users: users, AuthorRules: rules, SingleConnect: true})
 	d := startDaemon(t, serverEntry("primary", srv.Addr()), "")
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", d.socket)
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.Socket)
 	}}}
 	defer hc.CloseIdleConnections()
 	post := func(path, body string) (int, string) {
@@ -482,7 +365,7 @@ func TestBadAPIInput(t *testing.T) {
 func TestReloadUnderLoad(t *testing.T) {
 	srv := testServer(t, tacplustest.Config{Users: users, AuthorRules: rules, SingleConnect: true})
 	d := startDaemon(t, serverEntry("primary", srv.Addr(), "timeout: 5s"), "")
-	c := localapi.NewClient(d.socket)
+	c := localapi.NewClient(d.Socket)
 	defer c.Close()
 
 	var ok, failed atomic.Int64
@@ -513,24 +396,24 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "logins under way", func() bool { return ok.Load() > 50 })
 
-	cfg, err := os.ReadFile(d.cfgPath)
+	cfg, err := os.ReadFile(d.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(d.cfgPath, bytes.Replace(cfg, []byte("timeout: 5s"), []byte("timeout: 4s"), 1), 0o600); err != nil {
+	if err := os.WriteFile(d.Config, bytes.Replace(cfg, []byte("timeout: 5s"), []byte("timeout: 4s"), 1), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	before := ok.Load()
-	_ = d.cmd.Process.Signal(syscall.SIGHUP)
+	_ = d.Cmd.Process.Signal(syscall.SIGHUP)
 	eventually(t, 10*time.Second, "the reload counted", func() bool {
 		return d.metricValue(`tacagent_config_reloads_total{result="ok"}`) == 1
 	})
 	eventually(t, 10*time.Second, "logins after the reload", func() bool { return ok.Load() > before+50 })
 
-	if err := os.WriteFile(d.cfgPath, []byte("servers: [\n"), 0o600); err != nil {
+	if err := os.WriteFile(d.Config, []byte("servers: [\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_ = d.cmd.Process.Signal(syscall.SIGHUP)
+	_ = d.Cmd.Process.Signal(syscall.SIGHUP)
 	eventually(t, 10*time.Second, "the bad reload counted", func() bool {
 		return d.metricValue(`tacagent_config_reloads_total{result="error"}`) == 1
 	})
@@ -541,8 +424,8 @@ func TestReloadUnderLoad(t *testing.T) {
 	if n := failed.Load(); n != 0 {
 		t.Fatalf("%d of %d logins failed across the reloads; first: %v", n, n+ok.Load(), firstErr.Load())
 	}
-	if !strings.Contains(d.stderr.String(), "reload refused") {
-		t.Errorf("the refused reload was not logged:\n%s", d.stderr.String())
+	if !strings.Contains(d.Stderr.String(), "reload refused") {
+		t.Errorf("the refused reload was not logged:\n%s", d.Stderr.String())
 	}
 }
 
@@ -551,7 +434,7 @@ func TestReloadUnderLoad(t *testing.T) {
 func TestSIGTERMDrains(t *testing.T) {
 	srv := testServer(t, tacplustest.Config{Users: users, AuthorRules: rules, SingleConnect: true})
 	d := startDaemon(t, serverEntry("primary", srv.Addr()), "")
-	c := localapi.NewClient(d.socket)
+	c := localapi.NewClient(d.Socket)
 	defer c.Close()
 	// One login first: the first session of a connection negotiates single-connect alone (RFC 8907
 	// section 4.3), and the test wants all n slow sessions on the wire at once.
@@ -575,22 +458,20 @@ func TestSIGTERMDrains(t *testing.T) {
 		v := d.metricValue(`tacagent_sessions_in_flight{server="` + srv.Addr() + `"}`)
 		return v == n
 	})
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	_ = d.Cmd.Process.Signal(syscall.SIGTERM)
 	for i := 0; i < n; i++ {
 		if err := <-errs; err != nil {
 			t.Errorf("session %d ended with %v, want PASS after the drain", i, err)
 		}
 	}
-	select {
-	case <-d.done:
-	case <-time.After(20 * time.Second):
+	if !d.WaitExit(20 * time.Second) {
 		t.Fatal("the daemon did not exit after draining")
 	}
-	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("exit code %d after SIGTERM, want 0\n%s", code, d.stderr.String())
+	if code := d.Cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0\n%s", code, d.Stderr.String())
 	}
-	if !strings.Contains(d.stderr.String(), `"message":"stopped"`) {
-		t.Errorf("no 'stopped' log line:\n%s", lastLines(d.stderr.String(), 10))
+	if !strings.Contains(d.Stderr.String(), `"message":"stopped"`) {
+		t.Errorf("no 'stopped' log line:\n%s", lastLines(d.Stderr.String(), 10))
 	}
 }
 

@@ -47,7 +47,7 @@ func TestExitCodes(t *testing.T) {
 	} {
 		args := c.args
 		if len(args) > 0 && args[0] != "--socket" && args[0] != "run" {
-			args = append([]string{"--socket", d.socket}, args...)
+			args = append([]string{"--socket", d.Socket}, args...)
 		}
 		code, out, errOut := runCLI(t, c.stdin, args...)
 		if code != c.code || !strings.Contains(out+errOut, c.output) {
@@ -69,13 +69,13 @@ func TestPermissionDeniedNamesTheGroup(t *testing.T) {
 		return strings.Replace(y, "  mode: \"0600\"\n", "  mode: \"0660\"\n  group: adm\n", 1)
 	})
 	// The other user must reach the binary and the socket's directory (the socket itself is 0660 root:adm).
-	for _, dir := range []string{filepath.Dir(binary), d.dir, filepath.Dir(d.dir)} {
+	for _, dir := range []string{filepath.Dir(binary), d.Dir, filepath.Dir(d.Dir)} {
 		if err := os.Chmod(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	as := func(groups ...uint32) (int, string) {
-		cmd := exec.Command(binary, "--socket", d.socket, "status")
+		cmd := exec.Command(binary, "--socket", d.Socket, "status")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: groups}}
 		var o, e bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &o, &e
@@ -97,7 +97,7 @@ func TestStatusCountsThroughTheDaemon(t *testing.T) {
 	slowUsers := map[string]tacplustest.User{"bob": users["bob"], "slow": {Password: "slow-pw", Delay: 3 * time.Second}}
 	srv := testServer(t, tacplustest.Config{Users: slowUsers, SingleConnect: true})
 	d := startDaemon(t, serverEntry("primary", srv.Addr(), "max_in_flight: 1"), "")
-	c := localapi.NewClient(d.socket)
+	c := localapi.NewClient(d.Socket)
 	defer c.Close()
 	if _, err := c.Authenticate(context.Background(), localapi.AuthenRequest{User: "bob", Type: localapi.TypePAP, Password: "bob-pw"}, nil); err != nil {
 		t.Fatal(err) // negotiated: the slow logins below share the connection

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tacagent/tacagent/internal/testkit"
 	"github.com/tacagent/tacagent/localapi"
 )
 
@@ -39,10 +40,10 @@ func TestPrometheusSeesFailover(t *testing.T) {
 	backup := startServerProcess(t, serverBin)
 	d := startDaemon(t, serverEntry("primary", primary.Addr(), "timeout: 2s")+serverEntry("backup", backup.Addr(), "timeout: 2s"), "")
 
-	prom := startPrometheus(t, promBin, d.metrics)
+	prom := startPrometheus(t, promBin, d.Metrics)
 
 	// Logins run all along, one at a time, as a device's users would.
-	c := localapi.NewClient(d.socket)
+	c := localapi.NewClient(d.Socket)
 	defer c.Close()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -220,15 +221,10 @@ func startServerProcess(t *testing.T, bin string) *serverProcess {
 	return s
 }
 
-// waitUntil polls cond every 200 ms until it holds or the deadline passes.
+// waitUntil polls cond every 200 ms (each check is a Prometheus query) until it holds or the deadline passes.
 func waitUntil(t *testing.T, deadline time.Time, what string, cond func() bool) {
 	t.Helper()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(200 * time.Millisecond) // a poll interval; the deadline bounds the wait
-	}
+	testkit.EventuallyEvery(t, time.Until(deadline), 200*time.Millisecond, what, cond)
 }
 
 type promServer struct {
@@ -294,7 +290,7 @@ scrape_configs:
 			t.Fatalf("prometheus exited: %s", p.log.String())
 		default:
 		}
-		return httpStatus("http://"+p.addr+"/-/ready") == 200
+		return testkit.HTTPOK("http://" + p.addr + "/-/ready")
 	})
 	return p
 }

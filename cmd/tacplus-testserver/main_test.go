@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,13 +11,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/tacagent/tacagent/internal/testkit"
 	"github.com/tacagent/tacagent/tacplus"
 	"github.com/tacagent/tacagent/tacplus/tacplustest"
 )
@@ -47,22 +46,7 @@ idle_timeout: 30s
 `
 
 // syncBuffer is a bytes.Buffer safe for the server's concurrent log lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testkit.SyncBuffer
 
 // readLine returns the first line of r, or fails the test when none comes within testTimeout.
 func readLine(t *testing.T, r io.Reader, exited <-chan int) string {

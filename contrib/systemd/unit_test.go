@@ -8,8 +8,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,11 +15,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tacagent/tacagent/internal/testkit"
 	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/tacplus/tacplustest"
 )
@@ -384,53 +382,19 @@ func readSummary(t *testing.T, path string) map[string]bool {
 
 func waitFor(t *testing.T, within time.Duration, what string, exited chan error, log *syncBuffer, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
+	testkit.EventuallyEvery(t, within, 20*time.Millisecond, what, func() bool {
 		select {
 		case err := <-exited:
 			exited <- err
 			t.Fatalf("the daemon exited while waiting for %s: %v\n%s", what, err, log.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s\n%s", within, what, log.String())
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval; the deadline bounds the wait
-	}
+		return cond()
+	})
 }
 
-func httpOK(url string) bool {
-	resp, err := http.Get(url)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
-}
+func httpOK(url string) bool { return testkit.HTTPOK(url) }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freePort(t *testing.T) string { return testkit.FreePort(t) }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testkit.SyncBuffer

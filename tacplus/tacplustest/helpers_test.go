@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/tacagent/tacagent/internal/testkit"
 	"github.com/tacagent/tacagent/tacplus"
 )
 
@@ -109,17 +110,7 @@ func (c *client) expectClosed() {
 // waitFor polls cond until it holds or testTimeout passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(testTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
+	testkit.Eventually(t, testTimeout, what, cond)
 }
 
 // hdr builds a request header.
