@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tacagent/tacagent/agent"
+	"github.com/tacagent/tacagent/internal/testkit"
 	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/metrics"
 	"github.com/tacagent/tacagent/tacplus"
@@ -115,16 +116,10 @@ func startFront(t testing.TB, b Backend, mod func(*Config)) *front {
 
 func (f *front) counter(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
 
-// waitFor polls cond every few milliseconds until it holds or 10 s passed.
+// waitFor waits (10 s at most) until cond holds.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, what, cond)
 }
 
 // rawClient speaks TACACS+ to the front end with the project's codec (a client role codec).

@@ -50,7 +50,7 @@ func TestTACACSFrontEndE2E(t *testing.T) {
 	}
 	var r tq.AuthenReply
 	if err := tq.Unmarshal(resp.Body, &r); err != nil || r.Status != tq.AuthenStatusPass {
-		t.Fatalf("login: %+v %v\n%s", r, err, d.stderr.String())
+		t.Fatalf("login: %+v %v\n%s", r, err, d.Stderr.String())
 	}
 	acct := tq.NewAcctRequest(tq.SetAcctRequestFlag(tq.AcctFlagStart), tq.SetAcctRequestMethod(tq.AuthenMethodTacacsPlus),
 		tq.SetAcctRequestPrivLvl(tq.PrivLvlUser), tq.SetAcctRequestType(tq.AuthenTypeASCII), tq.SetAcctRequestService(tq.AuthenServiceLogin),
@@ -77,7 +77,7 @@ func TestTACACSFrontEndE2E(t *testing.T) {
 	if v := d.metricValue(`tacagent_proxy_sessions_total{kind="authen",outcome="PASS"}`); v != 1 {
 		t.Errorf("tacagent_proxy_sessions_total authen PASS = %v", v)
 	}
-	if code := d.stop(); code != exitOK {
-		t.Errorf("exit %d with a client connected\n%s", code, d.stderr.String())
+	if code := d.Stop(); code != exitOK {
+		t.Errorf("exit %d with a client connected\n%s", code, d.Stderr.String())
 	}
 }
