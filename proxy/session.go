@@ -81,8 +81,12 @@ func errorBody(t tacplus.PacketType, msg string) tacplus.Body {
 }
 
 // noAnswer is the server_msg of an ERROR sent when no server answered: the error's class only (never
-// the request's content).
+// the request's content). A request the agent refused before sending (it breaks a rule of RFC 8907) says
+// so.
 func noAnswer(err error) string {
+	if errors.Is(err, tacplus.ErrConfig) {
+		return "tacagent: request refused before sending (" + tacplus.ClassName(err) + ")"
+	}
 	return "tacagent: no TACACS+ server answered (" + tacplus.ClassName(err) + ")"
 }
 
