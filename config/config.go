@@ -260,7 +260,8 @@ type ListenTACACS struct {
 	ConnectionShare      int `yaml:"connection_share"`
 	SessionShare         int `yaml:"session_share"`
 	MaxSessionsPerClient int `yaml:"max_sessions_per_client"`
-	// IdleTimeout bounds the wait for each client packet; WriteTimeout each write to a client;
+	// IdleTimeout bounds the wait for a client's next packet while none of its sessions is in progress;
+	// WriteTimeout each write to a client;
 	// ConversationTimeout a client's answer to a prompt; RequestTimeout an authorization or accounting
 	// request.
 	IdleTimeout         time.Duration `yaml:"idle_timeout"`

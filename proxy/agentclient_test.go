@@ -114,10 +114,6 @@ func TestAgentClient(t *testing.T) {
 	if len(slices.Compact(tasks)) != n {
 		t.Errorf("task ids %v", tasks)
 	}
-	// The client multiplexed its sessions: far fewer connections than sessions.
-	if conns := f.counter(f.m.Proxy.Connections); conns >= 5*n/2 {
-		t.Errorf("%v client connections for %d sessions: single-connect not used", conns, 5*n)
-	}
 	if got := f.counter(f.m.Proxy.Sessions.WithLabelValues("acct", "SUCCESS")); got != n {
 		t.Errorf("acct SUCCESS counted %v", got)
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/tacagent/tacagent/tacplus"
-	"github.com/tacagent/tacagent/tacplus/tacplustest"
 )
 
 // expectClosed reads until the front end closes the connection; any reply before is a failure.
@@ -102,6 +101,13 @@ func TestBadClientsAffectOnlyThemselves(t *testing.T) {
 		}
 		waitFor(t, "the read timeout counted", func() bool { return f.counter(f.m.Proxy.Timeouts.WithLabelValues("read")) >= 1 })
 	})
+	t.Run("a session longer than idle_timeout is not cut", func(t *testing.T) {
+		c := dialRaw(t, f.addr, localKey)
+		c.send(papHeader(30, 0), papStart("slow", "slow-pw")) // the server holds its answer 700 ms
+		if _, b, err := c.recv(); err != nil || b.(*tacplus.AuthenReply).Status != tacplus.AuthenStatusPass {
+			t.Fatalf("%+v %v", b, err)
+		}
+	})
 	t.Run("second session without single-connect", func(t *testing.T) {
 		c := dialRaw(t, f.addr, localKey)
 		c.send(tacplus.Header{Version: tacplus.VersionByte(0), Type: tacplus.TypeAuthen, SeqNo: 1, SessionID: 20},
@@ -121,9 +127,7 @@ func TestBadClientsAffectOnlyThemselves(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
-	srv := backend(t, func(c *tacplustest.Config) {
-		c.Users["slow"] = tacplustest.User{Password: "slow-pw", Delay: 400 * time.Millisecond}
-	})
+	srv := backend(t, nil)
 	a := newAgent(t, srv.Addr())
 
 	t.Run("sessions per client", func(t *testing.T) {

@@ -52,8 +52,9 @@ type Config struct {
 	SessionShare    int
 	// MaxSessionsPerClient caps the sessions in progress on one connection (single-connect clients).
 	MaxSessionsPerClient int
-	// IdleTimeout bounds the wait for each packet from a client: a connection that sends nothing (or
-	// half a packet) for that long is closed.
+	// IdleTimeout bounds the wait for a client's next packet while none of its sessions is in progress:
+	// a connection that sends nothing (or half a packet) for that long is closed. While a session runs,
+	// its own timeouts bound the connection (ConversationTimeout, RequestTimeout, the servers').
 	IdleTimeout time.Duration
 	// WriteTimeout bounds each write to a client: a client that does not read is closed.
 	WriteTimeout time.Duration

@@ -38,6 +38,7 @@ type client struct {
 	started  bool // the first packet was read
 	ended    int  // sessions completed
 	draining bool // close once no session is in progress
+	eof      bool // the client sent its last packet: no CONTINUE will come
 	wg       sync.WaitGroup
 
 	closed atomic.Bool // closed by the front end (end of a session without single-connect, drain, error)
@@ -57,11 +58,14 @@ func (c *client) serve() {
 	}()
 	rd := c.s.codec.NewReader(c.nc)
 	for {
-		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
+		if err := c.armRead(); err != nil {
 			return
 		}
 		h, body, err := rd.Next()
 		if err != nil {
+			if errors.Is(err, io.EOF) && !c.closed.Load() {
+				c.halfClosed()
+			}
 			c.readError(err)
 			return
 		}
@@ -70,6 +74,19 @@ func (c *client) serve() {
 			return
 		}
 	}
+}
+
+// armRead sets the read deadline: IdleTimeout from now while none of the client's sessions is in
+// progress, none while one is (a client waiting for its answer sends nothing, and its sessions are
+// bounded by their own timeouts). The session that ends last arms it again (end).
+func (c *client) armRead() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var dl time.Time
+	if len(c.sessions) == 0 {
+		dl = time.Now().Add(c.s.cfg.IdleTimeout)
+	}
+	return c.nc.SetReadDeadline(dl)
 }
 
 func (c *client) readError(err error) {
@@ -189,10 +206,29 @@ func (c *client) end(ss *session, counted bool) {
 	delete(c.sessions, ss.id)
 	c.ended++
 	last := len(c.sessions) == 0 && (!c.single || c.draining)
+	if len(c.sessions) == 0 && !last {
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)) // idle again: a pending read is bounded
+	}
 	c.mu.Unlock()
 	if last {
 		c.close()
 	}
+}
+
+// halfClosed handles a client that closed its sending side between packets (shutdown(SHUT_WR)) and may
+// still read: the sessions in progress finish and answer, except conversations, which can get no more
+// answers and are aborted.
+func (c *client) halfClosed() {
+	c.mu.Lock()
+	c.eof, c.draining = true, true
+	for _, ss := range c.sessions {
+		if ss.owed {
+			ss.owed = false
+			ss.in <- &tacplus.AuthenContinue{Flags: tacplus.FlagAbort}
+		}
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
 }
 
 // drain closes the connection now when it is idle, else once its sessions ended.

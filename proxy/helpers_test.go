@@ -38,6 +38,7 @@ func backend(t testing.TB, mod func(*tacplustest.Config)) *tacplustest.Server {
 		Users: map[string]tacplustest.User{
 			"alice": {Password: "alice-pw", EnablePassword: "alice-enable"},
 			"bob":   {Password: "bob-pw", Prompts: []tacplustest.Prompt{{Message: "OTP code: ", Answer: "123456", NoEcho: true}}},
+			"slow":  {Password: "slow-pw", Delay: 700 * time.Millisecond},
 		},
 		AuthorRules: []tacplustest.AuthorRule{
 			{User: "alice", Command: "show .*", Permit: true, Args: []string{"priv-lvl=15"}},
