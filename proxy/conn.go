@@ -38,7 +38,6 @@ type client struct {
 	started  bool // the first packet was read
 	ended    int  // sessions completed
 	draining bool // close once no session is in progress
-	eof      bool // the client sent its last packet: no CONTINUE will come
 	wg       sync.WaitGroup
 
 	closed atomic.Bool // closed by the front end (end of a session without single-connect, drain, error)
@@ -63,9 +62,8 @@ func (c *client) serve() {
 		}
 		h, body, err := rd.Next()
 		if err != nil {
-			if errors.Is(err, io.EOF) && !c.closed.Load() {
-				c.halfClosed()
-			}
+			// The end of the stream is the client giving up (a half-close cannot be told from a close):
+			// its sessions are cancelled, as a caller's give-up ends its requests everywhere.
 			c.readError(err)
 			return
 		}
@@ -213,22 +211,6 @@ func (c *client) end(ss *session, counted bool) {
 	if last {
 		c.close()
 	}
-}
-
-// halfClosed handles a client that closed its sending side between packets (shutdown(SHUT_WR)) and may
-// still read: the sessions in progress finish and answer, except conversations, which can get no more
-// answers and are aborted.
-func (c *client) halfClosed() {
-	c.mu.Lock()
-	c.eof, c.draining = true, true
-	for _, ss := range c.sessions {
-		if ss.owed {
-			ss.owed = false
-			ss.in <- &tacplus.AuthenContinue{Flags: tacplus.FlagAbort}
-		}
-	}
-	c.mu.Unlock()
-	c.wg.Wait()
 }
 
 // drain closes the connection now when it is idle, else once its sessions ended.

@@ -205,39 +205,3 @@ func TestClientThatDoesNotRead(t *testing.T) {
 		t.Errorf("write timeouts %v", n)
 	}
 }
-
-// TestHalfClose: a client that sends its request and closes its sending side (shutdown(SHUT_WR), as
-// `nc -N` does) still gets its answer; a conversation that needs an answer after that is aborted.
-func TestHalfClose(t *testing.T) {
-	srv := backend(t, nil)
-	f := startFront(t, AgentBackend(newAgent(t, srv.Addr()), "", ""), nil)
-	c := dialRaw(t, f.addr, localKey)
-	c.send(papHeader(1, 0), papStart("alice", "alice-pw"))
-	if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	if h, b, err := c.recv(); err != nil || h.SessionID != 1 || b.(*tacplus.AuthenReply).Status != tacplus.AuthenStatusPass {
-		t.Fatalf("%v %+v %v", h, b, err)
-	}
-	expectClosed(t, c)
-
-	c = dialRaw(t, f.addr, localKey)
-	c.send(tacplus.Header{Version: tacplus.VersionByte(0), Type: tacplus.TypeAuthen, SeqNo: 1, SessionID: 2},
-		&tacplus.AuthenStart{Action: tacplus.ActionLogin, PrivLvl: 1, Type: tacplus.AuthenTypeASCII, Service: tacplus.ServiceLogin, User: "bob"})
-	if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	// Depending on which comes first, the front end's view of the end of the stream or the server's
-	// GETPASS, the client reads the GETPASS or an ERROR; either way the connection then ends and the
-	// upstream session is aborted.
-	for {
-		_, b, err := c.recv()
-		if err != nil {
-			break
-		}
-		if r := b.(*tacplus.AuthenReply); r.Status != tacplus.AuthenStatusGetPass && r.Status != tacplus.AuthenStatusError {
-			t.Fatalf("%+v", r)
-		}
-	}
-	waitFor(t, "the upstream conversation aborted", func() bool { return srv.Stats().Aborts == 1 })
-}

@@ -288,10 +288,6 @@ func (ss *session) conversation(remAddr string) agent.Conversation {
 		}
 		c := ss.c
 		c.mu.Lock()
-		if c.eof { // the client has closed its side: nobody can answer
-			c.mu.Unlock()
-			return nil, errAborted
-		}
 		ss.owed, ss.expect = true, ss.seq+2
 		c.mu.Unlock()
 		if err := ss.reply(out); err != nil {
