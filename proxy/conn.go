@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -19,6 +20,9 @@ const (
 	badUnexpected   = "unexpected_packet" // a packet for no session, or not the one owed, or out of turn
 	badSecondStart  = "second_session"    // another session on a connection without single-connect
 )
+
+// readBuffer is the size of a client connection's read buffer.
+const readBuffer = 4 << 10
 
 // client is one client connection. Its serve goroutine owns the reading; session goroutines write under
 // wmu.
@@ -40,24 +44,40 @@ type client struct {
 	draining bool // close once no session is in progress
 	wg       sync.WaitGroup
 
-	closed atomic.Bool // closed by the front end (end of a session without single-connect, drain, error)
+	closed   atomic.Bool   // closed by the front end (end of a session without single-connect, drain, error)
+	readDone chan struct{} // closed when the reading ended (readEnded)
 }
 
 func newClient(s *Server, nc net.Conn, p peer) *client {
 	ctx, stop := context.WithCancel(context.Background())
-	return &client{s: s, nc: nc, peer: p, ctx: ctx, stop: stop, sessions: make(map[uint32]*session)}
+	return &client{s: s, nc: nc, peer: p, ctx: ctx, stop: stop, sessions: make(map[uint32]*session), readDone: make(chan struct{})}
 }
 
 // serve reads packets until the connection ends, then cancels the sessions and waits for them.
 func (c *client) serve() {
-	defer func() {
-		c.close()
-		c.stop()
-		c.wg.Wait()
-	}()
-	rd := c.s.codec.NewReader(c.nc)
+	// Buffered: a header and its body usually arrive together and take one read, not two. The buffer
+	// holds at most what the client sent, bounded by its size; the codec bounds each packet.
+	rd := c.s.codec.NewReader(bufio.NewReaderSize(c.nc, readBuffer))
+	c.read(rd)
+	<-c.readDone
+	c.wg.Wait()
+}
+
+// readEnded is the end of the reading: the connection closes and its sessions are cancelled, whichever
+// goroutine is running them.
+func (c *client) readEnded() {
+	c.close()
+	c.stop()
+	close(c.readDone)
+}
+
+// read reads and routes packets until the connection ends (then readEnded), or until a packet
+// starts a session: then a new goroutine takes over the reading and this one runs the session, so that
+// the session starts without waiting for a goroutine to be scheduled. One goroutine reads at a time.
+func (c *client) read(rd *tacplus.Reader) {
 	for {
 		if err := c.armRead(); err != nil {
+			c.readEnded()
 			return
 		}
 		h, body, err := rd.Next()
@@ -65,10 +85,22 @@ func (c *client) serve() {
 			// The end of the stream is the client giving up (a half-close cannot be told from a close):
 			// its sessions are cancelled, as a caller's give-up ends its requests everywhere.
 			c.readError(err)
+			c.readEnded()
 			return
 		}
-		if reason, err := c.route(h, body); reason != "" {
+		start, reason, err := c.route(h, body)
+		if reason != "" {
 			c.bad(reason, h, err)
+			c.readEnded()
+			return
+		}
+		if start != nil {
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				c.read(rd)
+			}()
+			start()
 			return
 		}
 	}
@@ -127,18 +159,18 @@ func errorText(err error) string {
 	return "connection error"
 }
 
-// route decodes one packet and hands it to its session; a non-empty result refuses it (and ends the
-// connection).
-func (c *client) route(h tacplus.Header, raw []byte) (string, error) {
+// route decodes one packet and hands it to its session. A first packet registers its session and
+// returns the function that runs it. A non-empty reason refuses the packet (and ends the connection).
+func (c *client) route(h tacplus.Header, raw []byte) (func(), string, error) {
 	if !h.FromClient() {
-		return badFromServer, nil
+		return nil, badFromServer, nil
 	}
 	body, err := c.s.codec.NewBody(h)
 	if err == nil {
 		err = c.s.codec.DecodeBody(h, raw, body)
 	}
 	if err != nil {
-		return reasonName(err), err
+		return nil, reasonName(err), err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -148,26 +180,26 @@ func (c *client) route(h tacplus.Header, raw []byte) (string, error) {
 	}
 	if h.SeqNo == 1 {
 		if _, busy := c.sessions[h.SessionID]; busy {
-			return badSessionReuse, nil
+			return nil, badSessionReuse, nil
 		}
 		if !c.single && (c.ended > 0 || len(c.sessions) > 0) {
-			return badSecondStart, nil
+			return nil, badSecondStart, nil
 		}
-		c.startLocked(h, body)
-		return "", nil
+		return c.startLocked(h, body), "", nil
 	}
 	ss := c.sessions[h.SessionID]
 	cont, ok := body.(*tacplus.AuthenContinue)
 	if ss == nil || !ok || !ss.owed || h.SeqNo != ss.expect || h.Version != ss.version {
-		return badUnexpected, nil
+		return nil, badUnexpected, nil
 	}
 	ss.owed = false
 	ss.in <- cont // buffered (1) and owed at most once: never blocks
-	return "", nil
+	return nil, "", nil
 }
 
-// startLocked starts a session for a first packet, or answers ERROR when a limit refuses it.
-func (c *client) startLocked(h tacplus.Header, body tacplus.Body) {
+// startLocked registers a session for a first packet and returns what runs it: the session, or an ERROR
+// answer when a limit refuses it.
+func (c *client) startLocked(h tacplus.Header, body tacplus.Body) func() {
 	ss := &session{c: c, id: h.SessionID, version: h.Version, typ: h.Type, seq: h.SeqNo, began: time.Now(),
 		in: make(chan *tacplus.AuthenContinue, 1)}
 	reason := ""
@@ -177,9 +209,7 @@ func (c *client) startLocked(h tacplus.Header, body tacplus.Body) {
 		reason = why
 	}
 	c.sessions[h.SessionID] = ss
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
+	return func() {
 		if reason != "" {
 			c.s.m.Rejected.WithLabelValues(reason).Inc()
 			c.s.log.Warn().Str("peer", c.peer.String()).Str("reason", reason).Str("kind", kindName(h.Type)).Msg("tacacs front end: session refused")
@@ -191,7 +221,7 @@ func (c *client) startLocked(h tacplus.Header, body tacplus.Body) {
 		ss.run(body)
 		c.s.m.SessionsActive.Dec()
 		c.end(ss, true)
-	}()
+	}
 }
 
 // end forgets a finished session; without single-connect, or when draining, the connection closes once no
