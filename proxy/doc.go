@@ -3,9 +3,9 @@
 // 127.0.0.1 with a local key, and each of their sessions is forwarded through the agent's server choice,
 // multiplexed connections, failover and TLS.
 //
-// A client connection has one owner goroutine that reads and decodes its packets with the local key and
-// routes them by the client's session_id; each client session runs on its own goroutine, which calls the
-// Backend (the agent's Go API: a new session_id upstream, chosen by the agent) and writes the reply,
+// One goroutine at a time reads a client connection: it decodes the packets with the local key and routes
+// them by the client's session_id. The goroutine that reads a START runs that session itself and a new one
+// takes over the reading, so each client session has its own goroutine, which calls the Backend (the agent's Go API: a new session_id upstream, chosen by the agent) and writes the reply,
 // obfuscated with the local key under the client's session_id and seq_no. Authentication prompts travel
 // as REPLY/CONTINUE pairs; accounting is acknowledged SUCCESS only once the Backend says the record is
 // durable (the daemon's spool) or taken by a server.
