@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Passwd is a passwd(5) entry of the NSS endpoint (no password field: the NSS module answers "x").
+// Passwd is a passwd(5) entry of the NSS endpoint (no password field: the NSS module answers "*", no local password).
 type Passwd struct {
 	Name  string `json:"name"`
 	UID   uint32 `json:"uid"`

@@ -194,6 +194,11 @@ func newSandbox(t *testing.T, b *built) *sandbox {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	// Every process in the namespace, whatever its uid, loads the module from lib/ (the private ld.so.cache
+	// names it there): the directory must be searchable by all. What is secret in it is 0600.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	s := &sandbox{dir: dir, socket: filepath.Join(dir, "run", "tacagent", "tacagent.sock")}
 	mk := func(p string, mode os.FileMode, uid int) {
 		t.Helper()

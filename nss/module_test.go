@@ -48,13 +48,13 @@ func TestEntryPoints(t *testing.T) {
 		by, key string
 		want    string
 	}{
-		{"name", "alice", fmt.Sprintf("success 0 alice:x:%d:%d:TACACS+ alice:/run/home/alice:/bin/bash", uid15, gidUsers)},
-		{"name", "bob", fmt.Sprintf("success 0 bob:x:%d:%d::/run/home/tacacs1:/bin/sh", uid1, gidUsers)},
+		{"name", "alice", fmt.Sprintf("success 0 alice:*:%d:%d:TACACS+ alice:/run/home/alice:/bin/bash", uid15, gidUsers)},
+		{"name", "bob", fmt.Sprintf("success 0 bob:*:%d:%d::/run/home/tacacs1:/bin/sh", uid1, gidUsers)},
 		{"name", "carol", "notfound 2"},   // permitted at level 0: no template
 		{"name", "mallory", "notfound 2"}, // the server refuses
-		{"name", "tacacs15", fmt.Sprintf("success 0 tacacs15:x:%d:%d:TACACS+ tacacs15:/run/home/tacacs15:/bin/bash", uid15, gidUsers)},
-		{"uid", fmt.Sprint(uid15), fmt.Sprintf("success 0 tacacs15:x:%d:%d:TACACS+ tacacs15:/run/home/tacacs15:/bin/bash", uid15, gidUsers)},
-		{"uid", fmt.Sprint(uid1), fmt.Sprintf("success 0 tacacs1:x:%d:%d::/run/home/tacacs1:/bin/sh", uid1, gidUsers)},
+		{"name", "tacacs15", fmt.Sprintf("success 0 tacacs15:*:%d:%d:TACACS+ tacacs15:/run/home/tacacs15:/bin/bash", uid15, gidUsers)},
+		{"uid", fmt.Sprint(uid15), fmt.Sprintf("success 0 tacacs15:*:%d:%d:TACACS+ tacacs15:/run/home/tacacs15:/bin/bash", uid15, gidUsers)},
+		{"uid", fmt.Sprint(uid1), fmt.Sprintf("success 0 tacacs1:*:%d:%d::/run/home/tacacs1:/bin/sh", uid1, gidUsers)},
 		{"uid", "12345", "notfound 2"},
 		{"uid", "0", "notfound 2"},
 	} {
@@ -112,9 +112,9 @@ func TestBufferTooSmall(t *testing.T) {
 	srv := testServer(t)
 	s := newSandbox(t, b)
 	startDaemon(t, b, s, srv.Addr())
-	entry := fmt.Sprintf("alice:x:%d:%d:TACACS+ alice:/run/home/alice:/bin/bash", uid15, gidUsers)
+	entry := fmt.Sprintf("alice:*:%d:%d:TACACS+ alice:/run/home/alice:/bin/bash", uid15, gidUsers)
 	settle(t, s, b, "name", "alice")
-	need := len("alice") + len("x") + len("TACACS+ alice") + len("/run/home/alice") + len("/bin/bash") + 5
+	need := len("alice") + len("*") + len("TACACS+ alice") + len("/run/home/alice") + len("/bin/bash") + 5
 	for _, n := range []int{0, 1, 10, need - 1} {
 		if got := nsshost(t, s, b, "name", "alice", n, 1); got[0] != "tryagain 34" {
 			t.Errorf("buflen %d: %q, want tryagain ERANGE (34)", n, got)
@@ -135,10 +135,10 @@ func TestGetentAndID(t *testing.T) {
 	settle(t, s, b, "name", "alice")
 	settle(t, s, b, "name", "mallory")
 	if r := s.run(t, "getent", "passwd", "alice"); r.code != 0 ||
-		r.out != fmt.Sprintf("alice:x:%d:%d:TACACS+ alice:/run/home/alice:/bin/bash\n", uid15, gidUsers) {
+		r.out != fmt.Sprintf("alice:*:%d:%d:TACACS+ alice:/run/home/alice:/bin/bash\n", uid15, gidUsers) {
 		t.Errorf("getent passwd alice: %s", r)
 	}
-	if r := s.run(t, "getent", "passwd", fmt.Sprint(uid15)); r.code != 0 || !strings.HasPrefix(r.out, "tacacs15:x:") {
+	if r := s.run(t, "getent", "passwd", fmt.Sprint(uid15)); r.code != 0 || !strings.HasPrefix(r.out, "tacacs15:*:") {
 		t.Errorf("getent passwd %d: %s", uid15, r)
 	}
 	if r := s.run(t, "getent", "passwd", "mallory"); r.code != 2 || r.out != "" {
@@ -152,6 +152,23 @@ func TestGetentAndID(t *testing.T) {
 	}
 	if r := s.run(t, "id", "alice"); r.code != 0 || !strings.HasPrefix(r.out, fmt.Sprintf("uid=%d(tacacs15) gid=%d(users)", uid15, gidUsers)) {
 		t.Errorf("id alice: %s", r)
+	}
+	// A user of the template (gid users, the socket's group) resolves names as root does; a local user
+	// outside api.group cannot reach the socket and gets nothing from the module, files still answering.
+	if _, err := exec.LookPath("setpriv"); err == nil {
+		as := func(uid, gid int, args ...string) result {
+			return s.run(t, "setpriv", append([]string{fmt.Sprintf("--reuid=%d", uid), fmt.Sprintf("--regid=%d", gid), "--clear-groups"}, args...)...)
+		}
+		if r := as(uid15, gidUsers, "getent", "passwd", "alice", fmt.Sprint(uid15)); r.code != 0 ||
+			!strings.HasPrefix(r.out, "alice:*:") || !strings.Contains(r.out, "\ntacacs15:*:") {
+			t.Errorf("getent as uid %d: %s", uid15, r)
+		}
+		if r := as(65534, 65534, "getent", "passwd", "alice"); r.code != 2 {
+			t.Errorf("getent passwd alice as nobody: %s, want exit 2", r)
+		}
+		if r := as(65534, 65534, "getent", "passwd", "root"); r.code != 0 {
+			t.Errorf("getent passwd root as nobody: %s", r)
+		}
 	}
 	// The host is untouched: outside the namespace nobody knows alice.
 	if out, err := exec.Command("getent", "passwd", "alice").Output(); err == nil || len(out) != 0 {
@@ -260,7 +277,7 @@ func TestUntrustedAnswers(t *testing.T) {
 		{"newline in gecos", 0, entry("alice", 1000, 1000, "a\nroot::0:0::/:/bin/sh"), "unavailable 11"},
 		{"not JSON", 0, "{", "unavailable 11"},
 		// Control: the same fake as root with a proper entry is believed, so the refusals above are the checks'.
-		{"control", 0, entry("alice", 1000, 1000, "A & B"), "success 0 alice:x:1000:1000:A & B:/tmp:/bin/sh"},
+		{"control", 0, entry("alice", 1000, 1000, "A & B"), "success 0 alice:*:1000:1000:A & B:/tmp:/bin/sh"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSandbox(t, b)

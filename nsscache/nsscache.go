@@ -96,7 +96,7 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Passwd is one passwd entry (passwd(5)); there is no password field: the module answers "x".
+// Passwd is one passwd entry (passwd(5)); there is no password field: the module answers "*" (no local password).
 type Passwd struct {
 	Name       string
 	UID, GID   uint32

@@ -2,7 +2,7 @@
  * it), then the passwd JSON of its body (np_read) into a heap buffer of exactly the size the input's first
  * two bytes choose, looked up by name or by uid as the third byte says. Properties besides "no crash, no
  * out-of-bounds access": a found entry is the one asked for, never uid or gid 0, every string lies inside
- * the buffer and holds no ':' or control character, pw_passwd is "x"; ERANGE only when a larger buffer
+ * the buffer and holds no ':' or control character, pw_passwd is "*"; ERANGE only when a larger buffer
  * finds it (the same answer with 64 KiB is found). Built by `make -C nss fuzz`. */
 #include <stdint.h>
 #include <stdio.h>
@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 			check_str(pw.pw_gecos, buf, buflen);
 			check_str(pw.pw_dir, buf, buflen);
 			check_str(pw.pw_shell, buf, buflen);
-			REQUIRE(strcmp(pw.pw_passwd, "x") == 0);
+			REQUIRE(strcmp(pw.pw_passwd, "*") == 0);
 			REQUIRE(pw.pw_uid != 0 && pw.pw_gid != 0);
 			REQUIRE(by_uid ? pw.pw_uid == want_uid : strcmp(pw.pw_name, want_name) == 0);
 			REQUIRE(pw.pw_dir[0] == '/' && pw.pw_shell[0] == '/');

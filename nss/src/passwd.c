@@ -108,7 +108,7 @@ enum np_result np_read(const char *body, size_t n, const char *want_name, unsign
 		return NP_BAD;
 	char *p = buf;
 	size_t left = buf != NULL ? buflen : 0;
-	char *name = put(&p, &left, f.name), *pass = put(&p, &left, "x"), *gecos = put(&p, &left, f.gecos);
+	char *name = put(&p, &left, f.name), *pass = put(&p, &left, "*"), *gecos = put(&p, &left, f.gecos);
 	char *dir = put(&p, &left, f.dir), *shell = put(&p, &left, f.shell);
 	if (name == NULL || pass == NULL || gecos == NULL || dir == NULL || shell == NULL)
 		return NP_ERANGE;

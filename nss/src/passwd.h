@@ -26,7 +26,8 @@ bool np_valid_name(const char *name);
 /* np_read reads the JSON body of a 200 answer, body[0..n), for a lookup by name (want_name) or, when
  * want_name is NULL, by uid (want_uid). A found entry must be for exactly that name or uid, with uid and
  * gid not 0 and no field a passwd line could not hold (':', newline, control characters); pw_passwd is
- * "x". */
+ * "*": no local password (not "x", which tells pam_unix to find a shadow entry, and its account check
+ * fails without one). */
 enum np_result np_read(const char *body, size_t n, const char *want_name, unsigned long want_uid, struct passwd *pw,
 		       char *buf, size_t buflen);
 
