@@ -286,7 +286,9 @@ type result struct {
 	err  string // stderr
 }
 
-func (r result) String() string { return fmt.Sprintf("exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.out, r.err) }
+func (r result) String() string {
+	return fmt.Sprintf("exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.out, r.err)
+}
 
 // run runs a command in the namespace; one that does not end within commandTimeout fails the test.
 func (s *sandbox) run(t *testing.T, name string, args ...string) result {
