@@ -92,4 +92,3 @@ func TestPasswdWithoutBackend(t *testing.T) {
 		t.Fatalf("%+v %v", r, err)
 	}
 }
-
