@@ -94,3 +94,107 @@ func TestPasswdEndToEnd(t *testing.T) {
 			testutil.ToFloat64(m.Cache.WithLabelValues("negative_hit")), testutil.ToFloat64(m.Answers.WithLabelValues("name", "found")))
 	}
 }
+
+// TestPasswdReload: a reload applies changed templates to cached users at once, and a reload without
+// templates answers every name "notfound" (the cache is stopped).
+func TestPasswdReload(t *testing.T) {
+	key := []byte("daemon-nss-key-0123")
+	srv, err := tacplustest.Start(tacplustest.Config{Key: key, SingleConnect: true,
+		Users:       map[string]tacplustest.User{"alice": {Password: "pw"}},
+		AuthorRules: []tacplustest.AuthorRule{{User: "alice", Service: "shell", Permit: true, Args: []string{"priv-lvl=15"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	settings := func(uid uint32) Settings {
+		s := Settings{Agent: agent.Config{Servers: []agent.Server{{Addr: srv.Addr(), Key: key, Timeout: 5 * time.Second}}},
+			Groups: []string{"default"}}
+		if uid != 0 {
+			s.NSS = &nsscache.Config{Templates: []nsscache.Template{{Name: "t15", MinPriv: 15, MaxPriv: 15, UID: uid, GID: uid,
+				Home: "/h", Shell: "/bin/sh"}}}
+		}
+		return s
+	}
+	d, err := New(settings(3000), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = d.Shutdown(ctx)
+	})
+	b := d.Backend().(localapi.PasswdBackend)
+	ask := func() localapi.PasswdResult {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r, err := b.PasswdByName(ctx, localapi.Caller{}, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := ask(); r.Result != localapi.ResultFound || r.Passwd.UID != 3000 {
+		t.Fatalf("before the reload: %+v", r)
+	}
+	if err := d.Reload(settings(3001)); err != nil {
+		t.Fatal(err)
+	}
+	n := len(srv.Authorizations())
+	if r := ask(); r.Result != localapi.ResultFound || r.Passwd.UID != 3001 || len(srv.Authorizations()) != n {
+		t.Fatalf("after the reload: %+v (%d new authorizations; the cached level must be kept)", r, len(srv.Authorizations())-n)
+	}
+	if err := d.Reload(settings(0)); err != nil {
+		t.Fatal(err)
+	}
+	if r := ask(); r.Result != localapi.ResultNotFound {
+		t.Fatalf("templates removed: %+v", r)
+	}
+}
+
+// BenchmarkPasswdCached measures a cached GET /v1/passwd against GET /v1/status on the same socket and
+// client in the same run (the baseline: one local API round trip that asks no server). Report the ratio.
+func BenchmarkPasswdCached(b *testing.B) {
+	key := []byte("daemon-nss-key-0123")
+	srv, err := tacplustest.Start(tacplustest.Config{Key: key, SingleConnect: true,
+		Users:       map[string]tacplustest.User{"alice": {Password: "pw"}},
+		AuthorRules: []tacplustest.AuthorRule{{User: "alice", Service: "shell", Permit: true, Args: []string{"priv-lvl=15"}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	d, err := New(Settings{Agent: agent.Config{Servers: []agent.Server{{Addr: srv.Addr(), Key: key, Timeout: 5 * time.Second}}},
+		Groups: []string{"default"}, NSS: &nsscache.Config{Templates: []nsscache.Template{{Name: "t15", MinPriv: 15,
+			MaxPriv: 15, UID: 3000, GID: 3000, Home: "/h", Shell: "/bin/sh"}}}}, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = d.Shutdown(ctx)
+	}()
+	sock := filepath.Join(b.TempDir(), "tacagent.sock")
+	if err := d.ServeAPI(sock, 0o600, localapi.Config{}); err != nil {
+		b.Fatal(err)
+	}
+	cl := localapi.NewClient(sock)
+	ctx := context.Background()
+	if r, err := cl.PasswdByName(ctx, "alice"); err != nil || r.Result != localapi.ResultFound {
+		b.Fatalf("%+v %v", r, err)
+	}
+	b.Run("status", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := cl.Status(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("passwd-cached", func(b *testing.B) {
+		for b.Loop() {
+			if r, err := cl.PasswdByName(ctx, "alice"); err != nil || r.Result != localapi.ResultFound {
+				b.Fatal(r, err)
+			}
+		}
+	})
+}
