@@ -250,6 +250,14 @@ func newSandbox(t *testing.T, b *built) *sandbox {
 	write("etc/shadow", string(shadow)+fmt.Sprintf("%s:%s:19000:0:99999:7:::\n", localUser, strings.TrimSpace(string(hash))), 0o600)
 	s.mounts = [][2]string{{"run", "/run"}, {"etc/nsswitch.conf", "/etc/nsswitch.conf"},
 		{"etc/ld.so.cache", "/etc/ld.so.cache"}, {"etc/passwd", "/etc/passwd"}, {"etc/shadow", "/etc/shadow"}}
+	// sshd records logins in these (utmp is under /run already): private empty copies keep the host's.
+	mk("log", 0o755, 0)
+	for _, f := range []string{"wtmp", "btmp", "lastlog"} {
+		if _, err := os.Stat("/var/log/" + f); err == nil {
+			write("log/"+f, "", 0o600)
+			s.mounts = append(s.mounts, [2]string{"log/" + f, "/var/log/" + f})
+		}
+	}
 	return s
 }
 
