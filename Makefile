@@ -2,13 +2,18 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test vet lint fmt-check unit chaos fuzz-smoke fuzz-long pam-fuzz bash-fuzz bench pam bash promtool
+.PHONY: test vet lint fmt-check unit chaos fuzz-smoke fuzz-long pam-fuzz bash-fuzz nss-fuzz bench pam bash nss promtool
 
-test: fmt-check vet lint promtool pam bash unit chaos fuzz-smoke
+test: fmt-check vet lint promtool pam bash nss unit chaos fuzz-smoke
 
 # The PAM module, pam/pam_tacagent.so (C: docs/pam.md says why); needs gcc and libpam0g-dev.
 pam:
 	$(MAKE) -C pam
+
+# The NSS module, nss/libnss_tacagent.so.2 (C: docs/nss.md), and its test host; needs gcc. Its end-to-end
+# tests (getent and a real sshd in a private mount namespace) run in `unit`.
+nss:
+	$(MAKE) -C nss all tests
 
 # The bash front end (docs/bash.md): bash/tacagent_hook.so (a loadable builtin), bash/tacagent_plugin.so
 # (SONiC's on_shell_execve) and its harness; needs gcc and bash-builtins. Its end-to-end tests run in `unit`.
@@ -47,11 +52,13 @@ fuzz-smoke:
 	@./scripts/fuzz-all.sh $(FUZZTIME)
 	@$(MAKE) --no-print-directory pam-fuzz
 	@$(MAKE) --no-print-directory bash-fuzz
+	@$(MAKE) --no-print-directory nss-fuzz
 
 fuzz-long:
 	@./scripts/fuzz-all.sh $(FUZZTIME)
 	@$(MAKE) --no-print-directory pam-fuzz
 	@$(MAKE) --no-print-directory bash-fuzz
+	@$(MAKE) --no-print-directory nss-fuzz
 
 pam-fuzz:
 	@o=$$(mktemp -d) && trap 'rm -rf "$$o"' EXIT && $(MAKE) --no-print-directory -C pam fuzz FUZZTIME=$(FUZZTIME) O="$$o"
@@ -59,6 +66,10 @@ pam-fuzz:
 # The bash hook's command split (bash/fuzz/fuzz_words.c), the same way.
 bash-fuzz:
 	@o=$$(mktemp -d) && trap 'rm -rf "$$o"' EXIT && $(MAKE) --no-print-directory -C bash fuzz FUZZTIME=$(FUZZTIME) O="$$o"
+
+# The NSS module's answer reader (nss/fuzz/fuzz_passwd.c), the same way.
+nss-fuzz:
+	@o=$$(mktemp -d) && trap 'rm -rf "$$o"' EXIT && $(MAKE) --no-print-directory -C nss fuzz FUZZTIME=$(FUZZTIME) O="$$o"
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./tacplus/ ./fsm/ ./agent/

@@ -108,6 +108,8 @@ type Config struct {
 	Metrics          Metrics        `yaml:"metrics"`
 	API              API            `yaml:"api"`
 	Log              Log            `yaml:"log"`
+	// NSS maps TACACS+ users to local template accounts for the NSS module (nss.go).
+	NSS NSS `yaml:"nss"`
 
 	// RequireTLS refuses any server without TLS (tls.go).
 	RequireTLS bool `yaml:"require_tls"`

@@ -205,7 +205,7 @@ func settingsFrom(cfg *config.Config, old *config.Config) (daemon.Settings, erro
 	s := daemon.Settings{
 		Agent: ac, Stack: cfg.Authentication.Config, AuthorGroup: cfg.Authorization.Group, AcctGroup: cfg.Accounting.Group,
 		MetricsAddr: cfg.Metrics.Address, MetricsMaxConns: cfg.Metrics.MaxConnections, DrainTimeout: drainTimeout(cfg),
-		ServersChanged: true, SecretCommands: cfg.Log.SecretCommands,
+		ServersChanged: true, SecretCommands: cfg.Log.SecretCommands, NSS: cfg.NSSCache(),
 	}
 	if s.SecretCommands == nil {
 		s.SecretCommands = []string{} // an empty list in the file withholds nothing; nil would mean the default
