@@ -5,9 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tacagent/tacagent/internal/testkit"
 	"github.com/tacagent/tacagent/tacplus/tacplustest"
 )
 
@@ -128,31 +126,12 @@ func cleanupBuild() {
 	}
 }
 
-// eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(within)
-	defer deadline.Stop()
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		case <-tick.C:
-		}
-	}
+	testkit.EventuallyEvery(t, within, pollEvery, what, cond)
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freePort(t *testing.T) string { return testkit.FreePort(t) }
 
 // testServer is the project's TACACS+ test server with the users of these tests: alice (priv-lvl 15 at
 // the shell start, every command but rm), bob (priv-lvl 3), carol (priv-lvl 0: no template).
@@ -317,116 +296,35 @@ func (s *sandbox) run(t *testing.T, name string, args ...string) result {
 	return result{code: cmd.ProcessState.ExitCode(), out: out.String(), err: errb.String()}
 }
 
-// daemon is a running `tacagent run`.
+// daemon is a running `tacagent run` (internal/testkit).
 type daemon struct {
-	t       *testing.T
-	cmd     *exec.Cmd
-	metrics string
-	stderr  *syncBuffer
-	done    chan error
+	*testkit.Daemon
+	t *testing.T
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // startDaemon runs the daemon with one server at addr, its socket in the sandbox's run/tacagent (so that
 // /run/tacagent/tacagent.sock names it in the namespace), the templates tacacs15 (level 15) and tacacs1
 // (1-14), and waits until it serves.
 func startDaemon(t *testing.T, b *built, s *sandbox, addr string) *daemon {
 	t.Helper()
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "key")
-	if err := os.WriteFile(keyFile, []byte(testKey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{t: t, metrics: freePort(t), stderr: &syncBuffer{}, done: make(chan error, 1)}
-	yaml := fmt.Sprintf(`servers:
-  - name: primary
-    address: %s
-    key_file: %s
-    timeout: 2s
-    connect_timeout: 1s
-metrics:
-  address: %s
-api:
-  socket: %s
-  mode: "0660"
-  group: users
-log:
-  level: debug
-accounting:
-  spool:
-    path: %s
-nss:
+	nss := fmt.Sprintf(`nss:
   accounts:
     - {name: tacacs15, priv_lvl: "15", uid: %d, gid: %d, gecos: "TACACS+ %%u", home: /run/home/%%u, shell: /bin/bash}
     - {name: tacacs1, priv_lvl: "1-14", uid: %d, gid: %d, home: /run/home/tacacs1, shell: /bin/sh}
-`, addr, keyFile, d.metrics, s.socket, filepath.Join(dir, "spool.db"), uid15, gidUsers, uid1, gidUsers)
-	cfg := filepath.Join(dir, "tacagent.yaml")
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d.cmd = exec.Command(b.tacagent, "run", "--config", cfg)
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(d.stop)
-	eventually(t, daemonReady, "the daemon's socket and /healthz", func() bool {
-		select {
-		case err := <-d.done:
-			d.done <- err
-			t.Fatalf("the daemon exited early: %v\n%s", err, d.stderr.String())
-		default:
-		}
-		_, err := os.Stat(s.socket)
-		return err == nil && httpGet("http://"+d.metrics+"/healthz") != ""
-	})
-	return d
+`, uid15, gidUsers, uid1, gidUsers)
+	d := testkit.StartDaemon(t, testkit.DaemonOptions{Binary: b.tacagent, Key: testKey,
+		Servers: testkit.ServerEntry("primary", addr, "timeout: 2s", "connect_timeout: 1s"), Extra: nss,
+		Socket: s.socket, API: "  mode: \"0660\"\n  group: users\n", Ready: daemonReady, StopWithin: daemonStop})
+	return &daemon{Daemon: d, t: t}
 }
 
-// stop sends SIGINT and waits for the exit.
-func (d *daemon) stop() {
-	if d.cmd.ProcessState != nil {
-		return
-	}
-	_ = d.cmd.Process.Signal(os.Interrupt)
-	select {
-	case err := <-d.done:
-		d.done <- err
-	case <-time.After(daemonStop):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-		d.t.Errorf("the daemon did not exit within %s of SIGINT", daemonStop)
-	}
-}
+func httpGet(url string) string { return testkit.HTTPGet(url) }
 
-func httpGet(url string) string {
-	resp, err := http.Get(url)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return ""
-	}
-	return string(b)
-}
+type syncBuffer = testkit.SyncBuffer
 
 // metric returns the value of one sample of the daemon's /metrics ("name{labels}"), 0 when absent.
 func (d *daemon) metric(sample string) float64 {
-	text := httpGet("http://" + d.metrics + "/metrics")
+	text := d.MetricsText()
 	for _, line := range strings.Split(text, "\n") {
 		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
 			var v float64

@@ -310,7 +310,7 @@ func TestSSHD(t *testing.T) {
 	})
 
 	// The agent goes down: a local user still logs in (files, then pam_unix), alice no longer can.
-	d.stop()
+	d.Stop()
 	lc, err := sd.dial(localUser, localPass)
 	if err != nil {
 		t.Fatalf("the local user's login with the agent down: %v", err)
