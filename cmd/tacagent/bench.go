@@ -85,7 +85,9 @@ func cmdBench(g *globals, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	socketGiven := flagSet(fs, "socket") || g.socket != DefaultSocket
+	// --socket on the command line (before or after "bench") names a running daemon for the local-api mode;
+	// $TACAGENT_SOCKET alone does not.
+	socketGiven := flagSet(fs, "socket") || (g.socket != DefaultSocket && g.socket != os.Getenv("TACAGENT_SOCKET"))
 	if code := f.validate(g, fs, socketGiven); code != 0 {
 		return code
 	}
@@ -257,7 +259,7 @@ func progressBars(w io.Writer, f benchFlags) func(string, *atomic.Int64) func() 
 			total = f.duration.Milliseconds()
 		}
 		bar := progressbar.NewOptions64(total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(fmt.Sprintf("%-18s", mode)),
-			progressbar.OptionSetWidth(30), progressbar.OptionThrottle(progressEvery), progressbar.OptionClearOnFinish())
+			progressbar.OptionSetWidth(30), progressbar.OptionThrottle(progressEvery), progressbar.OptionClearOnFinish(), progressbar.OptionSetPredictTime(false))
 		start := time.Now()
 		stop := make(chan struct{})
 		var wg sync.WaitGroup

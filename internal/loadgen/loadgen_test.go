@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"image/png"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -300,5 +301,31 @@ func TestPercentiles(t *testing.T) {
 	}
 	if (percentiles(nil) != Percentiles{}) {
 		t.Error("percentiles of nothing are not zero")
+	}
+}
+
+// --socket: the local API of a daemon that is already running (here one started by the in-process client).
+func TestSocketClient(t *testing.T) {
+	cl := startCluster(t)
+	tg := target(cl, testKey)
+	c, err := NewLocalAPIClient(tg, 2, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sock := filepath.Join(c.(*localAPIClient).dir, "tacagent.sock")
+	rep, err := Bench(ctxT(t), Spec{Modes: []string{ModeLocalAPI}, Target: tg, Socket: sock, Callers: 2, Count: 50, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSane(t, rep.Results[0], 50)
+
+	tg.Password = []byte("not-the-password")
+	rep, err = Bench(ctxT(t), Spec{Modes: []string{ModeLocalAPI}, Target: tg, Socket: sock, Callers: 1, Count: 3, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rep.Results[0]; r.OK != 0 || r.Errors["authentication_failed"] == 0 {
+		t.Errorf("wrong password through the local API: %d ok, errors %v", r.OK, r.Errors)
 	}
 }
