@@ -31,7 +31,11 @@ type Cluster interface {
 	Close() error
 }
 
-// ClusterConfig describes the embedded servers: Servers of them (default 2), each knowing one user.
+// MaxServers bounds a cluster's size.
+const MaxServers = 16
+
+// ClusterConfig describes the embedded servers: Servers of them (default 2, at most MaxServers), each
+// knowing one user.
 type ClusterConfig struct {
 	Servers  int
 	Key      []byte
@@ -57,6 +61,9 @@ type InProcess struct {
 
 // StartInProcess starts the servers in this process.
 func StartInProcess(cfg ClusterConfig) (*InProcess, error) {
+	if cfg.Servers > MaxServers {
+		return nil, fmt.Errorf("%d servers: at most %d", cfg.Servers, MaxServers)
+	}
 	c := &InProcess{cfg: cfg}
 	for range cfg.servers() {
 		s, err := c.start("")
@@ -308,6 +315,8 @@ func serveChild(in io.Reader, out io.Writer) error {
 		var rep childReply
 		var err error
 		switch {
+		case req.Op == "start" && c == nil && (req.Servers < 0 || req.Servers > MaxServers):
+			err = fmt.Errorf("%d servers: at most %d", req.Servers, MaxServers)
 		case req.Op == "start" && c == nil:
 			c, err = StartInProcess(ClusterConfig{Servers: req.Servers, Key: req.Key, User: req.User, Password: req.Password})
 			if err == nil {
