@@ -152,6 +152,10 @@ func Bench(ctx context.Context, spec Spec) (*Report, error) {
 	} else {
 		rep.DurationS = spec.Duration.Seconds()
 	}
+	defer func() { // also when the run stops early: what was measured is reported
+		rep.LoadAvgEnd = LoadAvg()
+		rep.ratios()
+	}()
 	rep.ServersRun = "external"
 	if spec.Cluster != nil {
 		rep.ServersRun = "embedded tacplustest, " + spec.Cluster.Where()
@@ -172,8 +176,6 @@ func Bench(ctx context.Context, spec Spec) (*Report, error) {
 			rep.Results = append(rep.Results, res)
 		}
 	}
-	rep.LoadAvgEnd = LoadAvg()
-	rep.ratios()
 	return rep, nil
 }
 
