@@ -115,7 +115,7 @@ func cmdBench(g *globals, args []string) int {
 			return exitConfig
 		}
 		if socketGiven {
-			spec.Socket, spec.DaemonUIDs = g.socket, trustedUIDs(g)
+			spec.Socket, spec.SocketTarget, spec.DaemonUIDs = g.socket, spec.Target, trustedUIDs(g)
 		}
 	}
 	if len(f.servers) == 0 {

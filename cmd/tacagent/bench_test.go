@@ -144,3 +144,36 @@ func TestBenchFlags(t *testing.T) {
 		})
 	}
 }
+
+// --socket: the local-api mode against a running daemon (another process), whose CPU per login is read
+// from /proc and reported besides the bench's own.
+func TestBenchRunningDaemon(t *testing.T) {
+	const user, pw = "alice", "alice-password"
+	srv, err := tacplustest.Start(tacplustest.Config{Key: []byte(e2eKey), SingleConnect: true,
+		Users: map[string]tacplustest.User{user: {Password: pw}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	d := startDaemon(t, serverEntry("core", srv.Addr()), "")
+	pwFile := writeSecret(t, "password", pw, 0o600)
+	code, stdout, stderr := benchRun(t, "--socket", d.socket, "bench", "--modes", "local-api", "--user", user,
+		"--password-file", pwFile, "--count", "60", "--callers", "3", "--json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
+	}
+	rep := decodeReport(t, stdout)
+	r := rep.Result(loadgen.ModeLocalAPI)
+	if r == nil || r.OK != 60 || len(r.Errors) != 0 {
+		t.Fatalf("local-api: %s", stdout)
+	}
+	if r.ServerAccepts != nil {
+		t.Errorf("the embedded servers' accepts were reported for a running daemon's servers: %d", *r.ServerAccepts)
+	}
+	if r.DaemonPID != d.cmd.Process.Pid || r.DaemonCPUPerAuthUS < 0 {
+		t.Errorf("daemon pid %d (want %d), CPU %.1f µs per login", r.DaemonPID, d.cmd.Process.Pid, r.DaemonCPUPerAuthUS)
+	}
+	if srv.Stats().AuthenPass != 61 { // the warm-up and the 60 of the run
+		t.Errorf("the server passed %d logins, want 61", srv.Stats().AuthenPass)
+	}
+}

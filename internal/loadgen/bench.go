@@ -64,9 +64,11 @@ type Spec struct {
 	// Cluster holds the embedded servers (Target.Servers are its addresses); nil when Target.Servers are
 	// real servers, which cannot be killed and whose accepts are not counted.
 	Cluster Cluster
-	// Socket is a running daemon's local API for ModeLocalAPI; "" starts a daemon in this process.
-	Socket     string
-	DaemonUIDs []uint32
+	// Socket is a running daemon's local API for ModeLocalAPI, logged in to as SocketTarget's user (its
+	// servers are the daemon's); "" starts a daemon in this process, against Target.
+	Socket       string
+	SocketTarget Target
+	DaemonUIDs   []uint32
 	Callers    int
 	Agents     int // fleet size; default DefaultAgents
 	Duration   time.Duration
@@ -202,6 +204,11 @@ func (r *Report) ratios() {
 	}
 }
 
+// otherCPU is a client served by another process whose CPU time can be read (a running daemon).
+type otherCPU interface {
+	OtherCPU() (pid int, seconds float64, ok bool)
+}
+
 // warmer is a client that opens its connections before the clock starts: it returns the logins it ran.
 type warmer interface {
 	Warmup(ctx context.Context) (logins int, err error)
@@ -231,7 +238,7 @@ func runMode(ctx context.Context, spec Spec, mode string) (*Result, error) {
 		c, err = NewAgentClient(spec.Target, agents, mode == ModeFleetPerRequest, spec.Log)
 	case ModeLocalAPI:
 		if spec.Socket != "" {
-			c = NewSocketClient(spec.Socket, spec.DaemonUIDs, spec.Target)
+			c = NewSocketClient(spec.Socket, spec.DaemonUIDs, spec.SocketTarget)
 		} else {
 			c, err = NewLocalAPIClient(spec.Target, spec.Callers, spec.Log)
 		}
@@ -263,16 +270,26 @@ func runMode(ctx context.Context, spec Spec, mode string) (*Result, error) {
 		opts.Progress = new(atomic.Int64)
 		end = spec.OnMode(mode, opts.Progress)
 	}
+	oc, hasOther := c.(otherCPU)
+	var cpu0 float64
+	if hasOther {
+		_, cpu0, hasOther = oc.OtherCPU()
+	}
 	res := Run(ctx, mode, c, opts)
 	if end != nil {
 		end()
+	}
+	if hasOther {
+		if pid, cpu1, ok := oc.OtherCPU(); ok && res.Requests > 0 {
+			res.DaemonPID, res.DaemonCPUPerAuthUS = pid, (cpu1-cpu0)*1e6/float64(res.Requests)
+		}
 	}
 	res.Agents = agents
 	if warmErr != nil {
 		res.WarmupError = warmErr.Error()
 	}
 	closeErr := c.Close()
-	if spec.Cluster != nil {
+	if spec.Cluster != nil && !(mode == ModeLocalAPI && spec.Socket != "") { // a running daemon has its own servers
 		after, err := spec.Cluster.Accepts()
 		if err != nil {
 			return nil, err

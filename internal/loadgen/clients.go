@@ -105,6 +105,8 @@ type localAPIClient struct {
 	user    string
 	pw      localapi.Secret
 	timeout time.Duration
+	sock    string
+	pid     int // the running daemon's, found at warm-up; 0 when unknown or in this process
 }
 
 // NewLocalAPIClient starts a daemon in this process for t (its logs at log's level go to log's writer),
@@ -140,7 +142,8 @@ func NewSocketClient(sock string, uids []uint32, t Target) Client {
 	if len(uids) > 0 {
 		opts = append(opts, localapi.WithDaemonUIDs(uids...))
 	}
-	return &localAPIClient{c: localapi.NewClient(sock, opts...), user: t.User, pw: localapi.Secret(t.Password), timeout: t.timeout()}
+	return &localAPIClient{c: localapi.NewClient(sock, opts...), user: t.User, pw: localapi.Secret(t.Password), timeout: t.timeout(),
+		sock: sock}
 }
 
 func (c *localAPIClient) Caller(int) (Login, error) {
@@ -306,8 +309,25 @@ func (c *agentClient) Warmup(ctx context.Context) (int, error) {
 	return len(c.agents), errors.Join(errs...)
 }
 
-// Warmup logs in once, so that the daemon's agent has its connection open before the clock starts.
+// Warmup logs in once, so that the daemon's agent has its connection open before the clock starts, and
+// finds a running daemon's pid for OtherCPU.
 func (c *localAPIClient) Warmup(ctx context.Context) (int, error) {
 	login, _ := c.Caller(0)
-	return 1, login(ctx)
+	err := login(ctx)
+	if c.d == nil {
+		if pid, perr := peerPID(c.sock); perr == nil && pid != os.Getpid() {
+			c.pid = pid
+		}
+	}
+	return 1, err
+}
+
+// OtherCPU is the CPU time of a running daemon (another process) in seconds; ok is false when it runs in
+// this process (its time is then in getrusage) or cannot be read.
+func (c *localAPIClient) OtherCPU() (pid int, seconds float64, ok bool) {
+	if c.pid == 0 {
+		return 0, 0, false
+	}
+	s, err := processCPU(c.pid)
+	return c.pid, s, err == nil
 }

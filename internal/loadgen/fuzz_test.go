@@ -30,3 +30,15 @@ func FuzzServeChild(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseStatCPU: any /proc stat text gives CPU seconds or an error, never a panic.
+func FuzzParseStatCPU(f *testing.F) {
+	f.Add([]byte("4242 (tacagent) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 8 0 123\n"))
+	f.Add([]byte("1 ((x) y)) R 0 0 0 0 0 0 0 0 0 0 18446744073709551615 1"))
+	f.Add([]byte(")"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if s, err := parseStatCPU(b); err == nil && s < 0 {
+			t.Fatalf("negative CPU time %v", s)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"image/png"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -314,18 +315,33 @@ func TestSocketClient(t *testing.T) {
 	}
 	defer c.Close()
 	sock := filepath.Join(c.(*localAPIClient).dir, "tacagent.sock")
-	rep, err := Bench(ctxT(t), Spec{Modes: []string{ModeLocalAPI}, Target: tg, Socket: sock, Callers: 2, Count: 50, Log: zerolog.Nop()})
+	rep, err := Bench(ctxT(t), Spec{Modes: []string{ModeLocalAPI}, SocketTarget: tg, Socket: sock, Callers: 2, Count: 50, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkSane(t, rep.Results[0], 50)
 
 	tg.Password = []byte("not-the-password")
-	rep, err = Bench(ctxT(t), Spec{Modes: []string{ModeLocalAPI}, Target: tg, Socket: sock, Callers: 1, Count: 3, Log: zerolog.Nop()})
+	rep, err = Bench(ctxT(t), Spec{Modes: []string{ModeLocalAPI}, SocketTarget: tg, Socket: sock, Callers: 1, Count: 3, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r := rep.Results[0]; r.OK != 0 || r.Errors["authentication_failed"] == 0 {
 		t.Errorf("wrong password through the local API: %d ok, errors %v", r.OK, r.Errors)
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	line := []byte("4242 (tac agent) (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 8 0 123 456 789\n")
+	if s, err := parseStatCPU(line); err != nil || s != 3.25 {
+		t.Errorf("parseStatCPU = %v, %v; want 3.25 s", s, err)
+	}
+	for _, bad := range []string{"", "4242 tacagent S 1", "1 (x) S 1 2 3", "1 (x) S 1 2 3 4 5 6 7 8 9 10 -1 5"} {
+		if _, err := parseStatCPU([]byte(bad)); err == nil {
+			t.Errorf("parseStatCPU(%q) accepted", bad)
+		}
+	}
+	if s, err := processCPU(os.Getpid()); err != nil || s < 0 {
+		t.Errorf("processCPU(self) = %v, %v", s, err)
 	}
 }

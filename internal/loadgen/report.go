@@ -60,6 +60,9 @@ func WriteText(w io.Writer, rep *Report) error {
 			}
 			fmt.Fprintf(&b, "%s: %d failed: %s\n", r.Mode, r.Requests-r.OK, strings.Join(parts, ", "))
 		}
+		if r.DaemonPID != 0 {
+			fmt.Fprintf(&b, "%s: the daemon (pid %d) used %.1f µs of CPU per login besides\n", r.Mode, r.DaemonPID, r.DaemonCPUPerAuthUS)
+		}
 		if r.WarmupError != "" {
 			fmt.Fprintf(&b, "%s: warm-up login failed: %s\n", r.Mode, r.WarmupError)
 		}
@@ -87,7 +90,7 @@ func WriteText(w io.Writer, rep *Report) error {
 	if strings.Contains(rep.ServersRun, "in this process") {
 		b.WriteString(", and the embedded servers (--servers-in-process)")
 	}
-	b.WriteString("; local-api includes the daemon only when it runs in this process.\n")
+	b.WriteString("; local-api includes the daemon when it runs in this process.\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -78,11 +78,15 @@ type Result struct {
 	// Latency covers the logins that passed (failed ones are in the plot).
 	Latency Percentiles `json:"latency_us"`
 	// CPU is getrusage(RUSAGE_SELF) over the run: everything this process did, divided by Requests.
-	CPUUser       float64 `json:"cpu_user_s"`
-	CPUSys        float64 `json:"cpu_sys_s"`
-	CPUPerAuthUS  float64 `json:"cpu_us_per_auth"`
-	WarmupError   string  `json:"warmup_error,omitempty"`
-	ServerAccepts *int64  `json:"server_accepts,omitempty"` // connections the servers accepted for this mode (warm-up included)
+	CPUUser      float64 `json:"cpu_user_s"`
+	CPUSys       float64 `json:"cpu_sys_s"`
+	CPUPerAuthUS float64 `json:"cpu_us_per_auth"`
+	// DaemonCPUPerAuthUS is a running daemon's CPU per login (/proc/PID/stat, 10 ms ticks), for the local
+	// API of a daemon in another process (--socket); its time is not in CPUPerAuthUS.
+	DaemonCPUPerAuthUS float64 `json:"daemon_cpu_us_per_auth,omitempty"`
+	DaemonPID          int     `json:"daemon_pid,omitempty"`
+	WarmupError        string  `json:"warmup_error,omitempty"`
+	ServerAccepts      *int64  `json:"server_accepts,omitempty"` // connections the servers accepted for this mode (warm-up included)
 	// ConnsPer1000 is ServerAccepts per 1,000 logins (warm-up included).
 	ConnsPer1000 *float64 `json:"server_conns_per_1000_logins,omitempty"`
 	// Ratios to the tacquito client's run of the same report, when there is one.
