@@ -69,10 +69,10 @@ type Spec struct {
 	Socket       string
 	SocketTarget Target
 	DaemonUIDs   []uint32
-	Callers    int
-	Agents     int // fleet size; default DefaultAgents
-	Duration   time.Duration
-	Count      int64
+	Callers      int
+	Agents       int // fleet size; default DefaultAgents
+	Duration     time.Duration
+	Count        int64
 	// KillAt > 0 kills the Cluster's first server at this offset of every mode (to show failover); it is
 	// restarted before the next mode.
 	KillAt time.Duration
