@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tacagent/tacagent/internal/loadgen"
 	"github.com/tacagent/tacagent/tacplus/tacplustest"
@@ -175,5 +177,18 @@ func TestBenchRunningDaemon(t *testing.T) {
 	}
 	if srv.Stats().AuthenPass != 61 { // the warm-up and the 60 of the run
 		t.Errorf("the server passed %d logins, want 61", srv.Stats().AuthenPass)
+	}
+}
+
+// The progress bar (drawn only on a terminal) advances with the logins and stops its goroutine at the end.
+func TestBenchProgressBar(t *testing.T) {
+	out := &syncBuffer{}
+	var done atomic.Int64
+	end := progressBars(out, benchFlags{count: 100})("single-connect", &done)
+	done.Store(50)
+	eventually(t, 10*time.Second, "the bar to show 50%", func() bool { return strings.Contains(out.String(), "50%") })
+	end()
+	if !strings.Contains(out.String(), "single-connect") {
+		t.Errorf("bar output %q", out.String())
 	}
 }
