@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -137,6 +138,10 @@ func cmdBench(g *globals, args []string) int {
 			fmt.Fprintln(g.stderr, "tacagent bench:", werr)
 			return exitError
 		}
+	}
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(g.stderr, "tacagent bench: interrupted; the report covers what ran")
+		return exitError
 	}
 	if err != nil {
 		fmt.Fprintln(g.stderr, "tacagent bench:", err)

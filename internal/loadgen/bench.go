@@ -172,10 +172,12 @@ func Bench(ctx context.Context, spec Spec) (*Report, error) {
 				return rep, err
 			}
 			res, err := runMode(ctx, spec, mode)
+			if res != nil {
+				rep.Results = append(rep.Results, res)
+			}
 			if err != nil {
 				return rep, fmt.Errorf("%s: %w", mode, err)
 			}
-			rep.Results = append(rep.Results, res)
 		}
 	}
 	return rep, nil
@@ -292,7 +294,7 @@ func runMode(ctx context.Context, spec Spec, mode string) (*Result, error) {
 	if spec.Cluster != nil && !(mode == ModeLocalAPI && spec.Socket != "") { // a running daemon has its own servers
 		after, err := spec.Cluster.Accepts()
 		if err != nil {
-			return nil, err
+			return res, err
 		}
 		n := after - before
 		res.ServerAccepts = &n

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"sync"
 	"time"
 
@@ -290,6 +291,9 @@ func ServeChildIfAsked() {
 	if os.Getenv(childEnv) != "1" {
 		return
 	}
+	// Ctrl-C reaches the whole process group: the parent stops its run and still asks the servers for
+	// their counts, then closes the pipe, which is when the child ends.
+	signal.Ignore(os.Interrupt)
 	if err := serveChild(os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "tacagent bench servers:", err)
 		os.Exit(1)
