@@ -227,6 +227,8 @@ func runMode(ctx context.Context, spec Spec, mode string) (*Result, error) {
 		}
 		before = n
 	}
+	// A running daemon has servers of its own: the embedded ones are neither killed nor counted for it.
+	external := mode == ModeLocalAPI && spec.Socket != ""
 	agents := 0
 	var c Client
 	var err error
@@ -261,11 +263,15 @@ func runMode(ctx context.Context, spec Spec, mode string) (*Result, error) {
 		callers = agents // every agent of a fleet logs in
 	}
 	opts := Options{Callers: callers, Duration: spec.Duration, Count: spec.Count}
-	killed := false
-	if spec.KillAt > 0 {
+	killed := false // written by the event's goroutine, read after Run waited for it
+	if spec.KillAt > 0 && !external {
 		addr := spec.Target.Servers[0]
 		opts.Events = append(opts.Events, Scheduled{At: spec.KillAt, Name: "server " + addr + " killed",
-			Do: func() error { killed = true; return spec.Cluster.Kill(0) }})
+			Do: func() error {
+				err := spec.Cluster.Kill(0)
+				killed = err == nil
+				return err
+			}})
 	}
 	var end func()
 	if spec.OnMode != nil {
@@ -291,7 +297,7 @@ func runMode(ctx context.Context, spec Spec, mode string) (*Result, error) {
 		res.WarmupError = warmErr.Error()
 	}
 	closeErr := c.Close()
-	if spec.Cluster != nil && !(mode == ModeLocalAPI && spec.Socket != "") { // a running daemon has its own servers
+	if spec.Cluster != nil && !external {
 		after, err := spec.Cluster.Accepts()
 		if err != nil {
 			return res, err

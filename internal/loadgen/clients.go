@@ -299,14 +299,21 @@ func (tc *tacquitoCaller) drop(err error) error {
 // Warmup logs in once through every agent, so that their connections are open and negotiated before the
 // clock starts.
 func (c *agentClient) Warmup(ctx context.Context) (int, error) {
-	var errs []error
+	var first error
+	failed := 0
 	for i := range c.agents {
 		login, _ := c.Caller(i)
 		if err := login(ctx); err != nil {
-			errs = append(errs, err)
+			failed++
+			if first == nil {
+				first = err
+			}
 		}
 	}
-	return len(c.agents), errors.Join(errs...)
+	if failed > 1 {
+		return len(c.agents), fmt.Errorf("%d of %d agents failed, the first: %w", failed, len(c.agents), first)
+	}
+	return len(c.agents), first
 }
 
 // Warmup logs in once, so that the daemon's agent has its connection open before the clock starts, and
