@@ -95,20 +95,29 @@ func modePlot(res *Result) (*plot.Plot, error) {
 		}
 		i++
 	}
-	var p50, p99, pmax plotter.XYs
+	// A bucket in which no login started that passed breaks the lines: a stall shows as a gap, not as a
+	// straight line drawn across it.
+	var p50, p99, pmax []plotter.XYs
+	gap := true
 	for b, l := range lats {
 		if len(l) == 0 {
+			gap = true
 			continue
+		}
+		if gap {
+			p50, p99, pmax = append(p50, nil), append(p99, nil), append(pmax, nil)
+			gap = false
 		}
 		slices.Sort(l)
 		x := (time.Duration(b)*bucket + bucket/2).Seconds()
 		at := func(q float64) time.Duration { return l[max(0, min(len(l)-1, int(math.Ceil(q*float64(len(l))))-1))] }
-		p50 = append(p50, plotter.XY{X: x, Y: ms(at(0.5))})
-		p99 = append(p99, plotter.XY{X: x, Y: ms(at(0.99))})
-		pmax = append(pmax, plotter.XY{X: x, Y: ms(l[len(l)-1])})
+		i := len(p50) - 1
+		p50[i] = append(p50[i], plotter.XY{X: x, Y: ms(at(0.5))})
+		p99[i] = append(p99[i], plotter.XY{X: x, Y: ms(at(0.99))})
+		pmax[i] = append(pmax[i], plotter.XY{X: x, Y: ms(l[len(l)-1])})
 	}
 	lo, hi := math.Inf(1), math.Inf(-1)
-	for _, set := range []plotter.XYs{p50, pmax, fails} {
+	for _, set := range append(append([]plotter.XYs{fails}, p50...), pmax...) {
 		for _, v := range set {
 			lo, hi = math.Min(lo, v.Y), math.Max(hi, v.Y)
 		}
@@ -122,20 +131,21 @@ func modePlot(res *Result) (*plot.Plot, error) {
 
 	for _, l := range []struct {
 		name string
-		xys  plotter.XYs
+		segs []plotter.XYs
 		col  color.Color
 		dash []vg.Length
 	}{{"max", pmax, colMax, []vg.Length{vg.Points(2), vg.Points(2)}}, {"p99", p99, colP99, nil}, {"p50", p50, colP50, nil}} {
-		if len(l.xys) == 0 {
-			continue
+		for i, seg := range l.segs {
+			line, err := plotter.NewLine(seg)
+			if err != nil {
+				return nil, err
+			}
+			line.Color, line.Dashes, line.Width = l.col, l.dash, vg.Points(1.2)
+			p.Add(line)
+			if i == 0 {
+				p.Legend.Add(l.name, line)
+			}
 		}
-		line, err := plotter.NewLine(l.xys)
-		if err != nil {
-			return nil, err
-		}
-		line.Color, line.Dashes, line.Width = l.col, l.dash, vg.Points(1.2)
-		p.Add(line)
-		p.Legend.Add(l.name, line)
 	}
 	if len(fails) > 0 {
 		sc, err := plotter.NewScatter(fails)
