@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"image/png"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -246,9 +248,9 @@ func TestChildClusterFailover(t *testing.T) {
 	if err := cl.Restart(0); err != nil {
 		t.Fatal(err)
 	}
-	const kill = 150 * time.Millisecond
+	const kill = 200 * time.Millisecond
 	rep, err := Bench(ctxT(t), Spec{Modes: []string{ModeSingleConnect}, Target: target(cl, testKey), Cluster: cl,
-		Callers: 4, Duration: 600 * time.Millisecond, KillAt: kill, Log: zerolog.Nop()})
+		Callers: 4, Duration: 1500 * time.Millisecond, KillAt: kill, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,5 +345,42 @@ func TestParseStatCPU(t *testing.T) {
 	}
 	if s, err := processCPU(os.Getpid()); err != nil || s < 0 {
 		t.Errorf("processCPU(self) = %v, %v", s, err)
+	}
+}
+
+// A run stopped early (Ctrl-C) still reports what it measured, and later modes do not run.
+func TestStoppedEarly(t *testing.T) {
+	cl := startCluster(t)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	var progress *atomic.Int64
+	started := make(chan struct{})
+	go func() { // cancels once logins are under way
+		<-started
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for progress.Load() < 50 {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+		cancel()
+	}()
+	rep, err := Bench(ctx, Spec{Modes: []string{ModeSingleConnect, ModeTacquito}, Target: target(cl, testKey), Cluster: cl,
+		Callers: 4, Duration: time.Minute, Log: zerolog.Nop(),
+		OnMode: func(_ string, p *atomic.Int64) func() {
+			if progress == nil {
+				progress = p
+				close(started)
+			}
+			return func() {}
+		}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if len(rep.Results) != 1 || rep.Results[0].OK < 50 || rep.LoadAvgEnd == [3]float64{} && rep.LoadAvgStart != [3]float64{} {
+		t.Errorf("report of a stopped run: %+v", rep)
 	}
 }
