@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"image/png"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -147,7 +148,7 @@ func TestFleet(t *testing.T) {
 		t.Errorf("the per-request fleet opened %d connections, want %d to %d", n, logins, logins+agents*servers)
 	}
 	want := float64(*pr.ServerAccepts) / float64(*f.ServerAccepts)
-	if rep.Fleet.FewerX != want || rep.Fleet.ConnsPer1000 != float64(*f.ServerAccepts)*1000/float64(logins) {
+	if math.Abs(rep.Fleet.FewerX-want) > 1e-9*want || rep.Fleet.ConnsPer1000 != float64(*f.ServerAccepts)*1000/float64(logins) {
 		t.Errorf("fleet summary %+v, want %.1fx fewer", rep.Fleet, want)
 	}
 }
