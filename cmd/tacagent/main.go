@@ -48,6 +48,7 @@ var commands = []command{
 	{"authorize", "--user U [--service shell] [--priv-lvl N] [-v] -- CMD ARG...", "ask whether a command may run", cmdAuthorize},
 	{"account", "start|stop|watchdog --user U --task-id ID [--attr k=v]... [-- CMD ARG...]", "send an accounting record", cmdAccount},
 	{"status", "[--json]", "show servers, connections and sessions in flight", cmdStatus},
+	{"bench", "[--modes M,...|all] [--callers N] [--duration D|--count N] [--server HOST:PORT --key-file F] [--json] [--plot F.png]", "measure logins per second, latency and client CPU of each client mode", cmdBench},
 	{"audisp", "[--config FILE]", "run as an auditd plugin: account the commands of TACACS+ sessions", cmdAudisp},
 	{"version", "", "print the version (also --version)", cmdVersion},
 }
