@@ -159,7 +159,7 @@ func TestBenchRunningDaemon(t *testing.T) {
 	defer srv.Close()
 	d := startDaemon(t, serverEntry("core", srv.Addr()), "")
 	pwFile := writeSecret(t, "password", pw, 0o600)
-	code, stdout, stderr := benchRun(t, "--socket", d.socket, "bench", "--modes", "local-api", "--user", user,
+	code, stdout, stderr := benchRun(t, "--socket", d.Socket, "bench", "--modes", "local-api", "--user", user,
 		"--password-file", pwFile, "--count", "60", "--callers", "3", "--json")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
@@ -172,8 +172,8 @@ func TestBenchRunningDaemon(t *testing.T) {
 	if r.ServerAccepts != nil {
 		t.Errorf("the embedded servers' accepts were reported for a running daemon's servers: %d", *r.ServerAccepts)
 	}
-	if r.DaemonPID != d.cmd.Process.Pid || r.DaemonCPUPerAuthUS < 0 {
-		t.Errorf("daemon pid %d (want %d), CPU %.1f µs per login", r.DaemonPID, d.cmd.Process.Pid, r.DaemonCPUPerAuthUS)
+	if r.DaemonPID != d.Cmd.Process.Pid || r.DaemonCPUPerAuthUS < 0 {
+		t.Errorf("daemon pid %d (want %d), CPU %.1f µs per login", r.DaemonPID, d.Cmd.Process.Pid, r.DaemonCPUPerAuthUS)
 	}
 	if srv.Stats().AuthenPass != 61 { // the warm-up and the 60 of the run
 		t.Errorf("the server passed %d logins, want 61", srv.Stats().AuthenPass)
