@@ -4,7 +4,7 @@ FUZZTIME ?= 5s
 
 .PHONY: test vet lint fmt-check unit chaos fuzz-smoke fuzz-long pam-fuzz bash-fuzz bench pam bash promtool
 
-test: fmt-check vet lint promtool pam bash unit chaos fuzz-smoke
+test: fmt-check vet lint promtool pam bash unit chaos fuzz-smoke deb-test
 
 # The PAM module, pam/pam_tacagent.so (C: docs/pam.md says why); needs gcc and libpam0g-dev.
 pam:

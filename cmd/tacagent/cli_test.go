@@ -95,11 +95,7 @@ printf '%s\n' "${COMPREPLY[@]}"`
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("completing %q: %v\n%s", line, err, e.String())
 		}
-		var words []string
-		for _, w := range strings.Fields(o.String()) {
-			words = append(words, w)
-		}
-		return words
+		return strings.Fields(o.String())
 	}
 	has := func(line string, want ...string) {
 		t.Helper()

@@ -35,6 +35,7 @@ type Inputs struct {
 	Maintainer string    // "Name <address>"
 	Date       time.Time // the files' mtime and the changelog's date (SOURCE_DATE_EPOCH)
 	Commit     string    // the VCS revision, for the changelog
+	Compress   string    // the data archive's compression: xz (the default), gzip, zstd or none
 	ModCache   string    // the Go module cache (go env GOMODCACHE): the licenses of the linked modules
 }
 
@@ -81,7 +82,7 @@ func Build(in Inputs, w io.Writer) error {
 				PreRemove:   filepath.Join(scripts, "prerm"),
 				PostRemove:  filepath.Join(scripts, "postrm"),
 			},
-			Deb: nfpm.Deb{Compression: "xz"},
+			Deb: nfpm.Deb{Compression: in.compression()},
 		},
 	}
 	if in.NSSModule != "" {
@@ -92,6 +93,13 @@ func Build(in Inputs, w io.Writer) error {
 		return err
 	}
 	return deb.Default.Package(info, w)
+}
+
+func (in Inputs) compression() string {
+	if in.Compress == "" {
+		return "xz"
+	}
+	return in.Compress
 }
 
 func (in Inputs) check() error {
