@@ -91,6 +91,7 @@ nss-if-present:
 	@if [ -f nss/Makefile ]; then $(MAKE) -C nss; fi
 
 deb: pam bash nss-if-present man
+	rm -f dist/tacagent_*.deb
 	$(GO) run ./internal/pkgdeb/mkdeb -version '$(DEB_VERSION)' -arch $(DEB_ARCH) -multiarch $(DEB_MULTIARCH) \
 		-binary build/tacagent -pam pam/pam_tacagent.so -bash-hook bash/tacagent_hook.so \
 		$$([ -f nss/libnss_tacagent.so.2 ] && echo -nss nss/libnss_tacagent.so.2) \

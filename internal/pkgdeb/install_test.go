@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -48,9 +49,19 @@ func TestInstallDemoPAMPurge(t *testing.T) {
 
 	shipped, paths := packagePaths(t, deb)
 	before := snapshot(t, paths)
-	for _, p := range shipped {
+	for _, p := range append(shipped, "/run/tacagent", "/var/lib/tacagent") {
 		if s := before[p]; s != "" {
 			t.Fatalf("%s exists on this host before the install (%s): the test will not overwrite it", p, s)
+		}
+	}
+	// The NSS module (nss/, built by `make -C nss`) is packaged as soon as the tree has it.
+	if _, err := os.Stat("../../nss/Makefile"); err == nil {
+		ma, err := exec.Command("dpkg-architecture", "-qDEB_HOST_MULTIARCH").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "/usr/lib/" + strings.TrimSpace(string(ma)) + "/libnss_tacagent.so.2"; !slices.Contains(shipped, want) {
+			t.Errorf("the tree has nss/ but the package has no %s", want)
 		}
 	}
 	_, groupErr := exec.Command("getent", "group", "tacagent").Output()
@@ -153,7 +164,8 @@ func TestInstallDemoPAMPurge(t *testing.T) {
 // pamLogin runs the installed daemon against the test server, and pamtester with a PAM service that
 // names the module by its bare name (so libpam finds it in the multiarch directory where the package
 // put it): the right password passes auth and account, a wrong one fails, and with the daemon stopped the
-// module fails closed.
+// module fails closed. Then the package's pam-auth-update profile, enabled for a moment: a service that
+// includes Debian's common-auth logs alice in through the agent and refuses a wrong password.
 func pamLogin(t *testing.T, ctx context.Context) {
 	t.Helper()
 	dir := t.TempDir()
@@ -185,11 +197,12 @@ func pamLogin(t *testing.T, ctx context.Context) {
 	}
 	go func() { _, _ = io.Copy(io.Discard, srvOut) }()
 
-	sockDir := filepath.Join(dir, "run")
-	if err := os.Mkdir(sockDir, 0o755); err != nil {
+	// The default socket, where the pam-auth-update profile's lines (no socket=) look. /run/tacagent was
+	// absent (checked above), and is the unit's RuntimeDirectory: purge removes it.
+	const socket = "/run/tacagent/tacagent.sock"
+	if err := os.Mkdir(filepath.Dir(socket), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	socket := filepath.Join(sockDir, "tacagent.sock")
 	// The spool at its default path: the daemon makes /var/lib/tacagent, and purge must take it away.
 	cfg := filepath.Join(dir, "tacagent.yaml")
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, "servers:\n  - name: test\n    address: %s\n    key_file: %s\napi:\n  socket: %s\n  mode: \"0600\"\nmetrics:\n  address: \"\"\n",
@@ -246,9 +259,47 @@ func pamLogin(t *testing.T, ctx context.Context) {
 	if out, err := pamtester("wrong"); err == nil || !strings.Contains(out, "Authentication failure") {
 		t.Errorf("pamtester with a wrong password: %v\n%s", err, out)
 	}
+	commonAuth(t, ctx, service)
 	stop()
 	if out, err := pamtester("alice-pw"); err == nil || !strings.Contains(out, "Authentication service cannot retrieve authentication info") {
 		t.Errorf("pamtester with the daemon stopped: %v\n%s (want PAM_AUTHINFO_UNAVAIL)", err, out)
+	}
+}
+
+// commonAuth enables the package's pam-auth-update profile, checks a login through common-auth, and
+// disables it again (the purge's comparison then checks that the stacks are as they were; prerm would
+// take it out too, and the test's cleanup purges whatever happens).
+func commonAuth(t *testing.T, ctx context.Context, service string) {
+	t.Helper()
+	update := func(args ...string) {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, "pam-auth-update", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("pam-auth-update %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	update("--enable", "tacagent")
+	defer update("--disable", "tacagent")
+	if b, err := os.ReadFile("/etc/pam.d/common-auth"); err != nil || !strings.Contains(string(b), "pam_tacagent.so") {
+		t.Fatalf("pam-auth-update --enable tacagent: common-auth has no pam_tacagent.so (%v)\n%s", err, b)
+	}
+	pamFile := filepath.Join("/etc/pam.d", service)
+	if err := os.WriteFile(pamFile, []byte("@include common-auth\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	login := func(password string) (string, error) {
+		// ASCII (the profile's default): the server prompts, pamtester answers from stdin.
+		cmd := exec.CommandContext(ctx, "pamtester", "-v", service, "alice", "authenticate")
+		cmd.Stdin = strings.NewReader(password + "\n")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := login("alice-pw"); err != nil || !strings.Contains(out, "successfully authenticated") {
+		t.Errorf("common-auth with the profile, right password: %v\n%s", err, out)
+	}
+	if out, err := login("wrong"); err == nil || !strings.Contains(out, "Authentication failure") {
+		t.Errorf("common-auth with the profile, wrong password: %v\n%s (a FAIL must be final, not fall to pam_unix)", err, out)
 	}
 }
 
@@ -285,6 +336,7 @@ func packagePaths(t *testing.T, deb string) (shipped, all []string) {
 		"/var/lib/systemd/deb-systemd-helper-masked/tacagent.service",
 		"/etc/pam.d/common-auth", "/etc/pam.d/common-account", "/etc/pam.d/common-session",
 		"/etc/pam.d/common-session-noninteractive", "/etc/pam.d/common-password",
+		"/etc/nsswitch.conf", "/etc/bash.bashrc", // the package must not edit other packages' files
 	} {
 		set[p] = true
 	}
