@@ -52,8 +52,9 @@ const DefaultSocket = "/run/tacagent/tacagent.sock"
 // runs, with the positional arguments (those after "--" included). The global flags (--socket,
 // --log-level, --daemon-uid) are registered by the root, not by fs: g.given("log-level") says whether one
 // was on the command line. A flag is written --name (two dashes; -x for a one-letter one). Flag parsing
-// stops at the first positional argument unless interspersed is set. Nothing else is needed: usage, man
-// page (make man) and completion follow from the entry.
+// stops at the first positional argument unless interspersed is set. A description for --help and the
+// man page goes in help.go's longHelp (optional). Nothing else is needed: usage, man page (make man) and
+// completion follow from the entry.
 type command struct {
 	name, args, summary string
 	// flags registers the command's flags on fs and returns the command's body.
@@ -200,9 +201,9 @@ func newRoot(g *globals, code *int) *cobra.Command {
 		Long: "tacagent is a TACACS+ (RFC 8907) client agent: a daemon (tacagent run) that authenticates logins, " +
 			"authorizes commands and sends accounting records over persistent, multiplexed TCP or TLS 1.3 connections " +
 			"to TACACS+ servers, and the command-line clients of its local API.\n\n" +
-			"Global flags may come before or after the command name. --socket defaults to " + DefaultSocket +
+			"Global flags may come before or after the command name; long flags take two dashes (--socket). --socket defaults to " + DefaultSocket +
 			", or to $TACAGENT_SOCKET when set. Logs are zerolog JSON on stderr, or human-readable when stderr is a terminal.\n\n" +
-			exitHelp,
+			exitHelp + "\n\nSee also tacagent.yaml(5) and pam_tacagent(8).",
 		Version:       buildinfo.Read().String(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -234,6 +235,7 @@ func subcommand(g *globals, c command, code *int) *cobra.Command {
 	cc := &cobra.Command{
 		Use:       strings.TrimSpace(c.name + " " + c.args),
 		Short:     c.summary,
+		Long:      longHelp[c.name],
 		ValidArgs: c.validArgs,
 		Run: func(cc *cobra.Command, args []string) {
 			g.given = func(name string) bool { return cc.Flags().Changed(name) }
