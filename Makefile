@@ -101,15 +101,17 @@ deb: pam bash nss-if-present man
 # for the two it overrides), then internal/pkgdeb's TestInstallDemoPAMPurge installs it with dpkg, runs
 # the installed `tacagent demo`, logs in with pamtester through the installed module and daemon,
 # upgrades, removes and purges, and checks that nothing is left (as root; it skips otherwise, except
-# under CI=true, where it fails).
+# under CI=true, where it fails). DEB_TEST_SANDBOX=1 runs the install test in scripts/overlay-run.sh's
+# mount namespace (the host's /etc, /usr, /var untouched), for a shared machine.
+DEB_TEST_SANDBOX ?=
 deb-test: deb
 	@if command -v lintian >/dev/null; then \
 		echo "lintian dist/tacagent_$(DEB_VERSION)_$(DEB_ARCH).deb"; \
 		lintian --fail-on error,warning dist/tacagent_$(DEB_VERSION)_$(DEB_ARCH).deb; \
 	elif [ "$$CI" = true ]; then echo "CI needs lintian (.ci/run)"; exit 1; \
 	else echo "lintian is not installed: not checking the package"; fi
-	TACAGENT_DEB=$(CURDIR)/dist/tacagent_$(DEB_VERSION)_$(DEB_ARCH).deb $(GO) test -count=1 -timeout 3m \
-		-run '^TestInstallDemoPAMPurge$$' -v ./internal/pkgdeb
+	TACAGENT_DEB=$(CURDIR)/dist/tacagent_$(DEB_VERSION)_$(DEB_ARCH).deb $(if $(DEB_TEST_SANDBOX),scripts/overlay-run.sh) \
+		$(GO) test -count=1 -timeout 3m -run '^TestInstallDemoPAMPurge$$' -v ./internal/pkgdeb
 
 .PHONY: FORCE
 FORCE:
