@@ -281,8 +281,11 @@ func commonAuth(t *testing.T, ctx context.Context, service string) {
 	}
 	update("--enable", "tacagent")
 	defer update("--disable", "tacagent")
-	if b, err := os.ReadFile("/etc/pam.d/common-auth"); err != nil || !strings.Contains(string(b), "pam_tacagent.so") {
-		t.Fatalf("pam-auth-update --enable tacagent: common-auth has no pam_tacagent.so (%v)\n%s", err, b)
+	for file, want := range map[string]bool{"common-auth": true, "common-session": true, "common-account": false, "common-session-noninteractive": false} {
+		b, err := os.ReadFile("/etc/pam.d/" + file)
+		if err != nil || strings.Contains(string(b), "pam_tacagent.so") != want {
+			t.Fatalf("pam-auth-update --enable tacagent: pam_tacagent.so in %s is %v, want %v (%v)\n%s", file, !want, want, err, b)
+		}
 	}
 	service += "-common"
 	pamFile := filepath.Join("/etc/pam.d", service)
