@@ -50,8 +50,8 @@ func (s *serverList) Set(v string) error {
 	return nil
 }
 
-// benchFlags are the bench command's settings.
-type benchFlags struct {
+// benchOptions are the bench command's settings.
+type benchOptions struct {
 	modes, keyFile, user, passwordFile, plot string
 	servers                                  serverList
 	callers, agents                          int
@@ -60,13 +60,10 @@ type benchFlags struct {
 	inProcess, json, noProgress              bool
 }
 
-// cmdBench is `tacagent bench`: load against embedded test servers (default) or real ones, through every
+// benchFlags registers `tacagent bench`'s flags and returns what runs it: load against embedded test servers (default) or real ones, through every
 // client mode in one run.
-func cmdBench(g *globals, args []string) int {
-	const usage = "[--modes M,...|all] [--callers N] [--duration D | --count N] [--server HOST:PORT --key-file FILE " +
-		"--user U --password-file FILE] [--kill-server-at D] [--json] [--plot FILE.png]"
-	fs := newFlags(g, "bench", usage)
-	var f benchFlags
+func benchFlags(g *globals, fs *flag.FlagSet) func(args []string) int {
+	f := &benchOptions{}
 	fs.StringVar(&f.modes, "modes", strings.Join(loadgen.DefaultModes, ","),
 		"client modes to run, in order: single-connect, per-session, local-api, tacquito, fleet; all = every one")
 	fs.IntVar(&f.callers, "callers", benchDefaultCallers, "concurrent callers (goroutines logging in)")
@@ -83,16 +80,24 @@ func cmdBench(g *globals, args []string) int {
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON on stdout")
 	fs.StringVar(&f.plot, "plot", "", "write a PNG of latency over time, failures marked, to this file")
 	fs.BoolVar(&f.noProgress, "no-progress", false, "no progress bar (there is none when stderr is not a terminal)")
-	if code, ok := parse(fs, args); !ok {
-		return code
+	return func(args []string) int {
+		if len(args) > 0 {
+			fmt.Fprintf(g.stderr, "tacagent bench: unexpected argument %q\n", args[0])
+			return exitUsage
+		}
+		return runBench(g, fs, *f)
 	}
+}
+
+// runBench is `tacagent bench` once its flags are parsed.
+func runBench(g *globals, fs *flag.FlagSet, f benchOptions) int {
 	// --socket on the command line (before or after "bench") names a running daemon for the local-api mode;
 	// $TACAGENT_SOCKET alone does not.
-	socketGiven := flagSet(fs, "socket") || (g.socket != DefaultSocket && g.socket != os.Getenv("TACAGENT_SOCKET"))
+	socketGiven := g.given("socket") || (g.socket != DefaultSocket && g.socket != os.Getenv("TACAGENT_SOCKET"))
 	if code := f.validate(g, fs, socketGiven); code != 0 {
 		return code
 	}
-	if !flagSet(fs, "log-level") {
+	if !g.given("log-level") {
 		g.logLevel = "info" // the in-process daemon and agents log at info, into io.Discard: a real daemon's cost
 	}
 	lvl, err := zerolog.ParseLevel(g.logLevel)
@@ -155,7 +160,7 @@ func cmdBench(g *globals, args []string) int {
 }
 
 // validate checks the flags' combinations; it returns a non-zero exit status when they are wrong.
-func (f *benchFlags) validate(g *globals, fs *flag.FlagSet, socketGiven bool) int {
+func (f *benchOptions) validate(g *globals, fs *flag.FlagSet, socketGiven bool) int {
 	bad := func(format string, args ...any) int {
 		fmt.Fprintf(g.stderr, "tacagent bench: "+format+"\n", args...)
 		return exitUsage
@@ -192,7 +197,7 @@ func (f *benchFlags) validate(g *globals, fs *flag.FlagSet, socketGiven bool) in
 }
 
 // external reads the target of --server/--socket: the key and password from checked files.
-func (f *benchFlags) external() (loadgen.Target, error) {
+func (f *benchOptions) external() (loadgen.Target, error) {
 	t := loadgen.Target{Servers: f.servers, User: f.user, Timeout: f.timeout}
 	var err error
 	if f.keyFile != "" {
@@ -257,7 +262,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 // progressBars draws one bar per mode on w: logins done of --count, or seconds of --duration.
-func progressBars(w io.Writer, f benchFlags) func(string, *atomic.Int64) func() {
+func progressBars(w io.Writer, f benchOptions) func(string, *atomic.Int64) func() {
 	return func(mode string, done *atomic.Int64) func() {
 		total := f.count
 		if total <= 0 {
@@ -297,7 +302,7 @@ func progressBars(w io.Writer, f benchFlags) func(string, *atomic.Int64) func() 
 }
 
 // writeReport prints the report (text or JSON) and writes the plot.
-func writeReport(g *globals, f benchFlags, rep *loadgen.Report) error {
+func writeReport(g *globals, f benchOptions, rep *loadgen.Report) error {
 	var errs []error
 	if f.json {
 		enc := json.NewEncoder(g.stdout)

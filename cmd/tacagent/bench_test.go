@@ -184,7 +184,7 @@ func TestBenchRunningDaemon(t *testing.T) {
 func TestBenchProgressBar(t *testing.T) {
 	out := &syncBuffer{}
 	var done atomic.Int64
-	end := progressBars(out, benchFlags{count: 100})("single-connect", &done)
+	end := progressBars(out, benchOptions{count: 100})("single-connect", &done)
 	done.Store(50)
 	eventually(t, 10*time.Second, "the bar to show 50%", func() bool { return strings.Contains(out.String(), "50%") })
 	end()
