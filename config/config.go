@@ -109,6 +109,8 @@ type Config struct {
 	API              API            `yaml:"api"`
 	Listen           Listen         `yaml:"listen"`
 	Log              Log            `yaml:"log"`
+	// NSS maps TACACS+ users to local template accounts for the NSS module (nss.go).
+	NSS NSS `yaml:"nss"`
 
 	// RequireTLS refuses any server without TLS (tls.go).
 	RequireTLS bool `yaml:"require_tls"`

@@ -531,3 +531,45 @@ func TestListenTACACS(t *testing.T) {
 		t.Errorf("allow_nonloopback: %v", err)
 	}
 }
+
+func TestNSSSection(t *testing.T) {
+	doc := func(nss string) string {
+		return "servers:\n  - address: 127.0.0.1:4949\n    key_file: KEYFILE\nnss:\n" + nss
+	}
+	kf := keyFile(t, fileKey, 0o600)
+	parse := func(s string) (*Config, error) {
+		return Parse([]byte(strings.ReplaceAll(s, "KEYFILE", kf)), "t.yaml")
+	}
+	c, err := parse(doc(`  accounts:
+    - {name: tacacs15, priv_lvl: "15", uid: 2015, gid: 2015, gecos: "TACACS+ %u", home: /home/%u, shell: /bin/bash}
+    - {name: tacacs1, priv_lvl: "1-14", uid: 2001, gid: 2001, home: /home/tacacs1, shell: /bin/rbash}
+  negative_ttl: 30s
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := c.NSSCache()
+	if nc == nil || len(nc.Templates) != 2 || nc.Templates[1].MinPriv != 1 || nc.Templates[1].MaxPriv != 14 ||
+		nc.NegativeTTL != 30*time.Second || nc.PositiveTTL != DefaultNSSPositiveTTL || nc.RefreshAfter != DefaultNSSPositiveTTL/2 {
+		t.Fatalf("NSSCache = %+v", nc)
+	}
+	if c, err := parse("servers:\n  - address: 127.0.0.1:4949\n    key_file: KEYFILE\n"); err != nil || c.NSSCache() != nil {
+		t.Fatalf("no nss section: %v, %+v", err, c.NSSCache())
+	}
+	for _, tc := range []struct{ acct, field, msg string }{
+		{`{name: root0, priv_lvl: "15", uid: 0, gid: 5, home: /root, shell: /bin/sh}`, "nss.accounts[0].uid", "0 (root) is refused"},
+		{`{name: x, priv_lvl: "15", uid: 5, gid: 0, home: /h, shell: /bin/sh}`, "nss.accounts[0].gid", "refused"},
+		{`{name: x, priv_lvl: "16", uid: 5, gid: 5, home: /h, shell: /bin/sh}`, "nss.accounts[0].priv_lvl", "not a level"},
+		{`{name: x, priv_lvl: "9-3", uid: 5, gid: 5, home: /h, shell: /bin/sh}`, "nss.accounts[0].priv_lvl", "not a level"},
+		{`{name: "a:b", priv_lvl: "1", uid: 5, gid: 5, home: /h, shell: /bin/sh}`, "nss.accounts[0].name", "not an account name"},
+		{`{name: x, priv_lvl: "1", uid: 5, gid: 5, home: h, shell: /bin/sh}`, "nss.accounts[0].home", "not an absolute path"},
+		{`{name: x, priv_lvl: "1", uid: 5, gid: 5, home: "/h:x", shell: /bin/sh}`, "nss.accounts[0].home", "not an absolute path"},
+		{`{name: x, priv_lvl: "1", uid: 5, gid: 5, gecos: "a:b", home: /h, shell: /bin/sh}`, "nss.accounts[0].gecos", "':'"},
+	} {
+		_, err := parse(doc("  accounts:\n    - " + tc.acct + "\n"))
+		var fe *FieldError
+		if err == nil || !errors.As(err, &fe) || !strings.Contains(err.Error(), tc.field) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: %v, want %s: %s", tc.acct, err, tc.field, tc.msg)
+		}
+	}
+}

@@ -63,6 +63,7 @@ func (c *Config) validate(p *problems) {
 	}
 	count(p, "metrics.max_connections", &c.Metrics.MaxConnections, DefaultMetricsMaxConnections, maxMetricsConnections)
 	c.checkSpool(p)
+	c.checkNSS(p)
 }
 
 func (c *Config) checkSpool(p *problems) {

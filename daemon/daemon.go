@@ -18,6 +18,7 @@ import (
 	"github.com/tacagent/tacagent/agent"
 	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/metrics"
+	"github.com/tacagent/tacagent/nsscache"
 	"github.com/tacagent/tacagent/policy"
 	"github.com/tacagent/tacagent/proxy"
 	"github.com/tacagent/tacagent/spool"
@@ -51,6 +52,9 @@ type Settings struct {
 	// Spool, when set, is the durable accounting spool every accounting record goes through (its Send,
 	// Log and Metrics are the daemon's). It is opened by New and applies until Shutdown: Reload ignores it.
 	Spool *spool.Config
+	// NSS, when set, answers the NSS module's lookups (GET /v1/passwd, docs/nss.md); nil answers every
+	// name "notfound". Reload applies it.
+	NSS *nsscache.Config
 }
 
 // runtime is one immutable generation of the daemon's moving parts.
@@ -79,6 +83,9 @@ type Daemon struct {
 	// sess is the audit session table (sessions.go), made on first use.
 	sessOnce sync.Once
 	sess     *sessionTable
+	// nss is the NSS lookup cache (nss.go), nil when off; nssMu guards the pointer.
+	nssMu sync.Mutex
+	nss   *nsscache.Cache
 }
 
 // New builds the first runtime and starts the HTTP endpoints. The local API is attached with ServeAPI.
@@ -118,6 +125,9 @@ func New(s Settings, log zerolog.Logger) (*Daemon, error) {
 			return nil, err
 		}
 	}
+	d.nssMu.Lock()
+	d.setNSS(s)
+	d.nssMu.Unlock()
 	return d, nil
 }
 
@@ -215,6 +225,9 @@ func (d *Daemon) Reload(s Settings) error {
 		return err
 	}
 	d.cur.Store(rt)
+	d.nssMu.Lock()
+	d.setNSS(s)
+	d.nssMu.Unlock()
 	d.m.ConfigReloads.WithLabelValues("ok").Inc()
 	warnPlaintext(d.log, s)
 	if rt.agent != old.agent {
@@ -267,6 +280,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	if err := d.closeSpool(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	d.nssMu.Lock()
+	d.setNSS(Settings{}) // its lookups end before the agent they use closes
+	d.nssMu.Unlock()
 	if rt := d.cur.Load(); rt != nil {
 		n, err := rt.agent.Close(ctx)
 		if err != nil {

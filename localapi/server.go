@@ -412,7 +412,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, p peer, arrive
 type handler func(s *Server, r *http.Request, c Caller) response
 
 // route maps a path and method to an endpoint: /v1/authenticate, /v1/conversations/{id}, /v1/authorize,
-// /v1/account, /v1/status, /v1/sessions.
+// /v1/account, /v1/status, /v1/sessions, /v1/passwd.
 func route(r *http.Request) (string, handler, *apiError) {
 	path := r.URL.Path
 	rest, found := strings.CutPrefix(path, "/"+Version+"/")
@@ -441,6 +441,8 @@ func route(r *http.Request) (string, handler, *apiError) {
 		e = ep{epStatus, http.MethodGet, (*Server).status}
 	case rest == "sessions":
 		e = ep{epSessions, http.MethodGet, (*Server).sessions}
+	case rest == "passwd":
+		e = ep{epPasswd, http.MethodGet, (*Server).passwd}
 	case strings.HasPrefix(rest, "conversations/") && !strings.Contains(rest[len("conversations/"):], "/"):
 		e = ep{epConversation, http.MethodPost, (*Server).answer}
 	default:

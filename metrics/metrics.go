@@ -52,6 +52,7 @@ type Metrics struct {
 	PolicyHandlerRuns *prometheus.CounterVec // handler, result
 	TLS               *TLS                   // TACACS+ over TLS (tls.go)
 	Spool             *Spool                 // the accounting spool (spool.go)
+	NSS               *NSS                   // the NSS lookup cache (nss.go)
 	Proxy             *Proxy                 // the loopback TACACS+ front end (proxy.go)
 	// BuildInfo is tacagent_build_info, always 1, labelled with the running build (debug.ReadBuildInfo).
 	BuildInfo prometheus.Gauge
@@ -109,6 +110,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		PolicyHandlerRuns: cv("policy_handler_runs_total", "Authentication handler runs, by handler and result.", "handler", "result"),
 		TLS:               newTLS(),
 		Spool:             newSpool(),
+		NSS:               newNSS(),
 		Proxy:             NewProxy(),
 		BuildInfo:         newBuildInfo(buildinfo.Read()),
 	}
@@ -119,7 +121,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		m.Failovers, m.ServerDead, m.HoldDowns, m.DeadLetters, m.SupervisorEvents, m.ActorPanics,
 		m.SpoolDepth, m.SpoolDropped, m.SpoolReplayed, m.ConfigReloads, m.APIRequests, m.APIRejected,
 		m.AuthRateLimited, m.PolicyDecisions, m.PolicyHandlerRuns, m.BuildInfo,
-	}, append(append(m.TLS.collectors(), m.Spool.collectors()...), m.Proxy.collectors()...)...) {
+	}, append(append(append(m.TLS.collectors(), m.Spool.collectors()...), m.NSS.collectors()...), m.Proxy.collectors()...)...) {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tacagent/tacagent/tacplus"
+	"github.com/tacagent/tacagent/tacplus/tacplustest"
 )
 
 // Messages pamtester prints (pam_strerror of Linux-PAM 1.5, and pamtester's own success lines).
@@ -359,26 +360,32 @@ func TestSSHDPlaceholderPassword(t *testing.T) {
 		{"pap", service(t, b, moduleLine("auth", "required", d.Socket, "protocol=pap")), false},
 		{"ascii prompt", service(t, b, moduleLine("auth", "required", d.Socket, "")), true},
 	}
+	// sshd repeats the placeholder's 13 bytes to the length of the password typed (auth-pam.c
+	// fake_password): 1, 6, 13 and 40 bytes.
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			before, stats := d.apiRequests("authenticate"), srv.Stats()
-			r := command(t, "", b.pamhost, "-n", c.svc, "bob", "authenticate", "@SSHD_FAKE@")
-			if r.code != 1 || !strings.Contains(r.out, "RESULT authenticate 7 ") || !strings.Contains(r.out, "placeholder password") {
-				t.Fatalf("want PAM_AUTH_ERR (7) and the placeholder noticed, got %s", r)
-			}
-			after := srv.Stats()
-			if after.AuthenFail != stats.AuthenFail || after.AuthenPass != stats.AuthenPass {
-				t.Errorf("the server saw a password: fails %d -> %d", stats.AuthenFail, after.AuthenFail)
-			}
-			if got := d.apiRequests("authenticate") - before; !c.contacted && got != 0 {
-				t.Errorf("the agent got %d authenticate requests, want none", got)
-			}
-			if c.contacted {
-				// The agent sends the ABORT after it answered the module: wait for it.
-				eventually(t, 10*time.Second, "the server to see the session aborted", func() bool {
-					return srv.Stats().Aborts == stats.Aborts+1
-				})
-			}
+		for _, fake := range []string{"@SSHD_FAKE@", "@SSHD_FAKE:1@", "@SSHD_FAKE:6@", "@SSHD_FAKE:40@"} {
+			t.Run(c.name+"/"+fake, func(t *testing.T) { placeholderCase(t, b, d, srv, c.svc, c.contacted, fake) })
+		}
+	}
+}
+
+func placeholderCase(t *testing.T, b *built, d *daemon, srv *tacplustest.Server, svc string, contacted bool, fake string) {
+	before, stats := d.apiRequests("authenticate"), srv.Stats()
+	r := command(t, "", b.pamhost, "-n", svc, "bob", "authenticate", fake)
+	if r.code != 1 || !strings.Contains(r.out, "RESULT authenticate 7 ") || !strings.Contains(r.out, "placeholder password") {
+		t.Fatalf("want PAM_AUTH_ERR (7) and the placeholder noticed, got %s", r)
+	}
+	after := srv.Stats()
+	if after.AuthenFail != stats.AuthenFail || after.AuthenPass != stats.AuthenPass {
+		t.Errorf("the server saw a password: fails %d -> %d", stats.AuthenFail, after.AuthenFail)
+	}
+	if got := d.apiRequests("authenticate") - before; !contacted && got != 0 {
+		t.Errorf("the agent got %d authenticate requests, want none", got)
+	}
+	if contacted {
+		// The agent sends the ABORT after it answered the module: wait for it.
+		eventually(t, 10*time.Second, "the server to see the session aborted", func() bool {
+			return srv.Stats().Aborts == stats.Aborts+1
 		})
 	}
 }

@@ -347,6 +347,21 @@ const char *sa_user(char *buf, size_t cap)
 	char tmp[4096];
 	if (getpwuid_r(getuid(), &pw, tmp, sizeof tmp, &res) != 0 || res == NULL)
 		return NULL;
+	/* A TACACS+ user mapped to a template account by libnss_tacagent (docs/nss.md) shares the template's
+	 * uid with every user of that template, and getpwuid names the template. The login name sshd and
+	 * login put in LOGNAME is taken instead when NSS maps that very name to this uid: it can only name a
+	 * user of the same account, never one with another uid. */
+	const char *login = getenv("LOGNAME");
+	uid_t uid = pw.pw_uid;
+	if (login != NULL && login[0] != '\0' && strcmp(login, pw.pw_name) != 0 && strlen(login) < 256) {
+		struct passwd lpw, *lres = NULL;
+		char ltmp[4096];
+		if (getpwnam_r(login, &lpw, ltmp, sizeof ltmp, &lres) == 0 && lres != NULL && lpw.pw_uid == uid &&
+		    strlen(lpw.pw_name) + 1 <= cap) {
+			strcpy(buf, lpw.pw_name);
+			return buf;
+		}
+	}
 	if (strlen(pw.pw_name) + 1 > cap)
 		return NULL;
 	strcpy(buf, pw.pw_name);

@@ -80,7 +80,8 @@ bool sa_in_group(const char *group);
  * group. A FAIL never reaches here. */
 bool sa_fallback(const struct sa_config *c);
 
-/* sa_user is the login name of the real uid (getpwuid_r), copied into buf; NULL when unknown. */
+/* sa_user is the login name of the real uid, copied into buf; NULL when unknown. That is getpwuid_r's name,
+ * or LOGNAME when NSS maps LOGNAME to the same uid (users sharing a template account, docs/nss.md). */
 const char *sa_user(char *buf, size_t cap);
 
 #endif

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -12,22 +13,25 @@ import (
 // cmdAudisp runs as an auditd plugin (plugins.d/tacagent.conf: args = audisp, format = string): audit
 // records on stdin, accounting through the local API (docs/audit.md). auditd starts it with an empty
 // environment, so the socket is the default one unless --socket is in the plugin's args.
-func cmdAudisp(g *globals, args []string) int {
-	fs := newFlags(g, "audisp", "[--config FILE]")
+func audispFlags(g *globals, fs *flag.FlagSet) func(args []string) int {
 	cfgPath := fs.String("config", audisp.DefaultConfigPath, "the plugin's configuration file (optional at the default path)")
-	if code, ok := parse(fs, args); !ok {
-		return code
+	return func(args []string) int {
+		if len(args) > 0 {
+			fmt.Fprintf(g.stderr, "tacagent audisp: unexpected argument %q\n", args[0])
+			return exitUsage
+		}
+		return runAudisp(g, *cfgPath)
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(g.stderr, "tacagent audisp: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
-	}
+}
+
+// runAudisp is the plugin, until the end of stdin or SIGTERM.
+func runAudisp(g *globals, cfgPath string) int {
 	log, err := g.logger()
 	if err != nil {
 		fmt.Fprintln(g.stderr, "tacagent audisp:", err)
 		return exitUsage
 	}
-	fc, err := audisp.LoadConfig(*cfgPath, flagSet(fs, "config"))
+	fc, err := audisp.LoadConfig(cfgPath, g.given("config"))
 	if err != nil {
 		return exitFor(g, "audisp", err)
 	}

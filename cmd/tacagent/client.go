@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -21,19 +22,25 @@ const requestTimeout = 5 * time.Minute
 // cmdLogin runs an interactive login through the agent. The server drives the prompts; answers are read
 // from the terminal without echo when the server says NOECHO, or from stdin, one line per prompt, when
 // stdin is not a terminal.
-func cmdLogin(g *globals, args []string) int {
-	fs := newFlags(g, "login", "[--user U] [--type ascii|pap|chap|mschapv1|mschapv2]")
+func loginFlags(g *globals, fs *flag.FlagSet) func(args []string) int {
 	user := fs.String("user", "", "user name (ASCII: the server asks when empty)")
 	typ := fs.String("type", localapi.TypeASCII, "authentication type: ascii, pap, chap, mschapv1, mschapv2")
 	service := fs.String("service", localapi.ServiceLogin, "login or enable")
 	priv := fs.Int("priv-lvl", 0, "privilege level (0-15); the level asked for with --service enable")
 	port := fs.String("port", "tacagent-cli", "port (tty) to report")
 	remAddr := fs.String("rem-addr", "", "remote address to report")
-	if code, ok := parse(fs, args); !ok {
-		return code
+	return func(args []string) int {
+		if len(args) > 0 {
+			fmt.Fprintf(g.stderr, "tacagent login: unexpected argument %q\n", args[0])
+			return exitUsage
+		}
+		return login(g, localapi.AuthenRequest{User: *user, Type: *typ, Service: *service, PrivLvl: *priv, Port: *port, RemAddr: *remAddr})
 	}
+}
+
+// login runs the login of req.
+func login(g *globals, req localapi.AuthenRequest) int {
 	in := newAnswerReader(g)
-	req := localapi.AuthenRequest{User: *user, Type: *typ, Service: *service, PrivLvl: *priv, Port: *port, RemAddr: *remAddr}
 	if req.Type != localapi.TypeASCII {
 		if req.User == "" {
 			u, err := in.ask(localapi.Prompt{Message: "Username: ", Echo: true})
@@ -99,24 +106,27 @@ func (r *answerReader) ask(p localapi.Prompt) (string, error) {
 }
 
 // cmdAuthorize asks whether a command may run: exit 0 permit, 1 deny, 2 error.
-func cmdAuthorize(g *globals, args []string) int {
-	fs := newFlags(g, "authorize", "--user U [--service shell] [--priv-lvl N] [-v] -- CMD ARG...")
+func authorizeFlags(g *globals, fs *flag.FlagSet) func(args []string) int {
 	user := fs.String("user", "", "user name (required)")
 	service := fs.String("service", "shell", "service= value")
 	priv := fs.Int("priv-lvl", 1, "privilege level (0-15)")
 	port := fs.String("port", "tacagent-cli", "port (tty) to report")
 	verbose := fs.Bool("v", false, "print the AV pairs the server returned")
-	if code, ok := parse(fs, args); !ok {
-		return code
+	return func(args []string) int {
+		if *user == "" {
+			fmt.Fprintln(g.stderr, "tacagent authorize: --user is required")
+			return exitUsage
+		}
+		req := localapi.AuthorRequest{User: *user, Service: *service, PrivLvl: *priv, Port: *port}
+		if len(args) > 0 {
+			req.Cmd, req.Args = args[0], args[1:]
+		}
+		return authorize(g, req, *verbose)
 	}
-	if *user == "" {
-		fmt.Fprintln(g.stderr, "tacagent authorize: --user is required")
-		return exitUsage
-	}
-	req := localapi.AuthorRequest{User: *user, Service: *service, PrivLvl: *priv, Port: *port}
-	if rest := fs.Args(); len(rest) > 0 {
-		req.Cmd, req.Args = rest[0], rest[1:]
-	}
+}
+
+// authorize asks for req: exit 0 permit, 1 deny, 2 error.
+func authorize(g *globals, req localapi.AuthorRequest, verbose bool) int {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	c := g.client()
@@ -125,7 +135,7 @@ func cmdAuthorize(g *globals, args []string) int {
 	if res == nil {
 		res = &localapi.AuthorResult{}
 	}
-	if *verbose {
+	if verbose {
 		for _, a := range res.Args {
 			fmt.Fprintln(g.stdout, a)
 		}
@@ -138,37 +148,41 @@ func cmdAuthorize(g *globals, args []string) int {
 }
 
 // cmdAccount sends one accounting record.
-func cmdAccount(g *globals, args []string) int {
-	const use = "start|stop|watchdog|update --user U --task-id ID [--attr k=v]... [-- CMD ARG...]"
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintf(g.stderr, "Usage: tacagent account %s\n", use)
-		return exitUsage
-	}
-	flags := args[0]
-	fs := newFlags(g, "account", use)
+// Its first argument is the record type (start, stop, watchdog, update); the words after it (or after
+// "--") are the command, sent as cmd=.
+func accountFlags(g *globals, fs *flag.FlagSet) func(args []string) int {
 	user := fs.String("user", "", "user name (required)")
 	task := fs.String("task-id", "", "task id tying START, WATCHDOG and STOP together (required)")
 	port := fs.String("port", "tacagent-cli", "port (tty) to report")
 	var attrs multiFlag
 	fs.Var(&attrs, "attr", "extra attribute k=v (repeatable)")
-	if code, ok := parse(fs, args[1:]); !ok {
-		return code
-	}
-	if *user == "" || *task == "" {
-		fmt.Fprintln(g.stderr, "tacagent account: --user and --task-id are required")
-		return exitUsage
-	}
-	req := localapi.AcctRequest{Flags: flags, User: *user, TaskID: *task, Port: *port}
-	for _, a := range attrs {
-		if _, _, ok := splitKV(a); !ok {
-			fmt.Fprintf(g.stderr, "tacagent account: --attr %q is not k=v\n", a)
+	return func(args []string) int {
+		if len(args) == 0 {
+			fmt.Fprintln(g.stderr, "Usage: tacagent account start|stop|watchdog|update --user U --task-id ID [--attr k=v]... [-- CMD ARG...]")
 			return exitUsage
 		}
-		req.AV = append(req.AV, a)
+		if *user == "" || *task == "" {
+			fmt.Fprintln(g.stderr, "tacagent account: --user and --task-id are required")
+			return exitUsage
+		}
+		req := localapi.AcctRequest{Flags: args[0], User: *user, TaskID: *task, Port: *port}
+		for _, a := range attrs {
+			if _, _, ok := splitKV(a); !ok {
+				fmt.Fprintf(g.stderr, "tacagent account: --attr %q is not k=v\n", a)
+				return exitUsage
+			}
+			req.AV = append(req.AV, a)
+		}
+		if rest := args[1:]; len(rest) > 0 {
+			req.AV = append(req.AV, "cmd="+strings.Join(rest, " "))
+		}
+		return account(g, req)
 	}
-	if rest := fs.Args(); len(rest) > 0 {
-		req.AV = append(req.AV, "cmd="+strings.Join(rest, " "))
-	}
+}
+
+// account sends req.
+func account(g *globals, req localapi.AcctRequest) int {
+	flags := req.Flags
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	c := g.client()
@@ -187,12 +201,19 @@ func cmdAccount(g *globals, args []string) int {
 }
 
 // cmdStatus prints the servers, their connections and the sessions in flight.
-func cmdStatus(g *globals, args []string) int {
-	fs := newFlags(g, "status", "[--json]")
+func statusFlags(g *globals, fs *flag.FlagSet) func(args []string) int {
 	asJSON := fs.Bool("json", false, "print the raw JSON status")
-	if code, ok := parse(fs, args); !ok {
-		return code
+	return func(args []string) int {
+		if len(args) > 0 {
+			fmt.Fprintf(g.stderr, "tacagent status: unexpected argument %q\n", args[0])
+			return exitUsage
+		}
+		return status(g, *asJSON)
 	}
+}
+
+// status prints the status, as a table or as the API's JSON.
+func status(g *globals, asJSON bool) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c := g.client()
@@ -201,7 +222,7 @@ func cmdStatus(g *globals, args []string) int {
 	if err != nil {
 		return exitFor(g, "status", err)
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(st)
@@ -344,3 +365,4 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+func (m *multiFlag) Type() string       { return "k=v" }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -30,14 +31,21 @@ const (
 
 // cmdDemo starts tacquito's TACACS+ server on loopback, runs the daemon against it with a temporary config
 // and socket, and drives a login, a failed login, authorizations and accounting through the local API.
-func cmdDemo(g *globals, args []string) int {
-	fs := newFlags(g, "demo", "[--serve] [--metrics ADDR]")
+func demoFlags(g *globals, fs *flag.FlagSet) func(args []string) int {
 	serve := fs.Bool("serve", false, "keep running after the round trip, until Ctrl-C")
 	metricsAddr := fs.String("metrics", "127.0.0.1:0", "address of the /metrics, /healthz and /readyz listener")
-	if code, ok := parse(fs, args); !ok {
-		return code
+	return func(args []string) int {
+		if len(args) > 0 {
+			fmt.Fprintf(g.stderr, "tacagent demo: unexpected argument %q\n", args[0])
+			return exitUsage
+		}
+		return runDemo(g, *metricsAddr, *serve)
 	}
-	if !flagSet(fs, "log-level") {
+}
+
+// runDemo runs the demo, and keeps serving with serve until SIGINT or SIGTERM.
+func runDemo(g *globals, metricsAddr string, serve bool) int {
+	if !g.given("log-level") {
 		g.logLevel = "error" // the demo prints its own story; the daemon's logs would drown it
 	}
 	log, err := g.logger()
@@ -48,7 +56,7 @@ func cmdDemo(g *globals, args []string) int {
 	ctx, stop := signalContext()
 	defer stop()
 	d := &demo{out: g.stdout, log: log}
-	if err := d.run(ctx, *metricsAddr, *serve); err != nil {
+	if err := d.run(ctx, metricsAddr, serve); err != nil {
 		fmt.Fprintf(g.stderr, "\ndemo failed: %v\n", err)
 		return exitError
 	}

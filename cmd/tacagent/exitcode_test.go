@@ -40,7 +40,7 @@ func TestExitCodes(t *testing.T) {
 		{"login failed", "wrong\n", []string{"login", "--user", "bob", "--type", "pap"}, exitFail, "authentication failed"},
 		{"login ok", "bob-pw\n", []string{"login", "--user", "bob", "--type", "pap"}, exitOK, "login ok"},
 		{"no user", "", []string{"authorize", "--", "show"}, exitUsage, "--user is required"},
-		{"bad flag", "", []string{"status", "--colour"}, exitUsage, "flag provided but not defined"},
+		{"bad flag", "", []string{"status", "--colour"}, exitUsage, "unknown flag: --colour"},
 		{"no command", "", nil, exitUsage, "Usage"},
 		{"no agent", "", []string{"--socket", filepath.Join(t.TempDir(), "none.sock"), "status"}, exitError, "no agent answers"},
 		{"bad config", "", []string{"run", "--config", filepath.Join(t.TempDir(), "missing.yaml")}, exitConfig, "missing.yaml"},

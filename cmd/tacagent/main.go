@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/tacagent/tacagent/internal/buildinfo"
@@ -36,30 +37,58 @@ const (
 // DefaultSocket is where the daemon listens and the clients connect.
 const DefaultSocket = "/run/tacagent/tacagent.sock"
 
+// command is one subcommand of the table below; cobra (the command tree built by newRoot) knows its flags,
+// which is what the man page and the shell completion are generated from.
+//
+// Adding a command is one entry in commands plus its flag-set function:
+//
+//	// benchFlags registers bench's flags on fs and returns what runs it.
+//	func benchFlags(g *globals, fs *flag.FlagSet) func(args []string) int {
+//		n := fs.Int("n", 1000, "requests to send")
+//		return func(args []string) int { ...; return exitOK }
+//	}
+//
+// The flags are the standard library's (fs.String, fs.Var, ...); they are read when the returned function
+// runs, with the positional arguments (those after "--" included). The global flags (--socket,
+// --log-level, --daemon-uid) are registered by the root, not by fs: g.given("log-level") says whether one
+// was on the command line. A flag is written --name (two dashes; -x for a one-letter one). Flag parsing
+// stops at the first positional argument unless interspersed is set. A description for --help and the
+// man page goes in help.go's longHelp (optional). Nothing else is needed: usage, man page (make man) and
+// completion follow from the entry.
 type command struct {
 	name, args, summary string
-	run                 func(g *globals, args []string) int
+	// flags registers the command's flags on fs and returns the command's body.
+	flags func(g *globals, fs *flag.FlagSet) func(args []string) int
+	// interspersed lets flags follow positional arguments (account's record type comes first).
+	interspersed bool
+	// validArgs completes the first positional argument.
+	validArgs []string
 }
 
 var commands = []command{
-	{"run", "--config FILE", "run the daemon", cmdRun},
-	{"demo", "[--serve]", "run a login, authorization and accounting round trip against an embedded server", cmdDemo},
-	{"login", "[--user U] [--type ascii|pap|chap|mschapv1|mschapv2]", "log in through the agent", cmdLogin},
-	{"authorize", "--user U [--service shell] [--priv-lvl N] [-v] -- CMD ARG...", "ask whether a command may run", cmdAuthorize},
-	{"account", "start|stop|watchdog --user U --task-id ID [--attr k=v]... [-- CMD ARG...]", "send an accounting record", cmdAccount},
-	{"status", "[--json]", "show servers, connections and sessions in flight", cmdStatus},
-	{"audisp", "[--config FILE]", "run as an auditd plugin: account the commands of TACACS+ sessions", cmdAudisp},
-	{"version", "", "print the version (also --version)", cmdVersion},
+	{name: "run", args: "--config FILE", summary: "run the daemon", flags: runFlags},
+	{name: "demo", args: "[--serve] [--metrics ADDR]", summary: "run a login, authorization and accounting round trip against an embedded server", flags: demoFlags},
+	{name: "login", args: "[--user U] [--type ascii|pap|chap|mschapv1|mschapv2]", summary: "log in through the agent", flags: loginFlags},
+	{name: "authorize", args: "--user U [--service shell] [--priv-lvl N] [-v] -- CMD ARG...", summary: "ask whether a command may run", flags: authorizeFlags},
+	{name: "account", args: "start|stop|watchdog|update --user U --task-id ID [--attr k=v]... [-- CMD ARG...]", summary: "send an accounting record",
+		flags: accountFlags, interspersed: true, validArgs: []string{"start", "stop", "watchdog", "update"}},
+	{name: "status", args: "[--json]", summary: "show servers, connections and sessions in flight", flags: statusFlags},
+	{name: "bench", args: "[--modes M,...|all] [--callers N] [--duration D|--count N] [--server HOST:PORT --key-file F] [--json] [--plot F.png]",
+		summary: "measure logins per second, latency and client CPU of each client mode", flags: benchFlags},
+	{name: "audisp", args: "[--config FILE]", summary: "run as an auditd plugin: account the commands of TACACS+ sessions", flags: audispFlags},
+	{name: "version", summary: "print the version (also --version)", flags: versionFlags},
 }
 
 // version is the running build's module version (debug.ReadBuildInfo: a tag, a pseudo-version, or
 // "devel"); the local API reports it in status.
 var version = buildinfo.Read().Version
 
-// cmdVersion prints the build: version, VCS revision and time, modified tree, Go version.
-func cmdVersion(g *globals, _ []string) int {
-	fmt.Fprintln(g.stdout, buildinfo.Read())
-	return exitOK
+// versionFlags: version prints the build: version, VCS revision and time, modified tree, Go version.
+func versionFlags(g *globals, _ *flag.FlagSet) func([]string) int {
+	return func([]string) int {
+		fmt.Fprintln(g.stdout, buildinfo.Read())
+		return exitOK
+	}
 }
 
 // globals are the flags every command accepts, before or after the command name.
@@ -70,10 +99,12 @@ type globals struct {
 	stdout     io.Writer
 	stderr     io.Writer
 	stdin      *os.File
+	// given reports whether a flag (global or the command's) was on the command line; set by newRoot.
+	given func(name string) bool
 }
 
 func (g *globals) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.socket, "socket", g.socket, "path of the agent's local API socket")
+	fs.StringVar(&g.socket, "socket", g.socket, "path of the agent's local API socket ($TACAGENT_SOCKET)")
 	fs.StringVar(&g.logLevel, "log-level", g.logLevel, "log level: debug, info, warn, error")
 	fs.Var(&g.daemonUIDs, "daemon-uid", "uid or user name the daemon runs as, besides root (repeatable; default: root and your own uid)")
 }
@@ -96,6 +127,9 @@ func (d *daemonUIDs) String() string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// Type names the flag's value in the usage and the man page.
+func (d *daemonUIDs) Type() string { return "uid" }
 
 func (d *daemonUIDs) Set(v string) error {
 	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
@@ -136,72 +170,99 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	if s := os.Getenv("TACAGENT_SOCKET"); s != "" {
 		g.socket = s
 	}
-	fs := flag.NewFlagSet("tacagent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	g.register(fs)
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	fs.Usage = func() { usage(stderr) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
+	code := exitOK
+	root := newRoot(g, &code)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if c, err := root.ExecuteC(); err != nil {
+		name := c.CommandPath()
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		if hint := singleDashHint(c, err); hint != "" {
+			fmt.Fprintln(stderr, hint)
 		}
+		fmt.Fprintf(stderr, "Usage: %s\nRun '%s --help' for the flags; docs/cli.md and tacagent(8) have the details.\n",
+			c.UseLine(), name)
 		return exitUsage
 	}
-	rest := fs.Args()
-	if *showVersion {
-		return cmdVersion(g, rest)
+	return code
+}
+
+// exitHelp is the exit-status paragraph of the usage and of tacagent(8).
+var exitHelp = fmt.Sprintf("Exit status: %d success, %d failed or denied, %d error (no answer could be had), %d usage, %d bad configuration.",
+	exitOK, exitFail, exitError, exitUsage, exitConfig)
+
+// newRoot builds the command tree: the global flags on the root (so they go before or after the command
+// name), one subcommand per entry of commands. The exit status of the command that ran goes to *code; an
+// error returned by Execute is a bad command line.
+func newRoot(g *globals, code *int) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "tacagent [--socket PATH] [--daemon-uid UID|USER] [--log-level LEVEL] COMMAND [FLAGS] [ARGS]",
+		Short: "TACACS+ client agent",
+		Long: "tacagent is a TACACS+ (RFC 8907) client agent: a daemon (tacagent run) that authenticates logins, " +
+			"authorizes commands and sends accounting records over persistent, multiplexed TCP or TLS 1.3 connections " +
+			"to TACACS+ servers, and the command-line clients of its local API.\n\n" +
+			"Global flags may come before or after the command name; long flags take two dashes (--socket). --socket defaults to " + DefaultSocket +
+			", or to $TACAGENT_SOCKET when set. Logs are zerolog JSON on stderr, or human-readable when stderr is a terminal.\n\n" +
+			exitHelp + "\n\nSee also tacagent.yaml(5) and pam_tacagent(8).",
+		Version:       buildinfo.Read().String(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		// No command: the usage on stderr, exit 64.
+		Run: func(c *cobra.Command, _ []string) {
+			c.SetOut(g.stderr)
+			_ = c.Usage()
+			*code = exitUsage
+		},
 	}
-	if len(rest) == 0 {
-		usage(stderr)
-		return exitUsage
-	}
+	root.DisableFlagsInUseLine = true
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
+	gfs := flag.NewFlagSet("tacagent", flag.ContinueOnError)
+	g.register(gfs)
+	root.PersistentFlags().AddGoFlagSet(gfs)
+	root.CompletionOptions.HiddenDefaultCmd = true // `tacagent completion bash|zsh|fish` works; packages ship the scripts
 	for _, c := range commands {
-		if c.name == rest[0] {
-			return c.run(g, rest[1:])
-		}
+		root.AddCommand(subcommand(g, c, code))
 	}
-	if rest[0] == "help" {
-		usage(stdout)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "tacagent: unknown command %q\n\n", rest[0])
-	usage(stderr)
-	return exitUsage
+	root.AddCommand(gendocsCommand(root))
+	return root
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: tacagent [--socket PATH] [--daemon-uid UID|USER] [--log-level LEVEL] COMMAND [ARGS]")
-	fmt.Fprintln(w, "       tacagent --version")
-	fmt.Fprintln(w, "\nCommands:")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-10s %s\n             %s\n", c.name, c.summary, c.args)
+// subcommand makes the cobra command of one table entry.
+func subcommand(g *globals, c command, code *int) *cobra.Command {
+	fs := flag.NewFlagSet("tacagent "+c.name, flag.ContinueOnError)
+	body := c.flags(g, fs)
+	cc := &cobra.Command{
+		Use:       strings.TrimSpace(c.name + " " + c.args),
+		Short:     c.summary,
+		Long:      longHelp[c.name],
+		ValidArgs: c.validArgs,
+		Run: func(cc *cobra.Command, args []string) {
+			g.given = func(name string) bool { return cc.Flags().Changed(name) }
+			*code = body(args)
+		},
 	}
-	fmt.Fprintf(w, "\nExit status: %d success, %d failed or denied, %d error, %d usage, %d bad configuration.\n",
-		exitOK, exitFail, exitError, exitUsage, exitConfig)
-	fmt.Fprintln(w, "Run 'tacagent COMMAND -h' for a command's flags. docs/cli.md has the details.")
+	cc.Flags().AddGoFlagSet(fs)
+	cc.Flags().SetInterspersed(c.interspersed)
+	cc.DisableFlagsInUseLine = true // the table's args already show them
+	return cc
 }
 
-// newFlags returns a command's flag set, with the global flags registered on it too.
-func newFlags(g *globals, name, args string) *flag.FlagSet {
-	fs := flag.NewFlagSet("tacagent "+name, flag.ContinueOnError)
-	fs.SetOutput(g.stderr)
-	g.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(g.stderr, "Usage: tacagent %s %s\n\nFlags:\n", name, args)
-		fs.PrintDefaults()
+// singleDashHint explains an error from a long flag written with one dash (-user), which the standard
+// library's flag parsing accepted and cobra's reads as a cluster of one-letter flags.
+func singleDashHint(c *cobra.Command, err error) string {
+	msg := err.Error()
+	i := strings.Index(msg, " in -")
+	if i < 0 {
+		return ""
 	}
-	return fs
-}
-
-// parse parses a command's flags; ok is false when the command must exit with status code.
-func parse(fs *flag.FlagSet, args []string) (code int, ok bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, false
-		}
-		return exitUsage, false
+	word, _, _ := strings.Cut(msg[i+len(" in -"):], "=")
+	if len(word) > 1 && c.Flags().Lookup(word) != nil {
+		return fmt.Sprintf("(long flags take two dashes: --%s)", word)
 	}
-	return 0, true
+	return ""
 }
 
 // exitFor maps an error of the taxonomy to the documented exit status, and says why on stderr.

@@ -23,21 +23,28 @@ import (
 // cmdRun is the daemon: it serves the local API and the HTTP endpoints until SIGTERM or SIGINT, and
 // reloads its configuration on SIGHUP. Reloads run off the signal loop, so SIGTERM is obeyed at once
 // whatever a reload is doing.
-func cmdRun(g *globals, args []string) int {
-	fs := newFlags(g, "run", "--config FILE")
+func runFlags(g *globals, fs *flag.FlagSet) func(args []string) int {
 	path := fs.String("config", "/etc/tacagent/tacagent.yaml", "configuration file")
-	if code, ok := parse(fs, args); !ok {
-		return code
+	return func(args []string) int {
+		if len(args) > 0 {
+			fmt.Fprintf(g.stderr, "tacagent run: unexpected argument %q\n", args[0])
+			return exitUsage
+		}
+		return runDaemon(g, *path)
 	}
+}
+
+// runDaemon is the daemon with the configuration file at path.
+func runDaemon(g *globals, path string) int {
 	// No core dumps and no ptrace by other processes of the same user: the process holds shared secrets
 	// and passwords in flight (the unit sets LimitCORE=0 as well).
 	dumpErr := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	cfg, err := config.Load(*path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintf(g.stderr, "tacagent: %v\n", err)
 		return exitConfig
 	}
-	levelFromFile := !flagSet(fs, "log-level")
+	levelFromFile := !g.given("log-level")
 	if levelFromFile && cfg.Log.Level != "" {
 		g.logLevel = cfg.Log.Level
 	}
@@ -75,10 +82,10 @@ func cmdRun(g *globals, args []string) int {
 			return exitFor(g, "tacacs front end", err)
 		}
 	}
-	log.Info().Str("config", *path).Str("socket", cfg.API.Socket).Str("metrics", dmn.HTTPAddr()).
+	log.Info().Str("config", path).Str("socket", cfg.API.Socket).Str("metrics", dmn.HTTPAddr()).
 		Int("servers", len(settings.Agent.Servers)).Msg("tacagent running")
 
-	rl := &reloader{path: *path, cfg: cfg, dmn: dmn, log: log, level: lvl, levelFromFile: levelFromFile}
+	rl := &reloader{path: path, cfg: cfg, dmn: dmn, log: log, level: lvl, levelFromFile: levelFromFile}
 	rl.apply = rl.reload
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
@@ -213,7 +220,7 @@ func settingsFrom(cfg *config.Config, old *config.Config) (daemon.Settings, erro
 	s := daemon.Settings{
 		Agent: ac, Stack: cfg.Authentication.Config, AuthorGroup: cfg.Authorization.Group, AcctGroup: cfg.Accounting.Group,
 		MetricsAddr: cfg.Metrics.Address, MetricsMaxConns: cfg.Metrics.MaxConnections, DrainTimeout: drainTimeout(cfg),
-		ServersChanged: true, SecretCommands: cfg.Log.SecretCommands,
+		ServersChanged: true, SecretCommands: cfg.Log.SecretCommands, NSS: cfg.NSSCache(),
 	}
 	if s.SecretCommands == nil {
 		s.SecretCommands = []string{} // an empty list in the file withholds nothing; nil would mean the default
@@ -270,10 +277,3 @@ func tacacsConfig(cfg *config.Config) proxy.Config {
 }
 
 func drainTimeout(*config.Config) time.Duration { return daemon.DefaultDrainTimeout }
-
-// flagSet reports whether the named flag was given on the command line.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	found := false
-	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
-	return found
-}

@@ -12,7 +12,7 @@
 #   fallback_group=                       a local group whose members may run commands when no TACACS+
 #                                         server (or no agent) answers; empty: nobody (deny)
 #   daemon_uid=                           the agent's uid when it does not run as root
-#   cli=/usr/bin/tacagent                 the fallback
+#   cli=/usr/sbin/tacagent                the fallback
 # This file only ever adds the hook: it returns early when bash is not interactive or the hook is in place.
 
 [ -n "${BASH_VERSION-}" ] || return 0
@@ -23,7 +23,7 @@ if shopt -q extdebug && [[ $(trap -p DEBUG) == *tacagent* ]]; then return 0; fi
 __tacagent_setup() {
 	local conf=/etc/tacagent/bash.conf
 	local socket=/run/tacagent/tacagent.sock builtin=/usr/lib/tacagent/tacagent_hook.so timeout_ms=5000
-	local fallback_group= daemon_uid= cli=/usr/bin/tacagent k v owner
+	local fallback_group= daemon_uid= cli=/usr/sbin/tacagent k v owner
 	if [[ -f $conf ]]; then
 		# Root's file only: anyone else's could open the door.
 		owner=$(stat -Lc '%u %a' -- "$conf" 2>/dev/null)

@@ -19,6 +19,9 @@ type DaemonOptions struct {
 	Key     string // the shared secret, written to a key file; "KEYFILE" in Servers names that file
 	Servers string // the items of the servers: list (ServerEntry)
 	Extra   string // more top-level YAML
+	// Socket is the local API socket's path; a file in the daemon's directory when empty. API holds more
+	// keys of the api: section (already indented, e.g. "  group: users\n"); mode is "0600" unless API sets it.
+	Socket, API string
 	// LogLevel is the daemon's log level; "debug" when empty.
 	LogLevel string
 	// Edit, when set, rewrites the YAML before the daemon reads it (for tests of refused configurations).
@@ -64,7 +67,14 @@ func StartDaemon(t testing.TB, o DaemonOptions) *Daemon {
 		o.StopWithin = 30 * time.Second
 	}
 	dir := t.TempDir()
-	d := &Daemon{t: t, opts: o, Dir: dir, Socket: filepath.Join(dir, "tacagent.sock"), Metrics: FreePort(t),
+	if o.Socket == "" {
+		o.Socket = filepath.Join(dir, "tacagent.sock")
+	}
+	api := o.API
+	if !strings.Contains(api, "mode:") {
+		api = "  mode: \"0600\"\n" + api
+	}
+	d := &Daemon{t: t, opts: o, Dir: dir, Socket: o.Socket, Metrics: FreePort(t),
 		Config: filepath.Join(dir, "tacagent.yaml"), Stderr: &SyncBuffer{}, done: make(chan error, 1)}
 	keyFile := filepath.Join(dir, "key")
 	if err := os.WriteFile(keyFile, []byte(o.Key+"\n"), 0o600); err != nil {
@@ -75,8 +85,8 @@ func StartDaemon(t testing.TB, o DaemonOptions) *Daemon {
 		// The spool is on by default; each daemon gets its own file (the default path is the host's).
 		extra += fmt.Sprintf("accounting:\n  spool:\n    path: %s\n", filepath.Join(dir, "spool", "spool.db"))
 	}
-	yaml := fmt.Sprintf("servers:\n%s\nmetrics:\n  address: %s\napi:\n  socket: %s\n  mode: \"0600\"\nlog:\n  level: %s\n%s",
-		strings.ReplaceAll(o.Servers, "KEYFILE", keyFile), d.Metrics, d.Socket, o.LogLevel, extra)
+	yaml := fmt.Sprintf("servers:\n%s\nmetrics:\n  address: %s\napi:\n  socket: %s\n%slog:\n  level: %s\n%s",
+		strings.ReplaceAll(o.Servers, "KEYFILE", keyFile), d.Metrics, d.Socket, api, o.LogLevel, extra)
 	if o.Edit != nil {
 		yaml = o.Edit(yaml)
 	}

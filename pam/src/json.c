@@ -339,6 +339,23 @@ int tj_bool(tj_span v, bool *out)
 	return -1;
 }
 
+int tj_u32(tj_span v, uint32_t *out)
+{
+	/* A validated number: digits, no sign, fraction or exponent; "0" alone or no leading zero. */
+	if (v.n == 0 || v.n > 10 || (v.p[0] == '0' && v.n > 1))
+		return -1;
+	uint64_t x = 0;
+	for (size_t i = 0; i < v.n; i++) {
+		if (!is_digit(v.p[i]))
+			return -1;
+		x = x * 10 + (uint64_t)(v.p[i] - '0');
+	}
+	if (x > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)x;
+	return 0;
+}
+
 int tj_get(tj_span obj, const char *key, tj_span *out)
 {
 	if (obj.p == NULL || obj.n < 2 || obj.p[0] != '{')

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* TJ_MAX_DEPTH bounds the nesting of arrays and objects the reader accepts (the agent's answers nest 3
  * deep); deeper documents are refused rather than recursed into. */
@@ -34,6 +35,10 @@ bool tj_streq(tj_span v, const char *want);
 
 /* tj_bool reads true or false; 0 on success, -1 when v is neither. */
 int tj_bool(tj_span v, bool *out);
+
+/* tj_u32 reads a whole number from 0 to 2^32-1 written without sign, fraction, exponent or leading zero;
+ * 0 on success, -1 otherwise. */
+int tj_u32(tj_span v, uint32_t *out);
 
 /* tj_next iterates over an array: *pos starts at 0; returns 1 with the next element in *elem, 0 at the
  * end, -1 when arr is not an array. */

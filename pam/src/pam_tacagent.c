@@ -48,8 +48,10 @@
 #define MAX_ENV 64
 #define MAX_ENV_NAME 64
 #define REQ_BUF 8192
-/* sshd answers every prompt with this when the user does not exist locally (auth-pam.c); sending it
- * would count as a failed login on the server and can lock the real account out (docs/pam.md). */
+/* sshd answers every prompt with these bytes, repeated to the length of what the user typed, when the
+ * user does not exist locally or may not log in (auth-pam.c fake_password: the same length, so that the
+ * time PAM takes tells nothing); sending it would count as a failed login on the server and can lock the
+ * real account out (docs/pam.md). */
 #define SSHD_FAKE_PASSWORD "\b\n\r\177INCORRECT"
 #define DATA_SESSION "pam_tacagent_session"
 #define CONV_ID_LEN 32
@@ -118,7 +120,19 @@ static void wipe_free(char *s)
 	}
 }
 
-static bool is_fake(const char *p) { return p != NULL && strcmp(p, SSHD_FAKE_PASSWORD) == 0; }
+/* is_fake recognises sshd's placeholder of any length: SSHD_FAKE_PASSWORD's bytes cycled. No password a
+ * person types starts with backspace, newline, carriage return, DEL. (An empty password has an empty
+ * placeholder; sshd refuses empty passwords before PAM unless PermitEmptyPasswords is set.) */
+static bool is_fake(const char *p)
+{
+	static const char junk[] = SSHD_FAKE_PASSWORD;
+	if (p == NULL || p[0] == '\0')
+		return false;
+	for (size_t i = 0; p[i] != '\0'; i++)
+		if (p[i] != junk[i % (sizeof junk - 1)])
+			return false;
+	return true;
+}
 
 /* text_ok is what the agent accepts for a user, port, address, task id or AV name (localapi/validate.go):
  * 1 to MAX_FIELD bytes of UTF-8, no control characters, spaces only where allowed. */

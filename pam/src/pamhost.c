@@ -7,7 +7,8 @@
  *   -m   dlopen MODULE twice before starting (and check both handles are the same library)
  *   -n   no fork: run in this process
  *   OPs: authenticate, acct_mgmt, open_session, close_session, setcred, chauthtok
- *   ANSWER "@SSHD_FAKE@" stands for sshd's placeholder password "\b\n\r\177INCORRECT".
+ *   ANSWER "@SSHD_FAKE@" stands for sshd's placeholder password "\b\n\r\177INCORRECT", and "@SSHD_FAKE:N@"
+ *   for the placeholder sshd sends for a password of N bytes: those 13 bytes repeated to length N.
  * Output: one "PROMPT ...", "INFO ..." or "ERROR ..." line per conversation message, one
  * "RESULT op code name" line per operation, then "ENV name=value" for the PAM environment.
  * Exit status: 0 when every operation returned PAM_SUCCESS, 1 when one did not, 2 on usage or setup
@@ -29,6 +30,25 @@ struct answers {
 	int next;
 };
 
+/* answer expands the placeholders of ANSWER (see above). */
+static char *answer(const char *v)
+{
+	static const char junk[] = "\b\n\r\177INCORRECT";
+	unsigned n = 0;
+	if (strcmp(v, "@SSHD_FAKE@") == 0)
+		return strdup(junk);
+	if (sscanf(v, "@SSHD_FAKE:%u@", &n) == 1 && n < 4096) {
+		char *s = malloc(n + 1);
+		if (s == NULL)
+			return NULL;
+		for (unsigned i = 0; i < n; i++)
+			s[i] = junk[i % (sizeof junk - 1)];
+		s[n] = '\0';
+		return s;
+	}
+	return strdup(v);
+}
+
 static int conv(int n, const struct pam_message **msg, struct pam_response **resp, void *data)
 {
 	struct answers *a = data;
@@ -48,7 +68,7 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **res
 				free(r);
 				return PAM_CONV_ERR;
 			}
-			r[i].resp = strdup(strcmp(a->v[a->next], "@SSHD_FAKE@") == 0 ? "\b\n\r\177INCORRECT" : a->v[a->next]);
+			r[i].resp = answer(a->v[a->next]);
 			a->next++;
 			break;
 		case PAM_TEXT_INFO:

@@ -468,8 +468,31 @@ static void test_agent_timeout(void)
 	}
 }
 
+static void test_u32(void)
+{
+	static const struct {
+		const char *doc;
+		int want;
+		uint32_t v;
+	} cases[] = {
+		{"0", 0, 0}, {"7", 0, 7}, {"4294967295", 0, 4294967295u}, {"4294967296", -1, 0}, {"01", -1, 0},
+		{"-1", -1, 0}, {"1.0", -1, 0}, {"1e3", -1, 0}, {"\"5\"", -1, 0}, {"99999999999", -1, 0}, {"true", -1, 0},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		tj_span doc;
+		char *keep;
+		uint32_t v = 12345;
+		int r = parse_copy(cases[i].doc, strlen(cases[i].doc), &doc, &keep);
+		if (r == 0)
+			r = tj_u32(doc, &v);
+		CHECK(r == cases[i].want && (r != 0 || v == cases[i].v), "tj_u32(%s) = %d %u", cases[i].doc, r, v);
+		free(keep);
+	}
+}
+
 int main(void)
 {
+	test_u32();
 	test_agent_timeout();
 	test_peer();
 	test_parse_table();
