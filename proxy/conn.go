@@ -18,7 +18,7 @@ const (
 	badFromServer   = "not_from_client"   // an even seq_no: a reply, which no client sends
 	badSessionReuse = "session_in_use"    // a START for a session_id in progress on the connection
 	badUnexpected   = "unexpected_packet" // a packet for no session, or not the one owed, or out of turn
-	badSecondStart  = "second_session"    // another session on a connection without single-connect
+	badSecondStart  = "second_session"    // a session while another runs, on a connection without single-connect
 )
 
 // readBuffer is the size of a client connection's read buffer.
@@ -40,11 +40,10 @@ type client struct {
 	sessions map[uint32]*session
 	single   bool // single-connect agreed (section 4.3): the first packet asked for it
 	started  bool // the first packet was read
-	ended    int  // sessions completed
 	draining bool // close once no session is in progress
 	wg       sync.WaitGroup
 
-	closed   atomic.Bool   // closed by the front end (end of a session without single-connect, drain, error)
+	closed   atomic.Bool   // closed by the front end (drain, error, deadline)
 	readDone chan struct{} // closed when the reading ended (readEnded)
 }
 
@@ -182,7 +181,8 @@ func (c *client) route(h tacplus.Header, raw []byte) (func(), string, error) {
 		if _, busy := c.sessions[h.SessionID]; busy {
 			return nil, badSessionReuse, nil
 		}
-		if !c.single && (c.ended > 0 || len(c.sessions) > 0) {
+		// Without single-connect, sessions take turns (section 4.3: one at a time on the connection).
+		if !c.single && c.runningLocked() > 0 {
 			return nil, badSecondStart, nil
 		}
 		return c.startLocked(h, body), "", nil
@@ -195,6 +195,18 @@ func (c *client) route(h tacplus.Header, raw []byte) (func(), string, error) {
 	ss.owed = false
 	ss.in <- cont // buffered (1) and owed at most once: never blocks
 	return nil, "", nil
+}
+
+// runningLocked counts the sessions that have not begun writing their final reply: a client without
+// single-connect may send its next START as soon as it has read that reply.
+func (c *client) runningLocked() int {
+	n := 0
+	for _, ss := range c.sessions {
+		if !ss.final {
+			n++
+		}
+	}
+	return n
 }
 
 // startLocked registers a session for a first packet and returns what runs it: the session, or an ERROR
@@ -224,16 +236,17 @@ func (c *client) startLocked(h tacplus.Header, body tacplus.Body) func() {
 	}
 }
 
-// end forgets a finished session; without single-connect, or when draining, the connection closes once no
-// session is left (section 4.3: without single-connect a connection carries one session).
+// end forgets a finished session; when draining, the connection closes once no session is left. Without
+// single-connect the connection stays open for the client's next session, one at a time, as tacquito's
+// server keeps it (tacquito's client reuses it without asking for single-connect; clients of the
+// pam_tacplus kind close it themselves); idle_timeout closes it when the client sends nothing more.
 func (c *client) end(ss *session, counted bool) {
 	if counted {
 		c.s.releaseSession(c.peer)
 	}
 	c.mu.Lock()
 	delete(c.sessions, ss.id)
-	c.ended++
-	last := len(c.sessions) == 0 && (!c.single || c.draining)
+	last := len(c.sessions) == 0 && c.draining
 	if len(c.sessions) == 0 && !last {
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)) // idle again: a pending read is bounded
 	}

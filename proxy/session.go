@@ -23,6 +23,7 @@ type session struct {
 	in      chan *tacplus.AuthenContinue
 	owed    bool
 	expect  uint8
+	final   bool // the final reply is being written (guarded by c.mu)
 
 	user     string              // the user the rate limit keys on (START's, or the answer to GETUSER)
 	attempts []*localapi.Attempt // the slot of the failure rate limit held by this session's secrets
@@ -52,6 +53,9 @@ func (ss *session) reply(body tacplus.Body) error {
 // finish writes the final reply and counts the session; an unencodable reply (a server message the
 // codec refuses) becomes an ERROR, so that the client always hears an answer.
 func (ss *session) finish(body tacplus.Body, outcome string) {
+	ss.c.mu.Lock()
+	ss.final = true
+	ss.c.mu.Unlock()
 	err := ss.reply(body)
 	var de *tacplus.DecodeError
 	if errors.As(err, &de) {

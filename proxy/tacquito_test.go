@@ -159,3 +159,44 @@ func TestTacquitoClient(t *testing.T) {
 		t.Errorf("%v connections for one single-connect client", n)
 	}
 }
+
+// TestSequentialSessions: clients that reuse their connection for the next session, with or without
+// asking for single-connect (tacquito's server keeps connections open either way), are served one
+// session after the other on it.
+func TestSequentialSessions(t *testing.T) {
+	srv := backend(t, nil)
+	f := startFront(t, AgentBackend(newAgent(t, srv.Addr()), "", ""), nil)
+	c := tqClient(t, f.addr)
+	for i := range 3 {
+		h := tq.NewHeader(tq.SetHeaderVersion(tq.Version{MajorVersion: tq.MajorVersion, MinorVersion: 1}),
+			tq.SetHeaderType(tq.Authenticate), tq.SetHeaderSeqNo(1), tq.SetHeaderSessionID(tq.SessionID(500+i)))
+		start := tq.NewAuthenStart(tq.SetAuthenStartAction(tq.AuthenActionLogin), tq.SetAuthenStartPrivLvl(tq.PrivLvlUser),
+			tq.SetAuthenStartType(tq.AuthenTypePAP), tq.SetAuthenStartService(tq.AuthenServiceLogin),
+			tq.SetAuthenStartUser("alice"), tq.SetAuthenStartData("alice-pw"))
+		resp, err := c.Send(tq.NewPacket(tq.SetPacketHeader(h), tq.SetPacketBodyUnsafe(start)))
+		if err != nil {
+			t.Fatalf("session %d: %v", i, err)
+		}
+		if r := tqAuthen(t, resp); r.Status != tq.AuthenStatusPass {
+			t.Fatalf("session %d: %+v", i, r)
+		}
+	}
+	// The same with the flag clear in every header, as tacagent bench's tacquito mode sends them.
+	raw := dialRaw(t, f.addr, localKey)
+	for i := range 3 {
+		raw.send(papHeader(uint32(600+i), 0), papStart("alice", "alice-pw"))
+		h, b, err := raw.recv()
+		if err != nil || h.SessionID != uint32(600+i) || b.(*tacplus.AuthenReply).Status != tacplus.AuthenStatusPass {
+			t.Fatalf("raw session %d: %v %+v %v", i, h, b, err)
+		}
+		if h.Flags&tacplus.FlagSingleConnect != 0 {
+			t.Fatalf("single-connect echoed to a client that did not ask: %v", h)
+		}
+	}
+	if n := f.counter(f.m.Proxy.Connections); n != 2 {
+		t.Errorf("%v connections, want 2", n)
+	}
+	if st := srv.Stats(); st.AuthenPass != 6 {
+		t.Errorf("server %+v", st)
+	}
+}
