@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -203,5 +205,49 @@ func TestClientThatDoesNotRead(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(m.Timeouts.WithLabelValues("write")); n != 1 {
 		t.Errorf("write timeouts %v", n)
+	}
+}
+
+// flakyListener fails its first Accepts, as a listener out of descriptors does (EMFILE).
+type flakyListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptErrorsPass: accept errors such as EMFILE do not stop the front end; it accepts again.
+func TestAcceptErrorsPass(t *testing.T) {
+	srv := backend(t, nil)
+	s, err := New(Config{Key: localKey, Backend: AgentBackend(newAgent(t, srv.Addr()), "", ""), Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := Listen("127.0.0.1:0", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &flakyListener{Listener: ln}
+	fl.fails.Store(3)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(fl) }()
+	c := dialRaw(t, ln.Addr().String(), localKey)
+	c.send(papHeader(1, 0), papStart("alice", "alice-pw"))
+	if _, b, err := c.recv(); err != nil || b.(*tacplus.AuthenReply).Status != tacplus.AuthenStatusPass {
+		t.Fatalf("%+v %v", b, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c.nc.Close()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Error(err)
+	}
+	if err := <-served; err != nil {
+		t.Error(err)
 	}
 }

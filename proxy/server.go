@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -41,6 +42,7 @@ type Server struct {
 	conns    map[string]int // open connections per share key (non-root uid, or non-loopback peer)
 	sessions map[string]int // sessions in progress per share key
 	closing  bool
+	done     chan struct{}  // closed by Shutdown
 	wg       sync.WaitGroup // the accept loop and every client goroutine
 }
 
@@ -62,7 +64,7 @@ func New(cfg Config) (*Server, error) {
 		m = cfg.Metrics.Proxy
 	}
 	return &Server{cfg: cfg, log: cfg.Log, m: m, codec: codec,
-		clients: make(map[*client]struct{}), conns: make(map[string]int), sessions: make(map[string]int)}, nil
+		clients: make(map[*client]struct{}), conns: make(map[string]int), sessions: make(map[string]int), done: make(chan struct{})}, nil
 }
 
 // Listen opens the front end's TCP listener on addr; a non-loopback address needs allowNonLoopback.
@@ -93,21 +95,28 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
+	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			s.mu.Lock()
 			closing := s.closing
 			s.mu.Unlock()
-			if closing {
+			if closing || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			// Out of descriptors (EMFILE, ENFILE) and the like pass: wait a little and accept again,
+			// rather than stop serving every client for good.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("tacacs front end: accept failed")
+			select {
+			case <-time.After(backoff):
+			case <-s.done:
+				return nil
 			}
-			return err
+			continue
 		}
+		backoff = 0
 		s.admit(nc)
 	}
 }
@@ -252,6 +261,9 @@ func (s *Server) Addr() string {
 // connection (their sessions are cancelled) and waits for every goroutine of the Server.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.closing {
+		close(s.done)
+	}
 	s.closing = true
 	if s.ln != nil {
 		_ = s.ln.Close()
