@@ -72,6 +72,12 @@ type AuthenConfig struct {
 	Challenge []byte
 	// PeerChallenge is MS-CHAP-V2's 16-byte peer challenge (RFC 2759 section 4).
 	PeerChallenge []byte
+	// Prepared is the START data of a CHAP, MS-CHAP or MS-CHAP-V2 login whose response someone else
+	// computed: the PPP identifier, the challenge and the response (sections 5.4.2.3 to 5.4.2.5), as a
+	// client of the loopback front end sent them. When it is set, Password, ChallengeID, Challenge and
+	// PeerChallenge are not used; the data is checked like a server checks it (SplitCHAPData) and sent as
+	// it is. Other authen_types refuse it.
+	Prepared []byte
 	// MaxPrompts bounds the server's GETUSER/GETPASS/GETDATA replies in one session: one more ends the
 	// session with an ABORT and ErrTooManyPrompts. 0 means DefaultMaxPrompts; below 0, only the seq_no
 	// limit of section 4.1 applies.
@@ -180,10 +186,20 @@ func (m *Authen) Reset(cfg AuthenConfig) error {
 		if cfg.User == "" {
 			return configError(sid, nil, "%s needs a username (RFC 8907 sections 5.4.2.3-5.4.2.5)", cfg.Type)
 		}
+		if len(cfg.Prepared) > 0 {
+			if _, _, _, err := SplitCHAPData(cfg.Type, string(cfg.Prepared)); err != nil {
+				return configError(sid, err, "prepared %s data", cfg.Type)
+			}
+			data = string(cfg.Prepared)
+			break
+		}
 		var err error
 		if data, err = chapData(&cfg); err != nil {
 			return configError(sid, err, "%s data", cfg.Type)
 		}
+	}
+	if len(cfg.Prepared) > 0 && data != string(cfg.Prepared) {
+		return configError(sid, nil, "prepared START data is for CHAP, MS-CHAP and MS-CHAP-V2 only, not %s", cfg.Type)
 	}
 	start := &tacplus.AuthenStart{
 		Action: cfg.Action, PrivLvl: cfg.PrivLvl, Type: cfg.Type, Service: cfg.Service,

@@ -175,3 +175,49 @@ func TestCHAPStartData(t *testing.T) {
 		})
 	}
 }
+
+// TestCHAPPreparedData: a START whose CHAP or MS-CHAP response was computed elsewhere (the loopback front
+// end forwards a client's) is sent byte for byte; data that a server would refuse is refused here, and
+// prepared data with another authen_type is a configuration error.
+func TestCHAPPreparedData(t *testing.T) {
+	ch8 := arr8(t, "102DB5DF085D3041")
+	r1 := fsm.MSCHAPv1Response("pw", ch8)
+	chap := fsm.CHAPResponse(7, "pw", ch8[:])
+	tests := []struct {
+		name    string
+		typ     tacplus.AuthenType
+		data    []byte
+		wantErr bool
+	}{
+		{"chap", tacplus.AuthenTypeCHAP, append(append([]byte{7}, ch8[:]...), chap[:]...), false},
+		{"mschap", tacplus.AuthenTypeMSCHAP, append(append([]byte{7}, ch8[:]...), r1[:]...), false},
+		{"mschap short challenge", tacplus.AuthenTypeMSCHAP, append(append([]byte{7}, ch8[:4]...), r1[:]...), true},
+		{"chap no challenge", tacplus.AuthenTypeCHAP, append([]byte{7}, chap[:]...), true},
+		{"pap", tacplus.AuthenTypePAP, []byte("secret"), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := fsm.AuthenConfig{SessionID: 0x1234, User: "alice", Type: tt.typ, Prepared: tt.data}
+			if tt.typ == tacplus.AuthenTypePAP {
+				cfg.Password = []byte("pw")
+			}
+			m, err := fsm.NewAuthen(cfg)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatal("accepted")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			effs, err := m.Step(fsm.Start())
+			if err != nil || len(effs) != 1 {
+				t.Fatalf("Start: %v %v", effs, err)
+			}
+			if got := effs[0].Body.(*tacplus.AuthenStart).Data; got != string(tt.data) {
+				t.Fatalf("START data %x, want %x", got, tt.data)
+			}
+		})
+	}
+}
