@@ -131,13 +131,11 @@ type (
 		conn  net.Conn
 		err   error
 	}
+	// inbound holds the packets the reader decoded from one read of the socket, in order.
 	inbound struct {
 		actorkit.QuietMessage
 		epoch uint64
-		h     tacplus.Header
-		body  tacplus.Body
-		size  int
-		err   error
+		pkts  []packet
 	}
 	socketDone struct {
 		actorkit.QuietMessage
@@ -181,6 +179,14 @@ type tomb struct {
 
 // maxTombs bounds the tombstones kept per socket; the oldest go first.
 const maxTombs = 256
+
+// packet is one decoded packet, or the error its body gave.
+type packet struct {
+	h    tacplus.Header
+	body tacplus.Body
+	size int
+	err  error
+}
 
 // Actor is the connection actor. Create it with Props.
 type Actor struct {
@@ -267,7 +273,9 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.Outbound:
 		a.outbound(ctx, m)
 	case *inbound:
-		a.inbound(ctx, m)
+		for i := range m.pkts {
+			a.inbound(ctx, m.epoch, &m.pkts[i])
+		}
 	case *dialResult:
 		a.dialed(ctx, m)
 	case *socketDone:
@@ -485,23 +493,36 @@ func (a *Actor) dialed(ctx actor.Context, m *dialResult) {
 	}
 }
 
-// read is the reader goroutine: it frames and decodes packets and sends them to the actor. It never
-// touches the actor's state.
+// readBuffer is the reader goroutine's buffer: one Read brings in every packet the server has sent so far.
+const readBuffer = 16 << 10
+
+// read is the reader goroutine: it frames and decodes packets and sends them to the actor, every packet
+// that arrived in one read together in one message. It never touches the actor's state.
 func (a *Actor) read(root *actor.RootContext, self *actor.PID, epoch uint64, conn net.Conn) {
-	r := a.cfg.Codec.NewReader(conn)
+	r := a.cfg.Codec.NewBufferedReader(conn, readBuffer)
 	for {
-		h, body, err := r.Next()
-		if err != nil {
-			root.Send(self, &socketDone{epoch: epoch, err: err})
-			return
+		batch := &inbound{epoch: epoch}
+		for {
+			h, body, err := r.Next()
+			if err != nil {
+				if len(batch.pkts) > 0 {
+					root.Send(self, batch)
+				}
+				root.Send(self, &socketDone{epoch: epoch, err: err})
+				return
+			}
+			p := packet{h: h, size: tacplus.HeaderLen + len(body)}
+			b, err := a.cfg.Codec.NewBody(h)
+			if err == nil {
+				err = a.cfg.Codec.DecodeBody(h, body, b)
+			}
+			p.body, p.err = b, err
+			batch.pkts = append(batch.pkts, p)
+			if !r.Ready() {
+				break
+			}
 		}
-		msg := &inbound{epoch: epoch, h: h, size: tacplus.HeaderLen + len(body)}
-		b, err := a.cfg.Codec.NewBody(h)
-		if err == nil {
-			err = a.cfg.Codec.DecodeBody(h, body, b)
-		}
-		msg.body, msg.err = b, err
-		root.Send(self, msg)
+		root.Send(self, batch)
 	}
 }
 
@@ -581,8 +602,8 @@ func isAbort(b tacplus.Body) bool {
 	return ok && c.Flags&tacplus.FlagAbort != 0
 }
 
-func (a *Actor) inbound(ctx actor.Context, m *inbound) {
-	if m.epoch != a.epoch || a.conn == nil || a.state == stFailing {
+func (a *Actor) inbound(ctx actor.Context, epoch uint64, m *packet) {
+	if epoch != a.epoch || a.conn == nil || a.state == stFailing {
 		return
 	}
 	a.cfg.Metrics.PacketsReceived.Inc()
