@@ -128,10 +128,11 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	// Every actor logs a panic with its stack and counts it (the library logs no stack).
 	withPanicLog := actor.WithReceiverMiddleware(actorkit.PanicLogger(o.log, o.metrics.ActorPanics.Inc))
 	scfg.ConnProps = []actor.PropsOption{withPanicLog}
-	scfg.NewSession = func(start *messages.StartSession, info connection.SessionInfo) *actor.Props {
-		return session.Props(session.Config{Start: start, SessionID: info.SessionID, Epoch: info.Epoch, Server: info.Server,
-			UserTimeout: userTimeout, Metrics: perServer[info.Server], Log: o.log}, withPanicLog)
+	scfg.NewSession = func(start *messages.StartSession, info connection.SessionInfo) *session.Session {
+		return session.New(session.Config{Start: start, SessionID: info.SessionID, Epoch: info.Epoch, Server: info.Server,
+			UserTimeout: userTimeout, Metrics: perServer[info.Server], Log: o.log})
 	}
+	scfg.OnSessionPanic = o.metrics.ActorPanics.Inc
 	if err := scfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -383,7 +384,7 @@ func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation
 			if cerr != nil {
 				root.Send(a.sup, &messages.Cancel{ID: req.ID, Reason: "conversation ended"})
 			} else {
-				root.Send(m.Session, &messages.UserInput{Text: answer})
+				root.Send(m.Session, &messages.UserInput{ReqID: m.ReqID, Text: answer})
 			}
 			// The session times the user out on its own (UserTimeout); the wait restarts from the answer.
 			if !cancelled {

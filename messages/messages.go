@@ -140,7 +140,8 @@ type StartSession struct {
 }
 
 // Prompt is a server's request for user input during authentication (GETUSER, GETPASS, GETDATA). The
-// answer goes to Session as a *UserInput; the next Prompt or the Outcome comes back through the supervisor.
+// answer goes to Session (the connection that hosts the session) as a *UserInput carrying ReqID; the next
+// Prompt or the Outcome comes back through the supervisor.
 type Prompt struct {
 	ReqID   uint64
 	Session *actor.PID
@@ -154,7 +155,8 @@ type Prompt struct {
 // caller through the supervisor.
 // The session that receives it owns Text: it wipes it once the CONTINUE carrying it is built.
 type UserInput struct {
-	Text []byte
+	ReqID uint64 // Prompt.ReqID: the connection routes the answer to the session running that request
+	Text  []byte
 }
 
 // String never shows the answer, which is often a password.

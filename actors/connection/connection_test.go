@@ -173,8 +173,8 @@ func startStand(t *testing.T, addr string, restart bool, mod func(*Config)) *har
 	h.metrics = metrics.Nop()
 	m := h.metrics.Server(addr)
 	cfg := Config{Addr: addr, Codec: codec, SingleConnect: true, Epochs: &epochs, Metrics: m, Log: zerolog.Nop(), DialTimeout: time.Second,
-		NewSession: func(st *messages.StartSession, info SessionInfo) *actor.Props {
-			return session.Props(session.Config{Start: st, SessionID: info.SessionID, Epoch: info.Epoch, Server: info.Server,
+		NewSession: func(st *messages.StartSession, info SessionInfo) *session.Session {
+			return session.New(session.Config{Start: st, SessionID: info.SessionID, Epoch: info.Epoch, Server: info.Server,
 				UserTimeout: time.Minute, Metrics: m, Log: zerolog.Nop()})
 		}}
 	if mod != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tacagent/tacagent/actors/connection"
+	"github.com/tacagent/tacagent/actors/session"
 	"github.com/tacagent/tacagent/internal/actorkit"
 	"github.com/tacagent/tacagent/messages"
 	"github.com/tacagent/tacagent/metrics"
@@ -82,8 +83,11 @@ type Config struct {
 	BackoffMax       time.Duration
 	Metrics          *metrics.Metrics
 	Log              zerolog.Logger
-	// NewSession builds a session actor's props; the agent wires actors/session here.
-	NewSession func(start *messages.StartSession, info connection.SessionInfo) *actor.Props
+	// NewSession builds a request's session, which its connection actor hosts; the agent wires
+	// actors/session here.
+	NewSession func(start *messages.StartSession, info connection.SessionInfo) *session.Session
+	// OnSessionPanic is called when a session panics (the agent counts it).
+	OnSessionPanic func()
 	// ConnProps are added to every connection actor's props (the agent's panic logger).
 	ConnProps []actor.PropsOption
 }
@@ -378,7 +382,7 @@ func (a *Actor) connConfig(s *server, transient bool) connection.Config {
 		Addr: s.cfg.Addr, Codec: s.cfg.Codec, DialTimeout: s.cfg.DialTimeout, SourceAddr: s.cfg.SourceAddr,
 		IdleTimeout: s.cfg.IdleTimeout, MaxInFlight: s.cfg.MaxInFlight, SingleConnect: s.cfg.SingleConnect,
 		Transient: transient, DialNow: !transient, Epochs: &a.epochs, Metrics: s.m, Log: a.cfg.Log,
-		NewSession: a.cfg.NewSession, Dial: s.cfg.Dial, Negotiation: connNegotiation(s.fsm.Negotiation()),
+		NewSession: a.cfg.NewSession, OnPanic: a.cfg.OnSessionPanic, Dial: s.cfg.Dial, Negotiation: connNegotiation(s.fsm.Negotiation()),
 	}
 }
 
