@@ -277,7 +277,7 @@ func (b backend) Status(ctx context.Context) (localapi.Status, error) {
 	for _, s := range st.Servers {
 		ls := localapi.ServerStatus{Name: s.Name, Addr: s.Addr, Groups: s.Groups, State: s.State, Since: s.Since,
 			DeadUntil: s.DeadUntil, SingleConnect: s.SingleConnect, InFlight: s.InFlight, Queued: s.Queued,
-			LastError: s.LastError, LastErrorAt: s.LastErrorAt}
+			Connections: s.Connections, Open: s.Open, LastError: s.LastError, LastErrorAt: s.LastErrorAt}
 		if len(s.Groups) > 0 {
 			ls.Group = s.Groups[0]
 		}

@@ -242,6 +242,8 @@ type ServerStatus struct {
 	SingleConnect bool
 	InFlight      int
 	Queued        int
+	Connections   int // long-lived connections configured (connections_per_server)
+	Open          int // of those, the ones with an open socket
 	LastError     string
 	LastErrorAt   time.Time // when LastError happened
 }

@@ -29,6 +29,7 @@ type Metrics struct {
 	ConnRestarts      *prometheus.CounterVec   // server
 	ConnState         *prometheus.GaugeVec     // server
 	SingleConnect     *prometheus.GaugeVec     // server
+	ConnsOpen         *prometheus.GaugeVec     // server
 	PacketsSent       *prometheus.CounterVec   // server
 	PacketsReceived   *prometheus.CounterVec   // server
 	BytesSent         *prometheus.CounterVec   // server
@@ -84,6 +85,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		ConnTimeouts:      cv("connection_timeouts_total", "Connection attempts that timed out.", "server"),
 		ConnRestarts:      cv("connection_restarts_total", "Connection actor restarts by the supervisor.", "server"),
 		ConnState:         gv("connection_state", "Connection state: 0 down, 1 connecting, 2 up.", "server"),
+		ConnsOpen:         gv("connections_open", "Long-lived connections (connections_per_server) with an open socket.", "server"),
 		SingleConnect:     gv("single_connect", "1 when the server agreed to single-connect mode on the current connection (RFC 8907 section 4.3).", "server"),
 		PacketsSent:       cv("packets_sent_total", "Packets sent.", "server"),
 		PacketsReceived:   cv("packets_received_total", "Packets received.", "server"),
@@ -112,7 +114,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	for _, col := range append([]prometheus.Collector{
 		m.SessionsStarted, m.SessionsFinished, m.SessionDuration, m.SessionsInFlight, m.SessionsQueued,
-		m.ConnOpens, m.ConnCloses, m.ConnFailures, m.ConnTimeouts, m.ConnRestarts, m.ConnState, m.SingleConnect,
+		m.ConnOpens, m.ConnCloses, m.ConnFailures, m.ConnTimeouts, m.ConnRestarts, m.ConnState, m.SingleConnect, m.ConnsOpen,
 		m.PacketsSent, m.PacketsReceived, m.BytesSent, m.BytesReceived, m.BadPackets, m.ConnectionLost,
 		m.Failovers, m.ServerDead, m.HoldDowns, m.DeadLetters, m.SupervisorEvents, m.ActorPanics,
 		m.SpoolDepth, m.SpoolDropped, m.SpoolReplayed, m.ConfigReloads, m.APIRequests, m.APIRejected,
@@ -147,6 +149,7 @@ type Server struct {
 	Restarts        prometheus.Counter
 	State           prometheus.Gauge
 	SingleConnect   prometheus.Gauge
+	ConnsOpen       prometheus.Gauge
 	PacketsSent     prometheus.Counter
 	PacketsReceived prometheus.Counter
 	BytesSent       prometheus.Counter
@@ -168,6 +171,7 @@ func (m *Metrics) Server(addr string) *Server {
 		Restarts:        m.ConnRestarts.WithLabelValues(addr),
 		State:           m.ConnState.WithLabelValues(addr),
 		SingleConnect:   m.SingleConnect.WithLabelValues(addr),
+		ConnsOpen:       m.ConnsOpen.WithLabelValues(addr),
 		PacketsSent:     m.PacketsSent.WithLabelValues(addr),
 		PacketsReceived: m.PacketsReceived.WithLabelValues(addr),
 		BytesSent:       m.BytesSent.WithLabelValues(addr),

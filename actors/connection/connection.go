@@ -68,10 +68,13 @@ type Config struct {
 	// Transient connections serve the requests they are started with (per-session fallback) and stop when
 	// their socket closes; they are never restarted.
 	Transient bool
-	DialNow   bool            // dial in Started even with nothing queued (a probe after a restart)
-	Epochs    *atomic.Uint64  // shared counter: every socket gets a new epoch
-	Metrics   *metrics.Server // per-server collectors
-	Log       zerolog.Logger
+	// Extra marks a long-lived connection other than the server's first (connections_per_server): the
+	// connection state and single_connect gauges are left to the first.
+	Extra   bool
+	DialNow bool            // dial in Started even with nothing queued (a probe after a restart)
+	Epochs  *atomic.Uint64  // shared counter: every socket gets a new epoch
+	Metrics *metrics.Server // per-server collectors
+	Log     zerolog.Logger
 	// NewSession builds the session for a request; the connection hosts it on its own goroutine.
 	NewSession func(start *messages.StartSession, info SessionInfo) *session.Session
 	// OnPanic is called when a session panics (the agent counts it); the session is stopped, never
@@ -501,6 +504,9 @@ func (a *Actor) dialed(ctx actor.Context, m *dialResult) {
 	clear(a.tombs)
 	a.tombQ = a.tombQ[:0]
 	a.cfg.Metrics.Opens.Inc()
+	if !a.cfg.Transient {
+		a.cfg.Metrics.ConnsOpen.Inc()
+	}
 	a.setState(metrics.StateUp)
 	a.setSingleConnect(0)
 	a.log.Debug().Uint64("epoch", a.epoch).Msg("connected")
@@ -947,6 +953,9 @@ func (a *Actor) closeSocket(reason string) {
 		a.conn.Close()
 		close(a.w.done)
 		a.cfg.Metrics.Closed(reason)
+		if !a.cfg.Transient {
+			a.cfg.Metrics.ConnsOpen.Dec()
+		}
 		a.conn = nil
 	}
 	a.wg.Wait()
@@ -1044,13 +1053,13 @@ func isTimeout(err error) bool {
 // otherwise overwrite the primary's state. Sessions in flight are counted by the sessions themselves
 // (actors/session), whose completion runs exactly once even when a stop overtakes their SessionEnded.
 func (a *Actor) setState(v float64) {
-	if !a.cfg.Transient {
+	if !a.cfg.Transient && !a.cfg.Extra {
 		a.cfg.Metrics.State.Set(v)
 	}
 }
 
 func (a *Actor) setSingleConnect(v float64) {
-	if !a.cfg.Transient {
+	if !a.cfg.Transient && !a.cfg.Extra {
 		a.cfg.Metrics.SingleConnect.Set(v)
 	}
 }
