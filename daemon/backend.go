@@ -90,7 +90,9 @@ func (b backend) authenticate(ctx context.Context, rt *runtime, caller localapi.
 			return answers, nil
 		}
 	}
-	b.d.log.Info().Str("user", req.User).Str("type", preq.Type.String()).Str("caller", caller.String()).Msg("authenticate")
+	// One info line per login (the result, below); the start is for debugging only (per-login logging is
+	// kept to a few per cent of the daemon's CPU: docs/perf.md).
+	b.d.log.Debug().Str("user", req.User).Str("type", preq.Type.String()).Str("caller", caller.String()).Msg("authenticate")
 	auth, rc, err := rt.stack.Authenticate(ctx, preq, pconv, nil)
 	res := localapi.AuthenResult{User: req.User}
 	if auth != nil {

@@ -1,6 +1,7 @@
 package messages
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -135,6 +136,10 @@ type Cancel struct {
 type StartSession struct {
 	Req     *Request
 	ReplyTo *actor.PID
+	// Caller, when set, is where the request's answers end up (the supervisor's sender). The session sends
+	// a final Outcome (Outcome.Final) straight there, and a copy marked Delivered to ReplyTo, so that the
+	// answer takes no extra hop; every other answer goes to ReplyTo only.
+	Caller  *actor.PID
 	Timeout time.Duration // per reply from the server
 	Attempt int           // 0 for the first server tried
 }
@@ -189,13 +194,23 @@ type Outcome struct {
 	// the request's own Deadline passed (the caller gave up) or the user did not answer a prompt within
 	// the session's UserTimeout. It says nothing about the server's health (no dead-time, no retry).
 	CallerDeadline bool
-	Started        time.Time
-	Finished       time.Time
+	// Delivered: the session sent this Outcome to the caller itself (StartSession.Caller); the supervisor
+	// only updates its books.
+	Delivered bool
+	Started   time.Time
+	Finished  time.Time
 
 	// The result of the session's kind, as its state machine recorded it (also set on failure).
 	Authen *fsm.AuthenResult
 	Author *fsm.AuthorResult
 	Acct   *fsm.AcctResult
+}
+
+// Final reports whether o ends its request whatever the supervisor's rules say: a success, or a denial by
+// the server (FAIL to an authentication, or to an authorization). Such an outcome is never retried,
+// changed or held back, so the session may hand it to the caller directly.
+func (o *Outcome) Final() bool {
+	return o.Err == nil || errors.Is(o.Err, tacplus.ErrAuthenticationFailed) || errors.Is(o.Err, tacplus.ErrDenied)
 }
 
 // Outbound carries a packet from a session to its connection, which adds the single-connect flag when

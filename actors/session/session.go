@@ -213,12 +213,23 @@ func (a *Session) complete(h Host, e *fsm.Effect, err error) {
 	if e != nil {
 		o.Authen, o.Author, o.Acct = e.Authen, e.Author, e.Acct
 	}
-	h.Send(a.cfg.Start.ReplyTo, o)
+	// Counted before anyone hears of it, so that a caller that reads the metrics after its answer sees it.
 	outcome := "ok"
 	if err != nil {
 		outcome = tacplus.ClassName(err)
 	}
 	a.cfg.Metrics.SessionFinished(a.kind.String(), outcome, o.Finished.Sub(a.started).Seconds())
+	if c := a.cfg.Start.Caller; c != nil && o.Final() {
+		// Straight to the caller. The supervisor's copy goes first: whatever the caller sends the
+		// supervisor after its answer queues behind it, so the supervisor's books (pending requests,
+		// status) are never behind what the caller saw.
+		d := *o
+		d.Delivered = true
+		h.Send(a.cfg.Start.ReplyTo, &d)
+		h.Send(c, o)
+	} else {
+		h.Send(a.cfg.Start.ReplyTo, o)
+	}
 	timedOut := errors.Is(err, tacplus.ErrTimeout) && a.m != nil && !a.m.Replied()
 	h.Ended(a, &messages.SessionEnded{SessionID: a.cfg.SessionID, Lost: a.lost, TimedOut: timedOut && !o.CallerDeadline, Desync: a.desync})
 }

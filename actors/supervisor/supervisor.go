@@ -541,6 +541,11 @@ func (a *Actor) send(ctx actor.Context, p *pending, s *server) {
 	p.tried = append(p.tried, s)
 	p.current = s
 	start := &messages.StartSession{Req: p.req, ReplyTo: a.self, Timeout: s.cfg.Timeout, Attempt: p.attempt}
+	if s.fsm.Alive() {
+		// A final answer may go straight to the caller: on a live server it changes nothing here but the
+		// pending table (an answer revives a dead server, which must be in effect when the caller hears).
+		start.Caller = p.caller
+	}
 	p.attempt++
 	var sl *slot
 	if s.fsm.Multiplex(a.now()) {
@@ -630,6 +635,12 @@ func (a *Actor) outcome(ctx actor.Context, o *messages.Outcome) {
 	p, ok := a.pending[o.ReqID]
 	if !ok {
 		return // the caller gave up, or the request was already answered
+	}
+	if o.Delivered {
+		// The session answered the caller itself: a final answer (messages.Outcome.Final) that the rules
+		// below would relay unchanged.
+		a.done(ctx, p)
+		return
 	}
 	if o.Err == nil || s == nil {
 		a.finish(ctx, p, o)
@@ -819,8 +830,13 @@ func (a *Actor) cancel(ctx actor.Context, m *messages.Cancel) {
 }
 
 func (a *Actor) finish(ctx actor.Context, p *pending, o *messages.Outcome) {
-	delete(a.pending, p.req.ID)
 	ctx.Send(p.caller, o)
+	a.done(ctx, p)
+}
+
+// done forgets an answered request.
+func (a *Actor) done(ctx actor.Context, p *pending) {
+	delete(a.pending, p.req.ID)
 	if a.draining != nil && a.draining.caller != nil && len(a.pending) == 0 {
 		a.checkDrain(ctx)
 	}
