@@ -81,6 +81,7 @@ type Agent struct {
 	unsubscribe func()
 	servers     map[string]Server // by address, for status (names, TLS state); keys are not read
 	groups      []Group
+	waiters     chan *waiter // idle waiters, at most maxWaiters (registered inboxes: never dropped unclosed)
 	closeOnce   sync.Once
 	closed      atomic.Bool
 }
@@ -151,7 +152,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		maxWait += t + time.Second
 	}
 	sys := actorkit.NewSystem(o.log)
-	a := &Agent{sys: sys, pool: pool, m: o.metrics, log: o.log, maxWait: maxWait, grace: deadlineGrace, servers: map[string]Server{},
+	a := &Agent{sys: sys, pool: pool, waiters: make(chan *waiter, maxWaiters), m: o.metrics, log: o.log, maxWait: maxWait, grace: deadlineGrace, servers: map[string]Server{},
 		groups: cfg.Groups}
 	for _, s := range cfg.Servers {
 		s.Key = nil // status needs the name and the TLS state only
@@ -318,6 +319,9 @@ var ErrClosed = &tacplus.Error{Class: tacplus.ErrAborted, Msg: "agent is closed"
 // replaced the agent may send the request again to the new one.
 var ErrDraining = supervisor.ErrDraining
 
+// maxWaiters bounds the idle waiters kept for reuse (about one per concurrent caller).
+const maxWaiters = 256
+
 // inboxSize bounds the messages in flight to one caller: at most one Prompt is outstanding (the session
 // waits for its answer) and one Outcome ends the request; the rest is headroom.
 const inboxSize = 4
@@ -347,8 +351,10 @@ func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation
 		wait = time.Until(dl) + a.grace // the session's own timers answer first
 	}
 	root := a.sys.Root
-	in := actorkit.NewInbox(a.sys, inboxSize)
-	defer in.Close()
+	w := a.waiter(wait)
+	in, timer := w.in, w.timer
+	answered := false
+	defer func() { a.release(w, answered) }()
 
 	// Cancellation goes to the supervisor, which knows where the request is: queued, on a session waiting
 	// for the server (it ends without a packet), or in a conversation (the session sends an ABORT).
@@ -356,8 +362,6 @@ func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation
 	defer stop()
 
 	root.RequestWithCustomSender(a.sup, req, in.PID())
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
 	cancelled := false
 	done := ctx.Done()
 	for {
@@ -377,13 +381,17 @@ func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation
 		}
 		switch m := res.(type) {
 		case *messages.Outcome:
+			if m.ReqID != req.ID {
+				continue // a late answer to the inbox's previous request (see release)
+			}
+			answered = true
 			if ctx.Err() != nil && errors.Is(m.Err, tacplus.ErrAborted) {
 				// The abort was ours, on the caller's behalf: a passed deadline is a timeout, not a give-up.
 				m.Err = tacplus.ContextError(ctx.Err(), "the request's context ended before its answer", m.Err)
 			}
 			return m, m.Err
 		case *messages.Prompt:
-			if cancelled {
+			if cancelled || m.ReqID != req.ID {
 				continue // the Cancel is on its way to the session; no more questions for the user
 			}
 			answer, cerr := a.converse(ctx, conv, m)
@@ -402,6 +410,50 @@ func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation
 			return nil, &tacplus.Error{Class: tacplus.ErrProtocol, Msg: fmt.Sprintf("unexpected reply %T", res)}
 		}
 	}
+}
+
+// waiter is a request's inbox and its timer, reused across requests (a free list of maxWaiters):
+// registering an inbox and making a timer cost about a fifth of a request's allocations.
+type waiter struct {
+	in    *actorkit.Inbox
+	timer *time.Timer
+}
+
+// waiter returns a waiter whose inbox is empty and whose timer fires after wait.
+func (a *Agent) waiter(wait time.Duration) *waiter {
+	var w *waiter
+	select {
+	case w = <-a.waiters:
+	default:
+	}
+	if w != nil {
+		for drained := false; !drained; {
+			select {
+			case <-w.in.C():
+			default:
+				drained = true
+			}
+		}
+		w.timer.Reset(wait)
+		return w
+	}
+	return &waiter{in: actorkit.NewInbox(a.sys, inboxSize), timer: time.NewTimer(wait)}
+}
+
+// release returns w to the pool when its request got its Outcome: the supervisor sends nothing after a
+// request's Outcome but, at a drain's deadline, an abort that crossed a session's direct answer; do
+// skips answers to another request id. An inbox whose request ended otherwise (the agent's own timeout,
+// closed) may still receive its answers: it is closed instead.
+func (a *Agent) release(w *waiter, answered bool) {
+	w.timer.Stop()
+	if answered && !a.closed.Load() {
+		select {
+		case a.waiters <- w:
+			return
+		default:
+		}
+	}
+	w.in.Close()
 }
 
 // converse asks conv and returns a copy of its answer, owned by the UserInput it goes in (the session

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -157,6 +158,38 @@ type Server struct {
 	ConnectionLost  prometheus.Counter
 	Dead            prometheus.Gauge
 	m               *Metrics
+	// children caches the per-kind and per-outcome series of this server (childKey -> collector), so that
+	// a session does not hash its labels at every start and end.
+	children sync.Map
+}
+
+type childKey struct {
+	which         uint8 // 0 started, 1 finished, 2 duration
+	kind, outcome string
+}
+
+func (s *Server) counter(k childKey) prometheus.Counter {
+	if c, ok := s.children.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	var c prometheus.Counter
+	if k.which == 0 {
+		c = s.m.SessionsStarted.WithLabelValues(k.kind, s.Addr)
+	} else {
+		c = s.m.SessionsFinished.WithLabelValues(k.kind, k.outcome, s.Addr)
+	}
+	s.children.Store(k, c)
+	return c
+}
+
+func (s *Server) duration(kind string) prometheus.Observer {
+	k := childKey{which: 2, kind: kind}
+	if o, ok := s.children.Load(k); ok {
+		return o.(prometheus.Observer)
+	}
+	o := s.m.SessionDuration.WithLabelValues(kind)
+	s.children.Store(k, o)
+	return o
 }
 
 // Server returns the view for the server at addr ("host:port").
@@ -191,15 +224,15 @@ func (s *Server) BadPacket(reason string) { s.m.BadPackets.WithLabelValues(s.Add
 // SessionStarted counts a session of kind on this server, and one more in flight. Each session calls it
 // once and SessionFinished once, so started, finished and in flight always agree.
 func (s *Server) SessionStarted(kind string) {
-	s.m.SessionsStarted.WithLabelValues(kind, s.Addr).Inc()
+	s.counter(childKey{which: 0, kind: kind}).Inc()
 	s.InFlight.Inc()
 }
 
 // SessionFinished counts a session's end; outcome is "ok" or an error class name. seconds is its duration.
 func (s *Server) SessionFinished(kind, outcome string, seconds float64) {
 	s.InFlight.Dec()
-	s.m.SessionsFinished.WithLabelValues(kind, outcome, s.Addr).Inc()
-	s.m.SessionDuration.WithLabelValues(kind).Observe(seconds)
+	s.counter(childKey{which: 1, kind: kind, outcome: outcome}).Inc()
+	s.duration(kind).Observe(seconds)
 }
 
 // Nop returns a Metrics registered on a private registry, for code paths that run without an exporter.

@@ -540,8 +540,9 @@ func (a *Actor) dialed(ctx actor.Context, m *dialResult) {
 	}
 }
 
-// readBuffer is the reader goroutine's buffer: one Read brings in every packet the server has sent so far.
-const readBuffer = 16 << 10
+// readBuffer is the reader goroutine's buffer: one Read brings in every packet the server has sent so far
+// (a reply is typically under 100 bytes; a per-session connection pays for the buffer too).
+const readBuffer = 4 << 10
 
 // read is the reader goroutine: it frames and decodes packets and sends them to the actor, every packet
 // that arrived in one read together in one message. It never touches the actor's state.
