@@ -347,10 +347,9 @@ func (a *Actor) receive(ctx actor.Context) {
 
 // drainLocal handles what the sessions handed the connection, oldest first; handling one may queue more.
 func (a *Actor) drainLocal(ctx actor.Context) {
-	for len(a.local) > 0 {
-		m := a.local[0]
-		a.local[0] = nil
-		a.local = a.local[1:]
+	for i := 0; i < len(a.local); i++ {
+		m := a.local[i]
+		a.local[i] = nil
 		switch m := m.(type) {
 		case *messages.Outbound:
 			a.outbound(ctx, m)
@@ -358,7 +357,7 @@ func (a *Actor) drainLocal(ctx actor.Context) {
 			a.sessionEnded(ctx, m)
 		}
 	}
-	a.local = a.local[:0:0]
+	a.local = a.local[:0] // reused; a panic above (a Failure) leaves it to the discarded instance
 }
 
 func (a *Actor) init(ctx actor.Context) {

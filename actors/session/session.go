@@ -243,6 +243,9 @@ func (a *Session) stateName() string {
 
 // withServer fills in the server of a taxonomy error.
 func withServer(err error, server string) error {
+	if err == nil {
+		return nil
+	}
 	var te *tacplus.Error
 	if errors.As(err, &te) && te.Server == "" {
 		te.Server = server
