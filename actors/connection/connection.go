@@ -162,6 +162,8 @@ type (
 
 type route struct {
 	s        *session.Session
+	replyTo  *actor.PID // the request's ReplyTo, for a session that cannot answer itself (hosted.go)
+	sid      uint32
 	reqID    uint64
 	deadline time.Time          // the request's absolute deadline; zero for none
 	req      *messages.Request  // for Gone: the caller gave up
@@ -590,7 +592,7 @@ func (a *Actor) spawn(ctx actor.Context, m *messages.StartSession) {
 		return
 	}
 	r := &route{s: a.cfg.NewSession(m, SessionInfo{SessionID: sid, Epoch: a.epoch, Server: a.cfg.Addr}),
-		reqID: m.Req.ID, deadline: m.Req.Deadline, req: m.Req, hidx: -1}
+		replyTo: m.ReplyTo, sid: sid, reqID: m.Req.ID, deadline: m.Req.Deadline, req: m.Req, hidx: -1}
 	a.routes[sid] = r
 	a.byReq[m.Req.ID] = sid
 	a.served++

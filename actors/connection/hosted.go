@@ -10,6 +10,7 @@ import (
 	"github.com/tacagent/tacagent/actors/session"
 	"github.com/tacagent/tacagent/internal/actorkit"
 	"github.com/tacagent/tacagent/messages"
+	"github.com/tacagent/tacagent/tacplus"
 )
 
 // host is the connection as its sessions see it (session.Host). Sessions are child actors that share
@@ -52,7 +53,7 @@ func (a *Actor) run(r *route, f func()) {
 			if a.cfg.OnPanic != nil {
 				a.cfg.OnPanic()
 			}
-			a.log.Error().Uint32("session", r.s.SessionID()).Bytes("stack", debug.Stack()).Msgf("session panic: %v", p)
+			a.log.Error().Uint32("session", r.sid).Bytes("stack", debug.Stack()).Msgf("session panic: %v", p)
 			a.stopSession(r)
 		}
 	}()
@@ -60,12 +61,20 @@ func (a *Actor) run(r *route, f func()) {
 }
 
 // stopSession ends a session that has not completed: it answers its caller (session.Stop). If even that
-// panics, the route is ended here so that the connection does not wait for it.
+// panics, the connection answers for it (unless it had answered already) and ends its route, so that
+// nobody waits for it.
 func (a *Actor) stopSession(r *route) {
 	defer func() {
 		if p := recover(); p != nil {
-			a.log.Error().Uint32("session", r.s.SessionID()).Msgf("session panic while stopping: %v", p)
-			a.local = append(a.local, &messages.SessionEnded{SessionID: r.s.SessionID()})
+			a.log.Error().Uint32("session", r.sid).Msgf("session panic while stopping: %v", p)
+			if r.s == nil || !r.s.Answered() {
+				now := time.Now()
+				a.root.Send(r.replyTo, &messages.Outcome{ReqID: r.reqID, Kind: r.req.Kind(), Server: a.cfg.Addr,
+					SessionID: r.sid, Started: now, Finished: now,
+					Err: &tacplus.Error{Class: tacplus.ErrConnectionLost, Server: a.cfg.Addr, SessionID: r.sid,
+						Msg: "session failed before it completed"}})
+			}
+			a.local = append(a.local, &messages.SessionEnded{SessionID: r.sid})
 		}
 	}()
 	r.s.Stop(a.host)

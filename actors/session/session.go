@@ -53,6 +53,7 @@ type Session struct {
 	m        fsm.Machine
 	kind     messages.Kind
 	done     bool
+	answered bool   // the caller has its Outcome
 	lost     bool   // ended by ConnectionLost: the connection counts it as lost work
 	desync   string // ended by refusing a routed packet: the bad-packet reason, for the connection
 	callerDL bool   // the armed timer is the request's deadline, not the server's or the user's timeout
@@ -67,8 +68,11 @@ func New(cfg Config) *Session { return &Session{cfg: cfg} }
 // SessionID is the session's id on its connection.
 func (a *Session) SessionID() uint32 { return a.cfg.SessionID }
 
-// Done reports whether the session has answered its caller.
+// Done reports whether the session has completed (it may have failed before its answer went out).
 func (a *Session) Done() bool { return a.done }
+
+// Answered reports whether the session's Outcome went to its caller.
+func (a *Session) Answered() bool { return a.answered }
 
 // Start builds the machine and sends the first packet.
 func (a *Session) Start(h Host) {
@@ -230,6 +234,7 @@ func (a *Session) complete(h Host, e *fsm.Effect, err error) {
 	} else {
 		h.Send(a.cfg.Start.ReplyTo, o)
 	}
+	a.answered = true
 	timedOut := errors.Is(err, tacplus.ErrTimeout) && a.m != nil && !a.m.Replied()
 	h.Ended(a, &messages.SessionEnded{SessionID: a.cfg.SessionID, Lost: a.lost, TimedOut: timedOut && !o.CallerDeadline, Desync: a.desync})
 }
