@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -70,6 +71,7 @@ func WithMetrics(m *metrics.Metrics) Option { return func(o *options) { o.metric
 // Agent is a running TACACS+ client. It is safe for concurrent use.
 type Agent struct {
 	sys         *actor.ActorSystem
+	pool        *actorkit.Pool
 	sup         *actor.PID
 	m           *metrics.Metrics
 	log         zerolog.Logger
@@ -79,6 +81,7 @@ type Agent struct {
 	unsubscribe func()
 	servers     map[string]Server // by address, for status (names, TLS state); keys are not read
 	groups      []Group
+	waiters     chan *waiter // idle waiters, at most maxWaiters (registered inboxes: never dropped unclosed)
 	closeOnce   sync.Once
 	closed      atomic.Bool
 }
@@ -117,7 +120,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		}
 		ss := supervisor.Server{Addr: s.Addr, Codec: codec, Timeout: s.Timeout, DialTimeout: s.DialTimeout,
 			IdleTimeout: s.IdleTimeout, MaxInFlight: s.MaxInFlight, SingleConnect: !s.NoSingleConnect, SourceAddr: s.SourceAddr,
-			Dial: s.Dial}
+			Dial: s.Dial, Conns: s.ConnectionsPerServer}
 		scfg.Servers = append(scfg.Servers, ss)
 	}
 	userTimeout := cfg.UserTimeout
@@ -127,12 +130,16 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	}
 	// Every actor logs a panic with its stack and counts it (the library logs no stack).
 	withPanicLog := actor.WithReceiverMiddleware(actorkit.PanicLogger(o.log, o.metrics.ActorPanics.Inc))
-	scfg.ConnProps = []actor.PropsOption{withPanicLog}
-	scfg.NewSession = func(start *messages.StartSession, info connection.SessionInfo) *actor.Props {
-		return session.Props(session.Config{Start: start, SessionID: info.SessionID, Epoch: info.Epoch, Server: info.Server,
-			UserTimeout: userTimeout, Metrics: perServer[info.Server], Log: o.log}, withPanicLog)
+	pool := newPool()
+	withPool := actor.WithDispatcher(pool)
+	scfg.ConnProps = []actor.PropsOption{withPanicLog, withPool}
+	scfg.NewSession = func(start *messages.StartSession, info connection.SessionInfo) *session.Session {
+		return session.New(session.Config{Start: start, SessionID: info.SessionID, Epoch: info.Epoch, Server: info.Server,
+			UserTimeout: userTimeout, Metrics: perServer[info.Server], Log: o.log})
 	}
+	scfg.OnSessionPanic = o.metrics.ActorPanics.Inc
 	if err := scfg.Validate(); err != nil {
+		pool.Stop()
 		return nil, err
 	}
 	for _, s := range scfg.Servers {
@@ -145,7 +152,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		maxWait += t + time.Second
 	}
 	sys := actorkit.NewSystem(o.log)
-	a := &Agent{sys: sys, m: o.metrics, log: o.log, maxWait: maxWait, grace: deadlineGrace, servers: map[string]Server{},
+	a := &Agent{sys: sys, pool: pool, waiters: make(chan *waiter, maxWaiters), m: o.metrics, log: o.log, maxWait: maxWait, grace: deadlineGrace, servers: map[string]Server{},
 		groups: cfg.Groups}
 	for _, s := range cfg.Servers {
 		s.Key = nil // status needs the name and the TLS state only
@@ -167,11 +174,12 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 			o.metrics.SupervisorEvents.WithLabelValues(ev.Directive.String()).Inc()
 		},
 	})
-	props := actor.PropsFromProducer(func() actor.Actor { return supervisor.New(scfg) }, withPanicLog)
+	props := actor.PropsFromProducer(func() actor.Actor { return supervisor.New(scfg) }, withPanicLog, withPool)
 	pid, err := sys.Root.SpawnNamed(props, "supervisor")
 	if err != nil {
 		a.unsubscribe()
 		sys.Shutdown()
+		pool.Stop()
 		return nil, err
 	}
 	a.sup = pid
@@ -311,6 +319,9 @@ var ErrClosed = &tacplus.Error{Class: tacplus.ErrAborted, Msg: "agent is closed"
 // replaced the agent may send the request again to the new one.
 var ErrDraining = supervisor.ErrDraining
 
+// maxWaiters bounds the idle waiters kept for reuse (about one per concurrent caller).
+const maxWaiters = 256
+
 // inboxSize bounds the messages in flight to one caller: at most one Prompt is outstanding (the session
 // waits for its answer) and one Outcome ends the request; the rest is headroom.
 const inboxSize = 4
@@ -340,8 +351,10 @@ func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation
 		wait = time.Until(dl) + a.grace // the session's own timers answer first
 	}
 	root := a.sys.Root
-	in := actorkit.NewInbox(a.sys, inboxSize)
-	defer in.Close()
+	w := a.waiter(wait)
+	in, timer := w.in, w.timer
+	answered := false
+	defer func() { a.release(w, answered) }()
 
 	// Cancellation goes to the supervisor, which knows where the request is: queued, on a session waiting
 	// for the server (it ends without a packet), or in a conversation (the session sends an ABORT).
@@ -349,8 +362,6 @@ func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation
 	defer stop()
 
 	root.RequestWithCustomSender(a.sup, req, in.PID())
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
 	cancelled := false
 	done := ctx.Done()
 	for {
@@ -370,20 +381,24 @@ func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation
 		}
 		switch m := res.(type) {
 		case *messages.Outcome:
+			if m.ReqID != req.ID {
+				continue // a late answer to the inbox's previous request (see release)
+			}
+			answered = true
 			if ctx.Err() != nil && errors.Is(m.Err, tacplus.ErrAborted) {
 				// The abort was ours, on the caller's behalf: a passed deadline is a timeout, not a give-up.
 				m.Err = tacplus.ContextError(ctx.Err(), "the request's context ended before its answer", m.Err)
 			}
 			return m, m.Err
 		case *messages.Prompt:
-			if cancelled {
+			if cancelled || m.ReqID != req.ID {
 				continue // the Cancel is on its way to the session; no more questions for the user
 			}
 			answer, cerr := a.converse(ctx, conv, m)
 			if cerr != nil {
 				root.Send(a.sup, &messages.Cancel{ID: req.ID, Reason: "conversation ended"})
 			} else {
-				root.Send(m.Session, &messages.UserInput{Text: answer})
+				root.Send(m.Session, &messages.UserInput{ReqID: m.ReqID, Text: answer})
 			}
 			// The session times the user out on its own (UserTimeout); the wait restarts from the answer.
 			if !cancelled {
@@ -395,6 +410,50 @@ func (a *Agent) do(ctx context.Context, req *messages.Request, conv Conversation
 			return nil, &tacplus.Error{Class: tacplus.ErrProtocol, Msg: fmt.Sprintf("unexpected reply %T", res)}
 		}
 	}
+}
+
+// waiter is a request's inbox and its timer, reused across requests (a free list of maxWaiters):
+// registering an inbox and making a timer cost about a fifth of a request's allocations.
+type waiter struct {
+	in    *actorkit.Inbox
+	timer *time.Timer
+}
+
+// waiter returns a waiter whose inbox is empty and whose timer fires after wait.
+func (a *Agent) waiter(wait time.Duration) *waiter {
+	var w *waiter
+	select {
+	case w = <-a.waiters:
+	default:
+	}
+	if w != nil {
+		for drained := false; !drained; {
+			select {
+			case <-w.in.C():
+			default:
+				drained = true
+			}
+		}
+		w.timer.Reset(wait)
+		return w
+	}
+	return &waiter{in: actorkit.NewInbox(a.sys, inboxSize), timer: time.NewTimer(wait)}
+}
+
+// release returns w to the pool when its request got its Outcome: the supervisor sends nothing after a
+// request's Outcome but, at a drain's deadline, an abort that crossed a session's direct answer; do
+// skips answers to another request id. An inbox whose request ended otherwise (the agent's own timeout,
+// closed) may still receive its answers: it is closed instead.
+func (a *Agent) release(w *waiter, answered bool) {
+	w.timer.Stop()
+	if answered && !a.closed.Load() {
+		select {
+		case a.waiters <- w:
+			return
+		default:
+		}
+	}
+	w.in.Close()
 }
 
 // converse asks conv and returns a copy of its answer, owned by the UserInput it goes in (the session
@@ -438,6 +497,8 @@ type ServerStatus struct {
 	SingleConnect bool      // new requests share one connection (negotiated, not held down)
 	InFlight      int       // requests running on its connections
 	Queued        int       // requests waiting for a free slot on its connections
+	Connections   int       // long-lived connections configured (connections_per_server)
+	Open          int       // of those, the ones with an open socket now
 	LastError     string    // the last error that said something about the server's health
 	LastErrorAt   time.Time // when it happened; zero when there was none
 	TLS           *TLSState // the last verified TLS handshake; nil for a plaintext server or before the first
@@ -457,7 +518,8 @@ func (a *Agent) Status(ctx context.Context) (*Status, error) {
 	out := &Status{Pending: rep.Pending, Servers: make([]ServerStatus, 0, len(rep.Servers))}
 	for _, s := range rep.Servers {
 		st := ServerStatus{Name: s.Addr, Addr: s.Addr, State: s.State, Since: s.Since, DeadUntil: s.DeadUntil,
-			SingleConnect: s.SingleConnect, InFlight: s.InFlight, Queued: s.Queued, LastError: s.LastError, LastErrorAt: s.LastErrorAt}
+			SingleConnect: s.SingleConnect, InFlight: s.InFlight, Queued: s.Queued, LastError: s.LastError, LastErrorAt: s.LastErrorAt,
+			Connections: s.Connections, Open: s.Open}
 		if c, ok := a.servers[s.Addr]; ok {
 			if c.Name != "" {
 				st.Name = c.Name
@@ -503,6 +565,19 @@ func (a *Agent) Close(ctx context.Context) (abandoned int, err error) {
 		}
 		a.unsubscribe()
 		a.sys.Shutdown()
+		a.pool.Stop()
 	})
 	return abandoned, err
 }
+
+// newPool is the dispatcher of the agent's actors: one worker per CPU, whose stacks stay grown between
+// mailbox runs (docs/perf.md, "Actor core": the library's default starts a goroutine per run, and stack
+// growth cost 4-15% of the client's CPU), 300 messages per run as the library's default.
+func newPool() *actorkit.Pool {
+	return actorkit.NewPool(runtime.GOMAXPROCS(0), poolQueue, poolThroughput)
+}
+
+const (
+	poolQueue      = 1024 // runs waiting for a worker; past that a run gets a goroutine of its own
+	poolThroughput = 300  // messages per mailbox run before it yields (the library's default)
+)

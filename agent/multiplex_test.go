@@ -140,3 +140,31 @@ func TestSingleConnectRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectionsPerServer: with ConnectionsPerServer 3 the agent keeps three multiplexed connections to
+// the server, status shows them, and concurrent sessions go to all three (each one negotiated
+// single-connect with its own first session); no other connection is opened.
+func TestConnectionsPerServer(t *testing.T) {
+	srv := startServer(t, nil)
+	s := server(srv.Addr())
+	s.ConnectionsPerServer = 3
+	h := newAgent(t, agent.Config{Servers: []agent.Server{s}})
+	eventually(t, waitLimit, "three connections open", func() bool {
+		st, err := h.Status(ctxT(t))
+		return err == nil && st.Servers[0].Connections == 3 && st.Servers[0].Open == 3
+	})
+	var errs firstErrs
+	runParallel(60, func(int) {
+		if _, err := h.Authenticate(ctxT(t), pap("alice", "alice-pw"), nil); err != nil {
+			errs.add("login: %v", err)
+		}
+	})
+	errs.check(t)
+	st := srv.Stats()
+	if st.Connections != 3 || st.SingleConnectAgreed != 3 || st.AuthenPass != 60 {
+		t.Fatalf("server saw %d connections, %d negotiated, %d PASS; want 3, 3, 60", st.Connections, st.SingleConnectAgreed, st.AuthenPass)
+	}
+	if v := h.metric(h.m().ConnsOpen.WithLabelValues(srv.Addr())); v != 3 {
+		t.Fatalf("connections_open = %v, want 3", v)
+	}
+}

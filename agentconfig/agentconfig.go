@@ -8,17 +8,18 @@ import (
 
 // Defaults the agent applies to a zero field.
 const (
-	DefaultTimeout        = 5 * time.Second       // Server.Timeout: wait for each reply
-	DefaultDialTimeout    = 2 * time.Second       // Server.DialTimeout: one connect
-	DefaultIdleTimeout    = 10 * time.Second      // Server.IdleTimeout: below tacquito's 15 s, so that we close first
-	DefaultMaxInFlight    = 1024                  // Server.MaxInFlight
-	DefaultDeadTime       = 30 * time.Second      // Config.DeadTime
-	DefaultBackoffInitial = 50 * time.Millisecond // Config.BackoffInitial
-	DefaultBackoffMax     = 5 * time.Second       // Config.BackoffMax
-	DefaultHoldDown       = time.Hour             // Config.SingleConnectHoldDown
-	DefaultMaxAge         = 10 * time.Minute      // Config.MaxConnectionAge
-	DefaultUserTimeout    = 2 * time.Minute       // Config.UserTimeout (the daemon uses its own, shorter one)
-	DefaultMaxBodyLen     = uint32(64 << 10)      // Server.MaxBodyLen
+	DefaultTimeout          = 5 * time.Second       // Server.Timeout: wait for each reply
+	DefaultDialTimeout      = 2 * time.Second       // Server.DialTimeout: one connect
+	DefaultIdleTimeout      = 10 * time.Second      // Server.IdleTimeout: below tacquito's 15 s, so that we close first
+	DefaultMaxInFlight      = 1024                  // Server.MaxInFlight
+	MaxConnectionsPerServer = 64                    // the largest Server.ConnectionsPerServer
+	DefaultDeadTime         = 30 * time.Second      // Config.DeadTime
+	DefaultBackoffInitial   = 50 * time.Millisecond // Config.BackoffInitial
+	DefaultBackoffMax       = 5 * time.Second       // Config.BackoffMax
+	DefaultHoldDown         = time.Hour             // Config.SingleConnectHoldDown
+	DefaultMaxAge           = 10 * time.Minute      // Config.MaxConnectionAge
+	DefaultUserTimeout      = 2 * time.Minute       // Config.UserTimeout (the daemon uses its own, shorter one)
+	DefaultMaxBodyLen       = uint32(64 << 10)      // Server.MaxBodyLen
 )
 
 // Server configures one TACACS+ server.
@@ -38,9 +39,13 @@ type Server struct {
 	// NoSingleConnect stops the agent from asking for single-connect mode (RFC 8907 section 4.3); by default
 	// it asks, and falls back to one connection per session when the server does not agree.
 	NoSingleConnect bool
-	MaxInFlight     int    // sessions at once on one connection; default DefaultMaxInFlight
-	SourceAddr      string // local IP to connect from
-	MaxBodyLen      uint32 // largest body accepted; default DefaultMaxBodyLen
+	MaxInFlight     int // sessions at once on one connection; default DefaultMaxInFlight
+	// ConnectionsPerServer is how many long-lived multiplexed connections the agent keeps to the server
+	// (default 1, at most MaxConnectionsPerServer); new sessions go to them in turn. A server that serves
+	// each connection with one worker gives more throughput over several.
+	ConnectionsPerServer int
+	SourceAddr           string // local IP to connect from
+	MaxBodyLen           uint32 // largest body accepted; default DefaultMaxBodyLen
 	// Dial replaces the TCP dialer (TLS, tests).
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// TLS reports what the last verified TLS handshake with the server established, for status; nil for a

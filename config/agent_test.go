@@ -24,6 +24,7 @@ func TestAgentMapping(t *testing.T) {
     idle_timeout: never
     single_connect: false
     max_in_flight: 16
+    connections_per_server: 3
     source_address: 127.0.0.1
     max_body: 4096
   - name: plain
@@ -48,10 +49,10 @@ authentication: {user_timeout: 45s}
 	want := agent.Config{
 		Servers: []agent.Server{
 			{Addr: "127.0.0.1:4949", Name: "tac1", Key: []byte(fileKey), Timeout: 3 * time.Second, DialTimeout: time.Second,
-				IdleTimeout: -1, NoSingleConnect: true, MaxInFlight: 16, SourceAddr: "127.0.0.1", MaxBodyLen: 4096},
+				IdleTimeout: -1, NoSingleConnect: true, MaxInFlight: 16, ConnectionsPerServer: 3, SourceAddr: "127.0.0.1", MaxBodyLen: 4096},
 			{Addr: "[::1]:49", Name: "plain", Unencrypted: true, AllowUnencrypted: true, Timeout: DefaultTimeout,
 				DialTimeout: DefaultConnectTimeout, IdleTimeout: DefaultIdleTimeout, MaxInFlight: DefaultMaxInFlight,
-				MaxBodyLen: DefaultMaxBody},
+				ConnectionsPerServer: 1, MaxBodyLen: DefaultMaxBody},
 		},
 		Groups: []agent.Group{
 			{Name: "core", Servers: []string{"127.0.0.1:4949", "[::1]:49"}},

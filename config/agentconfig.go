@@ -22,17 +22,18 @@ func (c *Config) Agent() (agentconfig.Config, error) {
 	}
 	for _, s := range c.Servers {
 		as := agentconfig.Server{
-			Addr:             s.Address,
-			Name:             s.Name,
-			Unencrypted:      s.Unencrypted,
-			AllowUnencrypted: s.AllowUnencrypted,
-			Timeout:          s.Timeout,
-			DialTimeout:      s.ConnectTimeout,
-			IdleTimeout:      s.IdleTimeout,
-			NoSingleConnect:  !s.SingleConnect,
-			MaxInFlight:      s.MaxInFlight,
-			SourceAddr:       s.SourceAddress,
-			MaxBodyLen:       s.MaxBody,
+			Addr:                 s.Address,
+			Name:                 s.Name,
+			Unencrypted:          s.Unencrypted,
+			AllowUnencrypted:     s.AllowUnencrypted,
+			Timeout:              s.Timeout,
+			DialTimeout:          s.ConnectTimeout,
+			IdleTimeout:          s.IdleTimeout,
+			NoSingleConnect:      !s.SingleConnect,
+			MaxInFlight:          s.MaxInFlight,
+			ConnectionsPerServer: s.ConnectionsPerServer,
+			SourceAddr:           s.SourceAddress,
+			MaxBodyLen:           s.MaxBody,
 		}
 		if s.key != nil {
 			as.Key = append([]byte(nil), s.key.b...)

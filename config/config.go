@@ -26,8 +26,10 @@ const (
 	DefaultConnectTimeout = agentconfig.DefaultDialTimeout
 	DefaultIdleTimeout    = agentconfig.DefaultIdleTimeout
 	DefaultMaxInFlight    = agentconfig.DefaultMaxInFlight
-	DefaultMaxBody        = tacplus.DefaultMaxBodyLen
-	DefaultDeadTime       = agentconfig.DefaultDeadTime
+	// MaxConnectionsPerServer bounds servers.connections_per_server.
+	MaxConnectionsPerServer = agentconfig.MaxConnectionsPerServer
+	DefaultMaxBody          = tacplus.DefaultMaxBodyLen
+	DefaultDeadTime         = agentconfig.DefaultDeadTime
 	// DefaultSingleConnectHoldDown is single_connect_hold_down's default.
 	DefaultSingleConnectHoldDown = agentconfig.DefaultHoldDown
 	// DefaultMaxConnectionAge is max_connection_age's default.
@@ -143,10 +145,12 @@ type Server struct {
 	// IdleTimeout closes a connection without sessions after this long; negative ("never") keeps it.
 	IdleTimeout time.Duration `yaml:"idle_timeout" config:"never"`
 	// SingleConnect asks for single-connection mode (RFC 8907 section 4.3). Default true.
-	SingleConnect bool   `yaml:"single_connect"`
-	MaxInFlight   int    `yaml:"max_in_flight"`
-	SourceAddress string `yaml:"source_address"` // local IP to connect from; "" lets the kernel choose
-	MaxBody       uint32 `yaml:"max_body"`       // largest body accepted from the server, bytes
+	SingleConnect bool `yaml:"single_connect"`
+	MaxInFlight   int  `yaml:"max_in_flight"`
+	// ConnectionsPerServer is how many multiplexed connections to keep to the server; default 1.
+	ConnectionsPerServer int    `yaml:"connections_per_server"`
+	SourceAddress        string `yaml:"source_address"` // local IP to connect from; "" lets the kernel choose
+	MaxBody              uint32 `yaml:"max_body"`       // largest body accepted from the server, bytes
 	// TLS is TACACS+ over TLS 1.3 (tls.go).
 	TLS TLS `yaml:"tls"`
 
@@ -332,7 +336,7 @@ func defaults() *Config {
 func defaultServer() Server {
 	return Server{
 		Timeout: DefaultTimeout, ConnectTimeout: DefaultConnectTimeout, IdleTimeout: DefaultIdleTimeout,
-		SingleConnect: true, MaxInFlight: DefaultMaxInFlight, MaxBody: DefaultMaxBody,
+		SingleConnect: true, MaxInFlight: DefaultMaxInFlight, MaxBody: DefaultMaxBody, ConnectionsPerServer: 1,
 	}
 }
 

@@ -134,6 +134,12 @@ func (c *Config) checkServers(p *problems) {
 		case s.MaxInFlight == 0:
 			s.MaxInFlight = DefaultMaxInFlight
 		}
+		switch {
+		case s.ConnectionsPerServer < 0 || s.ConnectionsPerServer > MaxConnectionsPerServer:
+			p.add(base+".connections_per_server", "must be from 1 to %d", MaxConnectionsPerServer)
+		case s.ConnectionsPerServer == 0:
+			s.ConnectionsPerServer = 1
+		}
 		if s.MaxBody == 0 {
 			s.MaxBody = DefaultMaxBody
 		}

@@ -90,7 +90,9 @@ func (b backend) authenticate(ctx context.Context, rt *runtime, caller localapi.
 			return answers, nil
 		}
 	}
-	b.d.log.Info().Str("user", req.User).Str("type", preq.Type.String()).Str("caller", caller.String()).Msg("authenticate")
+	// One info line per login (the result, below); the start is for debugging only (per-login logging is
+	// kept to a few per cent of the daemon's CPU: docs/perf.md).
+	b.d.log.Debug().Str("user", req.User).Str("type", preq.Type.String()).Str("caller", caller.String()).Msg("authenticate")
 	auth, rc, err := rt.stack.Authenticate(ctx, preq, pconv, nil)
 	res := localapi.AuthenResult{User: req.User}
 	if auth != nil {
@@ -277,7 +279,7 @@ func (b backend) Status(ctx context.Context) (localapi.Status, error) {
 	for _, s := range st.Servers {
 		ls := localapi.ServerStatus{Name: s.Name, Addr: s.Addr, Groups: s.Groups, State: s.State, Since: s.Since,
 			DeadUntil: s.DeadUntil, SingleConnect: s.SingleConnect, InFlight: s.InFlight, Queued: s.Queued,
-			LastError: s.LastError, LastErrorAt: s.LastErrorAt}
+			Connections: s.Connections, Open: s.Open, LastError: s.LastError, LastErrorAt: s.LastErrorAt}
 		if len(s.Groups) > 0 {
 			ls.Group = s.Groups[0]
 		}

@@ -316,7 +316,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			m.APIRejected.WithLabelValues(res.err.reason).Inc()
 		}
 	}
-	ev := s.log.Info()
+	// A request that succeeded is logged at debug: the backend logs its decision (one info line per login,
+	// authorization or record); refusals and failures of the API itself stay visible.
+	ev := s.log.Debug()
+	if res.status >= 400 {
+		ev = s.log.Info()
+	}
 	if res.status >= 500 {
 		ev = s.log.Warn()
 	}

@@ -248,8 +248,10 @@ type ServerStatus struct {
 	Since         time.Time `json:"since,omitzero"` // when State last changed
 	DeadUntil     time.Time `json:"dead_until,omitzero"`
 	SingleConnect bool      `json:"single_connect"`
-	InFlight      int       `json:"in_flight"` // requests running on the server's connections
-	Queued        int       `json:"queued"`    // requests waiting for a free slot on them
+	InFlight      int       `json:"in_flight"`             // requests running on the server's connections
+	Queued        int       `json:"queued"`                // requests waiting for a free slot on them
+	Connections   int       `json:"connections,omitempty"` // long-lived connections configured (connections_per_server)
+	Open          int       `json:"connections_open"`      // of those, the ones with an open socket
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
 	TLS           *TLSInfo  `json:"tls,omitempty"` // the last verified TLS handshake; absent for plaintext

@@ -1,6 +1,7 @@
 package messages
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -135,12 +136,17 @@ type Cancel struct {
 type StartSession struct {
 	Req     *Request
 	ReplyTo *actor.PID
+	// Caller, when set, is where the request's answers end up (the supervisor's sender). The session sends
+	// a final Outcome (Outcome.Final) straight there, and a copy marked Delivered to ReplyTo, so that the
+	// answer takes no extra hop; every other answer goes to ReplyTo only.
+	Caller  *actor.PID
 	Timeout time.Duration // per reply from the server
 	Attempt int           // 0 for the first server tried
 }
 
 // Prompt is a server's request for user input during authentication (GETUSER, GETPASS, GETDATA). The
-// answer goes to Session as a *UserInput; the next Prompt or the Outcome comes back through the supervisor.
+// answer goes to Session (the connection that hosts the session) as a *UserInput carrying ReqID; the next
+// Prompt or the Outcome comes back through the supervisor.
 type Prompt struct {
 	ReqID   uint64
 	Session *actor.PID
@@ -154,7 +160,8 @@ type Prompt struct {
 // caller through the supervisor.
 // The session that receives it owns Text: it wipes it once the CONTINUE carrying it is built.
 type UserInput struct {
-	Text []byte
+	ReqID uint64 // Prompt.ReqID: the connection routes the answer to the session running that request
+	Text  []byte
 }
 
 // String never shows the answer, which is often a password.
@@ -187,13 +194,23 @@ type Outcome struct {
 	// the request's own Deadline passed (the caller gave up) or the user did not answer a prompt within
 	// the session's UserTimeout. It says nothing about the server's health (no dead-time, no retry).
 	CallerDeadline bool
-	Started        time.Time
-	Finished       time.Time
+	// Delivered: the session sent this Outcome to the caller itself (StartSession.Caller); the supervisor
+	// only updates its books.
+	Delivered bool
+	Started   time.Time
+	Finished  time.Time
 
 	// The result of the session's kind, as its state machine recorded it (also set on failure).
 	Authen *fsm.AuthenResult
 	Author *fsm.AuthorResult
 	Acct   *fsm.AcctResult
+}
+
+// Final reports whether o ends its request whatever the supervisor's rules say: a success, or a denial by
+// the server (FAIL to an authentication, or to an authorization). Such an outcome is never retried,
+// changed or held back, so the session may hand it to the caller directly.
+func (o *Outcome) Final() bool {
+	return o.Err == nil || errors.Is(o.Err, tacplus.ErrAuthenticationFailed) || errors.Is(o.Err, tacplus.ErrDenied)
 }
 
 // Outbound carries a packet from a session to its connection, which adds the single-connect flag when
@@ -240,6 +257,8 @@ type ServerStatus struct {
 	SingleConnect bool
 	InFlight      int
 	Queued        int
+	Connections   int // long-lived connections configured (connections_per_server)
+	Open          int // of those, the ones with an open socket
 	LastError     string
 	LastErrorAt   time.Time // when LastError happened
 }

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -29,6 +30,7 @@ type Metrics struct {
 	ConnRestarts      *prometheus.CounterVec   // server
 	ConnState         *prometheus.GaugeVec     // server
 	SingleConnect     *prometheus.GaugeVec     // server
+	ConnsOpen         *prometheus.GaugeVec     // server
 	PacketsSent       *prometheus.CounterVec   // server
 	PacketsReceived   *prometheus.CounterVec   // server
 	BytesSent         *prometheus.CounterVec   // server
@@ -86,6 +88,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		ConnTimeouts:      cv("connection_timeouts_total", "Connection attempts that timed out.", "server"),
 		ConnRestarts:      cv("connection_restarts_total", "Connection actor restarts by the supervisor.", "server"),
 		ConnState:         gv("connection_state", "Connection state: 0 down, 1 connecting, 2 up.", "server"),
+		ConnsOpen:         gv("connections_open", "Long-lived connections (connections_per_server) with an open socket.", "server"),
 		SingleConnect:     gv("single_connect", "1 when the server agreed to single-connect mode on the current connection (RFC 8907 section 4.3).", "server"),
 		PacketsSent:       cv("packets_sent_total", "Packets sent.", "server"),
 		PacketsReceived:   cv("packets_received_total", "Packets received.", "server"),
@@ -116,7 +119,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	for _, col := range append([]prometheus.Collector{
 		m.SessionsStarted, m.SessionsFinished, m.SessionDuration, m.SessionsInFlight, m.SessionsQueued,
-		m.ConnOpens, m.ConnCloses, m.ConnFailures, m.ConnTimeouts, m.ConnRestarts, m.ConnState, m.SingleConnect,
+		m.ConnOpens, m.ConnCloses, m.ConnFailures, m.ConnTimeouts, m.ConnRestarts, m.ConnState, m.SingleConnect, m.ConnsOpen,
 		m.PacketsSent, m.PacketsReceived, m.BytesSent, m.BytesReceived, m.BadPackets, m.ConnectionLost,
 		m.Failovers, m.ServerDead, m.HoldDowns, m.DeadLetters, m.SupervisorEvents, m.ActorPanics,
 		m.SpoolDepth, m.SpoolDropped, m.SpoolReplayed, m.ConfigReloads, m.APIRequests, m.APIRejected,
@@ -151,6 +154,7 @@ type Server struct {
 	Restarts        prometheus.Counter
 	State           prometheus.Gauge
 	SingleConnect   prometheus.Gauge
+	ConnsOpen       prometheus.Gauge
 	PacketsSent     prometheus.Counter
 	PacketsReceived prometheus.Counter
 	BytesSent       prometheus.Counter
@@ -158,6 +162,38 @@ type Server struct {
 	ConnectionLost  prometheus.Counter
 	Dead            prometheus.Gauge
 	m               *Metrics
+	// children caches the per-kind and per-outcome series of this server (childKey -> collector), so that
+	// a session does not hash its labels at every start and end.
+	children sync.Map
+}
+
+type childKey struct {
+	which         uint8 // 0 started, 1 finished, 2 duration
+	kind, outcome string
+}
+
+func (s *Server) counter(k childKey) prometheus.Counter {
+	if c, ok := s.children.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	var c prometheus.Counter
+	if k.which == 0 {
+		c = s.m.SessionsStarted.WithLabelValues(k.kind, s.Addr)
+	} else {
+		c = s.m.SessionsFinished.WithLabelValues(k.kind, k.outcome, s.Addr)
+	}
+	s.children.Store(k, c)
+	return c
+}
+
+func (s *Server) duration(kind string) prometheus.Observer {
+	k := childKey{which: 2, kind: kind}
+	if o, ok := s.children.Load(k); ok {
+		return o.(prometheus.Observer)
+	}
+	o := s.m.SessionDuration.WithLabelValues(kind)
+	s.children.Store(k, o)
+	return o
 }
 
 // Server returns the view for the server at addr ("host:port").
@@ -172,6 +208,7 @@ func (m *Metrics) Server(addr string) *Server {
 		Restarts:        m.ConnRestarts.WithLabelValues(addr),
 		State:           m.ConnState.WithLabelValues(addr),
 		SingleConnect:   m.SingleConnect.WithLabelValues(addr),
+		ConnsOpen:       m.ConnsOpen.WithLabelValues(addr),
 		PacketsSent:     m.PacketsSent.WithLabelValues(addr),
 		PacketsReceived: m.PacketsReceived.WithLabelValues(addr),
 		BytesSent:       m.BytesSent.WithLabelValues(addr),
@@ -191,15 +228,15 @@ func (s *Server) BadPacket(reason string) { s.m.BadPackets.WithLabelValues(s.Add
 // SessionStarted counts a session of kind on this server, and one more in flight. Each session calls it
 // once and SessionFinished once, so started, finished and in flight always agree.
 func (s *Server) SessionStarted(kind string) {
-	s.m.SessionsStarted.WithLabelValues(kind, s.Addr).Inc()
+	s.counter(childKey{which: 0, kind: kind}).Inc()
 	s.InFlight.Inc()
 }
 
 // SessionFinished counts a session's end; outcome is "ok" or an error class name. seconds is its duration.
 func (s *Server) SessionFinished(kind, outcome string, seconds float64) {
 	s.InFlight.Dec()
-	s.m.SessionsFinished.WithLabelValues(kind, outcome, s.Addr).Inc()
-	s.m.SessionDuration.WithLabelValues(kind).Observe(seconds)
+	s.counter(childKey{which: 1, kind: kind, outcome: outcome}).Inc()
+	s.duration(kind).Observe(seconds)
 }
 
 // Nop returns a Metrics registered on a private registry, for code paths that run without an exporter.

@@ -37,7 +37,7 @@ func TestNames(t *testing.T) {
 	for _, want := range []string{
 		"sessions_started_total", "sessions_finished_total", "session_duration_seconds", "sessions_in_flight",
 		"sessions_queued", "connection_opens_total", "connection_closes_total", "connection_failures_total",
-		"connection_timeouts_total", "connection_restarts_total", "connection_state", "single_connect",
+		"connection_timeouts_total", "connection_restarts_total", "connection_state", "single_connect", "connections_open",
 		"packets_sent_total", "packets_received_total", "bytes_sent_total", "bytes_received_total",
 		"bad_packets_total", "connection_lost_broadcasts_total", "failovers_total", "server_dead",
 		"dead_letters_total", "supervisor_events_total", "actor_panics_total", "spool_depth",

@@ -1,6 +1,8 @@
 package tacplus
 
 import (
+	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -274,13 +276,36 @@ func (c *Codec) Decode(pkt []byte) (Header, Body, error) {
 // safe for concurrent use; a connection has one reader goroutine.
 type Reader struct {
 	r   io.Reader
+	br  *bufio.Reader // set by NewBufferedReader; r is br then
 	c   *Codec
 	hdr [HeaderLen]byte
 	buf []byte
 }
 
-// NewReader returns a Reader of packets from r.
+// NewReader returns a Reader of packets from r. It reads exactly what each packet needs, so r may be shared
+// with other readers between packets.
 func (c *Codec) NewReader(r io.Reader) *Reader { return &Reader{r: r, c: c} }
+
+// NewBufferedReader returns a Reader that reads r through a buffer of size bytes: one Read system call
+// brings in as many packets as the peer has sent, and Ready says whether the next one is already whole in
+// the buffer. The Reader then owns r: it reads ahead.
+func (c *Codec) NewBufferedReader(r io.Reader, size int) *Reader {
+	br := bufio.NewReaderSize(r, size)
+	return &Reader{r: br, br: br, c: c}
+}
+
+// Ready reports whether the next packet is entirely in the buffer, so that Next returns it without reading
+// the stream (and without blocking). It is always false for a Reader made by NewReader.
+func (r *Reader) Ready() bool {
+	if r.br == nil || r.br.Buffered() < HeaderLen {
+		return false
+	}
+	hdr, err := r.br.Peek(HeaderLen)
+	if err != nil {
+		return false
+	}
+	return uint64(r.br.Buffered()-HeaderLen) >= uint64(binary.BigEndian.Uint32(hdr[8:12]))
+}
 
 // Next reads the next packet and returns its header and de-obfuscated body. The body is valid until the
 // next call to Next. At a clean end of stream between packets it returns io.EOF; a stream that ends inside

@@ -271,6 +271,9 @@ func errf(r Reason, field, format string, args ...any) *DecodeError {
 
 // ReasonOf returns the Reason of a codec error anywhere in err's chain, or 0.
 func ReasonOf(err error) Reason {
+	if err == nil {
+		return 0
+	}
 	var de *DecodeError
 	if errors.As(err, &de) {
 		return de.Reason

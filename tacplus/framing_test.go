@@ -235,3 +235,54 @@ func TestAppendPacketCoalesces(t *testing.T) {
 		t.Fatalf("read back %d of %d: %v", n, len(sent), err)
 	}
 }
+
+// TestBufferedReaderReady: a buffered Reader returns the same packets as an unbuffered one under every
+// slicing, and Ready is true exactly when the next packet is whole in its buffer, so a caller that asks
+// Ready before Next never blocks on a packet that has not arrived.
+func TestBufferedReaderReady(t *testing.T) {
+	for _, st := range streams(t, tacplus.Options{Key: testKey}) {
+		c := keyedCodec(t, st.role)
+		for _, sl := range slicings {
+			r := c.NewBufferedReader(sl.wrap(bytes.NewReader(st.wire)), 64)
+			for i, want := range st.bodies {
+				h, body, err := r.Next()
+				if err != nil {
+					t.Fatalf("%s packet %d: %v", sl.name, i, err)
+				}
+				got, err := c.NewBody(h)
+				if err == nil {
+					err = c.DecodeBody(h, body, got)
+				}
+				if err != nil || !equalBodies(normalized(got), normalized(want)) {
+					t.Fatalf("%s packet %d: %v %+v", sl.name, i, err, got)
+				}
+			}
+			if r.Ready() {
+				t.Fatalf("%s: Ready at the end of the stream", sl.name)
+			}
+			if _, _, err := r.Next(); !errors.Is(err, io.EOF) {
+				t.Fatalf("%s: after the last packet: %v", sl.name, err)
+			}
+		}
+		// Whole stream in one read: after the first Next every following packet is Ready; a partial
+		// packet (the last one cut short) is not.
+		cut := st.wire[:len(st.wire)-1]
+		r := c.NewBufferedReader(bytes.NewReader(cut), len(cut)+1)
+		for i := range st.bodies {
+			if i > 0 {
+				if ready, want := r.Ready(), i < len(st.bodies)-1; ready != want {
+					t.Fatalf("packet %d: Ready %v, want %v", i, ready, want)
+				}
+			}
+			if i == len(st.bodies)-1 {
+				break
+			}
+			if _, _, err := r.Next(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c.NewReader(bytes.NewReader(st.wire)).Ready() {
+			t.Fatal("an unbuffered Reader reports Ready")
+		}
+	}
+}

@@ -191,8 +191,20 @@ func FuzzReader(f *testing.F) {
 			src = iotest.OneByteReader(src)
 		}
 		rd := c.NewReader(src)
+		// The same stream through a buffered Reader (a small buffer, so packets straddle reads): the same
+		// packets and errors, and Ready only when the next packet is whole in the buffer.
+		brd := c.NewBufferedReader(iotest.HalfReader(bytes.NewReader(stream)), 16+int(mode))
 		for off := 0; ; {
+			ready := brd.Ready()
+			bh, braw, berr := brd.Next()
 			h, raw, err := rd.Next()
+			if (berr == nil) != (err == nil) || (err != nil && (errors.Is(berr, io.EOF) != errors.Is(err, io.EOF) ||
+				tacplus.ReasonOf(berr) != tacplus.ReasonOf(err))) || (err == nil && (bh != h || !bytes.Equal(braw, raw))) {
+				t.Fatalf("buffered Reader %v %v, Reader %v %v", bh, berr, h, err)
+			}
+			if ready && tacplus.ReasonOf(err) == tacplus.ReasonShort {
+				t.Fatalf("Ready before a packet the stream cuts short: %v", err)
+			}
 			if err == io.EOF {
 				if off != len(stream) {
 					t.Fatalf("io.EOF with %d bytes left", len(stream)-off)

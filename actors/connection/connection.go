@@ -14,6 +14,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
+	"github.com/tacagent/tacagent/actors/session"
 	"github.com/tacagent/tacagent/internal/actorkit"
 	"github.com/tacagent/tacagent/messages"
 	"github.com/tacagent/tacagent/metrics"
@@ -66,12 +67,19 @@ type Config struct {
 	SingleConnect bool // ask for single-connect mode (RFC 8907 section 4.3)
 	// Transient connections serve the requests they are started with (per-session fallback) and stop when
 	// their socket closes; they are never restarted.
-	Transient  bool
-	DialNow    bool            // dial in Started even with nothing queued (a probe after a restart)
-	Epochs     *atomic.Uint64  // shared counter: every socket gets a new epoch
-	Metrics    *metrics.Server // per-server collectors
-	Log        zerolog.Logger
-	NewSession func(start *messages.StartSession, info SessionInfo) *actor.Props
+	Transient bool
+	// Extra marks a long-lived connection other than the server's first (connections_per_server): the
+	// connection state and single_connect gauges are left to the first.
+	Extra   bool
+	DialNow bool            // dial in Started even with nothing queued (a probe after a restart)
+	Epochs  *atomic.Uint64  // shared counter: every socket gets a new epoch
+	Metrics *metrics.Server // per-server collectors
+	Log     zerolog.Logger
+	// NewSession builds the session for a request; the connection hosts it on its own goroutine.
+	NewSession func(start *messages.StartSession, info SessionInfo) *session.Session
+	// OnPanic is called when a session panics (the agent counts it); the session is stopped, never
+	// restarted, and answers its caller.
+	OnPanic func()
 	// Dial opens the socket; default a net.Dialer with DialTimeout and SourceAddr. TLS plugs in here.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
@@ -131,13 +139,11 @@ type (
 		conn  net.Conn
 		err   error
 	}
+	// inbound holds the packets the reader decoded from one read of the socket, in order.
 	inbound struct {
 		actorkit.QuietMessage
 		epoch uint64
-		h     tacplus.Header
-		body  tacplus.Body
-		size  int
-		err   error
+		pkts  []packet
 	}
 	socketDone struct {
 		actorkit.QuietMessage
@@ -155,7 +161,9 @@ type (
 )
 
 type route struct {
-	pid      *actor.PID
+	s        *session.Session
+	replyTo  *actor.PID // the request's ReplyTo, for a session that cannot answer itself (hosted.go)
+	sid      uint32
 	reqID    uint64
 	deadline time.Time          // the request's absolute deadline; zero for none
 	req      *messages.Request  // for Gone: the caller gave up
@@ -166,6 +174,10 @@ type route struct {
 	// end the session without a reply, but deployed servers answer it (tacquito: FAIL "ending per client
 	// request"): one reply at seq+1 of the session's type is tolerated and dropped, never routed.
 	aborted bool
+	// The session's timer (timers.go): when it fires, its generation, its index in the heap (-1: unarmed).
+	at   time.Time
+	gen  uint64
+	hidx int
 }
 
 // tomb remembers a session that ended on this socket, so that a later packet for it is recognised (and
@@ -182,12 +194,26 @@ type tomb struct {
 // maxTombs bounds the tombstones kept per socket; the oldest go first.
 const maxTombs = 256
 
+// packet is one decoded packet, or the error its body gave.
+type packet struct {
+	h    tacplus.Header
+	body tacplus.Body
+	size int
+	err  error
+}
+
 // Actor is the connection actor. Create it with Props.
 type Actor struct {
 	cfg   Config
 	timer actorkit.Timer
 	log   zerolog.Logger
 	self  *actor.PID
+	root  *actor.RootContext
+	host  *host
+	// local holds what the hosted sessions handed the connection (Outbound, SessionEnded) while it was
+	// handling a message; Receive handles it right after, in order, as if it had come through the mailbox.
+	local []interface{}
+	tm    sessionTimers
 
 	state      state
 	epoch      uint64
@@ -256,6 +282,11 @@ var stopSessions = actor.NewOneForOneStrategy(0, 0, func(interface{}) actor.Dire
 
 // Receive implements actor.Actor.
 func (a *Actor) Receive(ctx actor.Context) {
+	a.receive(ctx)
+	a.drainLocal(ctx)
+}
+
+func (a *Actor) receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.init(ctx)
@@ -264,27 +295,28 @@ func (a *Actor) Receive(ctx actor.Context) {
 		}
 	case *messages.StartSession:
 		a.start(ctx, m)
-	case *messages.Outbound:
-		a.outbound(ctx, m)
+	case *messages.UserInput:
+		// The answer to a prompt, for the session running request ReqID (Prompt.Session is this actor).
+		if sid, ok := a.byReq[m.ReqID]; ok {
+			a.deliver(a.routes[sid], m)
+		} else {
+			clear(m.Text) // the session is gone; the answer, often a password, is wiped
+		}
+	case *timerTick:
+		a.timersFired()
 	case *inbound:
-		a.inbound(ctx, m)
+		for i := range m.pkts {
+			a.inbound(ctx, m.epoch, &m.pkts[i])
+		}
 	case *dialResult:
 		a.dialed(ctx, m)
 	case *socketDone:
 		if m.epoch == a.epoch && a.conn != nil {
 			a.socketClosed(ctx, m.err, true)
 		}
-	case *messages.SessionEnded:
-		a.sessionEnded(ctx, m)
-	case *actor.Terminated:
-		// A child's Terminated is a system message, so it overtakes the SessionEnded the session sent just
-		// before it stopped. Routes are therefore removed by SessionEnded only (every session sends exactly
-		// one, even when it is stopped early), which carries whether the session lost its work; settle
-		// waits for both.
-		a.settle(ctx)
 	case *messages.Abort:
 		if sid, ok := a.byReq[m.ReqID]; ok {
-			ctx.Send(a.routes[sid].pid, m)
+			a.deliver(a.routes[sid], m)
 		} else {
 			a.cancelQueued(ctx, m.ReqID)
 		}
@@ -303,17 +335,38 @@ func (a *Actor) Receive(ctx actor.Context) {
 			a.becomeIdle(ctx, "idle")
 		}
 	case *actor.Restarting:
+		a.stopSessions()
+		a.local = nil // the sessions answered their callers; nothing of this instance runs after this
 		a.closeSocket("restarted")
 		a.returnQueued(ctx, messages.ReturnRestart, errRestart)
 	case *actor.Stopping:
+		a.stopSessions()
+		a.local = nil
 		a.closeSocket("stopped")
 		a.answerQueued(ctx, tacplus.ErrConnectionLost, "connection stopped")
 	}
 }
 
+// drainLocal handles what the sessions handed the connection, oldest first; handling one may queue more.
+func (a *Actor) drainLocal(ctx actor.Context) {
+	for i := 0; i < len(a.local); i++ {
+		m := a.local[i]
+		a.local[i] = nil
+		switch m := m.(type) {
+		case *messages.Outbound:
+			a.outbound(ctx, m)
+		case *messages.SessionEnded:
+			a.sessionEnded(ctx, m)
+		}
+	}
+	a.local = a.local[:0] // reused; a panic above (a Failure) leaves it to the discarded instance
+}
+
 func (a *Actor) init(ctx actor.Context) {
 	a.timer = actorkit.NewTimer(ctx.ActorSystem().Root)
 	a.self = ctx.Self()
+	a.root = ctx.ActorSystem().Root
+	a.host = &host{a: a}
 	a.log = a.cfg.Log.With().Str("server", a.cfg.Addr).Logger()
 	a.routes = make(map[uint32]*route)
 	a.tombs = make(map[uint32]tomb)
@@ -452,6 +505,9 @@ func (a *Actor) dialed(ctx actor.Context, m *dialResult) {
 	clear(a.tombs)
 	a.tombQ = a.tombQ[:0]
 	a.cfg.Metrics.Opens.Inc()
+	if !a.cfg.Transient {
+		a.cfg.Metrics.ConnsOpen.Inc()
+	}
 	a.setState(metrics.StateUp)
 	a.setSingleConnect(0)
 	a.log.Debug().Uint64("epoch", a.epoch).Msg("connected")
@@ -485,23 +541,37 @@ func (a *Actor) dialed(ctx actor.Context, m *dialResult) {
 	}
 }
 
-// read is the reader goroutine: it frames and decodes packets and sends them to the actor. It never
-// touches the actor's state.
+// readBuffer is the reader goroutine's buffer: one Read brings in every packet the server has sent so far
+// (a reply is typically under 100 bytes; a per-session connection pays for the buffer too).
+const readBuffer = 4 << 10
+
+// read is the reader goroutine: it frames and decodes packets and sends them to the actor, every packet
+// that arrived in one read together in one message. It never touches the actor's state.
 func (a *Actor) read(root *actor.RootContext, self *actor.PID, epoch uint64, conn net.Conn) {
-	r := a.cfg.Codec.NewReader(conn)
+	r := a.cfg.Codec.NewBufferedReader(conn, readBuffer)
 	for {
-		h, body, err := r.Next()
-		if err != nil {
-			root.Send(self, &socketDone{epoch: epoch, err: err})
-			return
+		batch := &inbound{epoch: epoch}
+		for {
+			h, body, err := r.Next()
+			if err != nil {
+				if len(batch.pkts) > 0 {
+					root.Send(self, batch)
+				}
+				root.Send(self, &socketDone{epoch: epoch, err: err})
+				return
+			}
+			p := packet{h: h, size: tacplus.HeaderLen + len(body)}
+			b, err := a.cfg.Codec.NewBody(h)
+			if err == nil {
+				err = a.cfg.Codec.DecodeBody(h, body, b)
+			}
+			p.body, p.err = b, err
+			batch.pkts = append(batch.pkts, p)
+			if !r.Ready() {
+				break
+			}
 		}
-		msg := &inbound{epoch: epoch, h: h, size: tacplus.HeaderLen + len(body)}
-		b, err := a.cfg.Codec.NewBody(h)
-		if err == nil {
-			err = a.cfg.Codec.DecodeBody(h, body, b)
-		}
-		msg.body, msg.err = b, err
-		root.Send(self, msg)
+		root.Send(self, batch)
 	}
 }
 
@@ -521,12 +591,13 @@ func (a *Actor) spawn(ctx actor.Context, m *messages.StartSession) {
 		a.reply(ctx, m, tacplus.ErrProtocol, err.Error(), true)
 		return
 	}
-	props := a.cfg.NewSession(m, SessionInfo{SessionID: sid, Epoch: a.epoch, Server: a.cfg.Addr})
-	pid := ctx.Spawn(props)
-	a.routes[sid] = &route{pid: pid, reqID: m.Req.ID, deadline: m.Req.Deadline, req: m.Req}
+	r := &route{s: a.cfg.NewSession(m, SessionInfo{SessionID: sid, Epoch: a.epoch, Server: a.cfg.Addr}),
+		replyTo: m.ReplyTo, sid: sid, reqID: m.Req.ID, deadline: m.Req.Deadline, req: m.Req, hidx: -1}
+	a.routes[sid] = r
 	a.byReq[m.Req.ID] = sid
 	a.served++
 	a.idleGen++
+	a.run(r, func() { r.s.Start(a.host) })
 }
 
 // newSessionID draws random ids until one is unused on this connection (section 4.1: session_id is random
@@ -564,7 +635,7 @@ func (a *Actor) outbound(ctx actor.Context, m *messages.Outbound) {
 	n, err := a.w.add(a.cfg.Codec, h, m.Body)
 	if err != nil {
 		// The session built a packet the codec refuses (a text or length rule): it fails, not the socket.
-		ctx.Send(r.pid, &messages.Inbound{Header: h, Err: err})
+		a.deliver(r, &messages.Inbound{Header: h, Err: err})
 		return
 	}
 	r.ptype, r.seq = h.Type, h.SeqNo
@@ -581,8 +652,8 @@ func isAbort(b tacplus.Body) bool {
 	return ok && c.Flags&tacplus.FlagAbort != 0
 }
 
-func (a *Actor) inbound(ctx actor.Context, m *inbound) {
-	if m.epoch != a.epoch || a.conn == nil || a.state == stFailing {
+func (a *Actor) inbound(ctx actor.Context, epoch uint64, m *packet) {
+	if epoch != a.epoch || a.conn == nil || a.state == stFailing {
 		return
 	}
 	a.cfg.Metrics.PacketsReceived.Inc()
@@ -617,7 +688,7 @@ func (a *Actor) inbound(ctx actor.Context, m *inbound) {
 		// The packet names a live session but is not the reply it is owed (out of turn, wrong seq_no or
 		// type). It goes to that session, which refuses it and ends with ErrProtocol: it did get an
 		// answer, a bad one, so it is not retried; the session counts it. The others lose the connection.
-		ctx.Send(r.pid, &messages.Inbound{Header: m.h, Body: m.body})
+		a.deliver(r, &messages.Inbound{Header: m.h, Body: m.body})
 		a.desync(ctx, err, false)
 		return
 	}
@@ -636,7 +707,7 @@ func (a *Actor) inbound(ctx actor.Context, m *inbound) {
 			a.returnQueued(ctx, messages.ReturnBadSecret, m.err)
 		}
 	}
-	ctx.Send(r.pid, &messages.Inbound{Header: m.h, Body: m.body, Err: m.err})
+	a.deliver(r, &messages.Inbound{Header: m.h, Body: m.body, Err: m.err})
 	a.settle(ctx)
 }
 
@@ -764,6 +835,7 @@ func (a *Actor) forget(sid uint32) {
 	if !ok {
 		return
 	}
+	a.tm.remove(r)
 	delete(a.routes, sid)
 	delete(a.byReq, r.reqID)
 	if len(a.tombQ) >= maxTombs {
@@ -782,9 +854,6 @@ func (a *Actor) settle(ctx actor.Context) {
 		return
 	}
 	if a.retired && (a.state != stFailing || a.lost == 0) {
-		if a.state == stFailing && len(ctx.Children()) > 0 {
-			return // wait for the Terminated of the last sessions
-		}
 		a.closeSocket("retired")
 		a.state = stIdle
 		a.setState(metrics.StateDown)
@@ -793,9 +862,6 @@ func (a *Actor) settle(ctx actor.Context) {
 	}
 	switch a.state {
 	case stFailing:
-		if len(ctx.Children()) > 0 {
-			return // wait for the Terminated of the last sessions
-		}
 		err, lost := a.closeErr, a.lost
 		a.closeSocket("lost")
 		a.state = stIdle
@@ -852,7 +918,7 @@ func (a *Actor) socketClosed(ctx actor.Context, err error, count bool) {
 	a.setState(metrics.StateDown)
 	lost := &messages.ConnectionLost{Server: a.cfg.Addr, Epoch: a.epoch, Err: err}
 	for _, r := range a.routes {
-		ctx.Send(r.pid, lost)
+		a.deliver(r, lost)
 	}
 	a.settle(ctx)
 }
@@ -889,6 +955,9 @@ func (a *Actor) closeSocket(reason string) {
 		a.conn.Close()
 		close(a.w.done)
 		a.cfg.Metrics.Closed(reason)
+		if !a.cfg.Transient {
+			a.cfg.Metrics.ConnsOpen.Dec()
+		}
 		a.conn = nil
 	}
 	a.wg.Wait()
@@ -986,13 +1055,13 @@ func isTimeout(err error) bool {
 // otherwise overwrite the primary's state. Sessions in flight are counted by the sessions themselves
 // (actors/session), whose completion runs exactly once even when a stop overtakes their SessionEnded.
 func (a *Actor) setState(v float64) {
-	if !a.cfg.Transient {
+	if !a.cfg.Transient && !a.cfg.Extra {
 		a.cfg.Metrics.State.Set(v)
 	}
 }
 
 func (a *Actor) setSingleConnect(v float64) {
-	if !a.cfg.Transient {
+	if !a.cfg.Transient && !a.cfg.Extra {
 		a.cfg.Metrics.SingleConnect.Set(v)
 	}
 }

@@ -173,8 +173,8 @@ func startStand(t *testing.T, addr string, restart bool, mod func(*Config)) *har
 	h.metrics = metrics.Nop()
 	m := h.metrics.Server(addr)
 	cfg := Config{Addr: addr, Codec: codec, SingleConnect: true, Epochs: &epochs, Metrics: m, Log: zerolog.Nop(), DialTimeout: time.Second,
-		NewSession: func(st *messages.StartSession, info SessionInfo) *actor.Props {
-			return session.Props(session.Config{Start: st, SessionID: info.SessionID, Epoch: info.Epoch, Server: info.Server,
+		NewSession: func(st *messages.StartSession, info SessionInfo) *session.Session {
+			return session.New(session.Config{Start: st, SessionID: info.SessionID, Epoch: info.Epoch, Server: info.Server,
 				UserTimeout: time.Minute, Metrics: m, Log: zerolog.Nop()})
 		}}
 	if mod != nil {
@@ -392,4 +392,43 @@ func TestTransientStops(t *testing.T) {
 	if _, err := c.c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("socket still open")
 	}
+}
+
+// TestPanickingSessionAnswers: a session that panics (here as it starts, and again as it is stopped: it
+// has no metrics) is stopped, never restarted; its caller gets a typed error at once, the panic is counted
+// (Config.OnPanic), nothing of the request reaches the server, and the connection goes on serving the
+// next request.
+func TestPanickingSessionAnswers(t *testing.T) {
+	p := newPeer(t, key)
+	var panics, made atomic.Int64
+	h := start(t, p.ln.Addr().String(), func(c *Config) {
+		normal := c.NewSession
+		c.OnPanic = func() { panics.Add(1) }
+		c.NewSession = func(st *messages.StartSession, info SessionInfo) *session.Session {
+			if made.Add(1) == 1 {
+				return session.New(session.Config{Start: st, SessionID: info.SessionID, Epoch: info.Epoch, Server: info.Server})
+			}
+			return normal(st, info)
+		}
+	})
+	h.login()
+	if o := h.outcome(); !errors.Is(o.Err, tacplus.ErrConnectionLost) || o.Retryable {
+		t.Fatalf("outcome of the panicking session: %v (retryable %v), want a connection_lost that is not retried", o.Err, o.Retryable)
+	}
+	if n := panics.Load(); n != 1 {
+		t.Fatalf("OnPanic called %d times, want 1", n)
+	}
+	first := p.accept() // the socket dialled for the panicking session carried nothing and was closed
+	first.c.SetReadDeadline(time.Now().Add(waitLimit))
+	var b [1]byte
+	if n, err := first.c.Read(b[:]); n != 0 || err == nil || isTimeout(err) {
+		t.Fatalf("the first socket: %d bytes, %v; want it closed without a packet", n, err)
+	}
+	h.login()
+	c := p.accept()
+	c.pass(c.read(), tacplus.FlagSingleConnect)
+	if o := h.outcome(); o.Err != nil {
+		t.Fatalf("the next request: %v", o.Err)
+	}
+	h.noFailure()
 }

@@ -56,7 +56,7 @@ func TestPromptForever(t *testing.T) {
 			switch m := m.(type) {
 			case *messages.Prompt:
 				prompts++
-				h.sys.Root.Send(m.Session, &messages.UserInput{Text: []byte("alice-pw")})
+				h.sys.Root.Send(m.Session, &messages.UserInput{ReqID: m.ReqID, Text: []byte("alice-pw")})
 				continue
 			case *messages.Outcome:
 				if !errors.Is(m.Err, fsm.ErrTooManyPrompts) || !errors.Is(m.Err, tacplus.ErrProtocol) {

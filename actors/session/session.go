@@ -9,13 +9,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tacagent/tacagent/fsm"
-	"github.com/tacagent/tacagent/internal/actorkit"
 	"github.com/tacagent/tacagent/messages"
 	"github.com/tacagent/tacagent/metrics"
 	"github.com/tacagent/tacagent/tacplus"
 )
 
-// Config configures one session actor.
+// Config configures one session.
 type Config struct {
 	Start       *messages.StartSession
 	SessionID   uint32
@@ -27,82 +26,108 @@ type Config struct {
 	Log         zerolog.Logger
 }
 
-// Actor is the session actor.
-type Actor struct {
+// Host is what a session runs on: its connection actor. A session is a child actor that shares its
+// parent's mailbox and goroutine: the connection delivers each of the session's messages by calling
+// Receive, one at a time, and the session reaches the connection only through Host. The connection
+// queues what Outbound and Ended hand it and handles it after the message it is processing, as if it had
+// arrived in its mailbox, so a session never re-enters the connection's code.
+type Host interface {
+	// Outbound hands a packet to the connection for writing.
+	Outbound(s *Session, m *messages.Outbound)
+	// Ended reports the session's end; the session sends nothing after it.
+	Ended(s *Session, m *messages.SessionEnded)
+	// Arm sets the session's one timer: Receive gets SessionTimeout{Gen: gen} after d, unless Arm or
+	// Disarm is called first. Disarm cancels it.
+	Arm(s *Session, d time.Duration, gen uint64)
+	Disarm(s *Session)
+	// Send delivers msg to an actor outside the connection (the request's ReplyTo).
+	Send(pid *actor.PID, msg interface{})
+	// PID is where the caller sends UserInput for this session (with the request's ReqID).
+	PID() *actor.PID
+}
+
+// Session drives one fsm machine for one request. It is not safe for concurrent use: its host calls it
+// from one goroutine.
+type Session struct {
 	cfg      Config
 	m        fsm.Machine
 	kind     messages.Kind
 	done     bool
+	answered bool   // the caller has its Outcome
 	lost     bool   // ended by ConnectionLost: the connection counts it as lost work
 	desync   string // ended by refusing a routed packet: the bad-packet reason, for the connection
 	callerDL bool   // the armed timer is the request's deadline, not the server's or the user's timeout
+	armed    bool
 	started  time.Time
-	timer    actorkit.Timer
 	timerGen uint64
-	cancel   func()
-	self     *actor.PID
-	parent   *actor.PID
 }
 
-// Props returns the props of a session actor; opts add middleware (the agent's panic logger).
-func Props(cfg Config, opts ...actor.PropsOption) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg} }, opts...)
-}
+// New returns a session for cfg; Start runs it.
+func New(cfg Config) *Session { return &Session{cfg: cfg} }
 
-// Receive implements actor.Actor.
-func (a *Actor) Receive(ctx actor.Context) {
-	switch msg := ctx.Message().(type) {
-	case *actor.Started:
-		a.begin(ctx)
-	case *messages.Inbound:
-		if msg.Err != nil {
-			a.step(ctx, fsm.BadPacket(msg.Header, msg.Err))
-		} else {
-			a.step(ctx, fsm.Packet(msg.Header, msg.Body))
-		}
-	case *messages.UserInput:
-		// The message is this session's: once the CONTINUE is built (it holds its own copy), the answer,
-		// often a password, is wiped.
-		a.step(ctx, fsm.Input(msg.Text))
-		clear(msg.Text)
-	case *messages.Abort:
-		a.step(ctx, fsm.Abort(msg.Reason))
-	case *messages.SessionTimeout:
-		if msg.Gen == a.timerGen {
-			a.step(ctx, fsm.Timeout())
-		}
-	case *messages.ConnectionLost:
-		if msg.Epoch == a.cfg.Epoch {
-			a.lost = true
-			a.step(ctx, fsm.ConnectionLost(msg.Err))
-		}
-	case *actor.Stopping:
-		if !a.done {
-			// Stopped before completing (the connection or the agent is going away, or this actor
-			// panicked): the caller still gets a typed answer.
-			a.complete(ctx, nil, &tacplus.Error{Class: tacplus.ErrConnectionLost, Server: a.cfg.Server,
-				SessionID: a.cfg.SessionID, State: a.stateName(), Msg: "session stopped before it completed"})
-		}
-	}
-}
+// SessionID is the session's id on its connection.
+func (a *Session) SessionID() uint32 { return a.cfg.SessionID }
 
-func (a *Actor) begin(ctx actor.Context) {
+// Done reports whether the session has completed (it may have failed before its answer went out).
+func (a *Session) Done() bool { return a.done }
+
+// Answered reports whether the session's Outcome went to its caller.
+func (a *Session) Answered() bool { return a.answered }
+
+// Start builds the machine and sends the first packet.
+func (a *Session) Start(h Host) {
 	a.started = time.Now()
-	a.self, a.parent = ctx.Self(), ctx.Parent()
-	a.timer = actorkit.NewTimer(ctx.ActorSystem().Root)
 	a.kind = a.cfg.Start.Req.Kind()
 	a.cfg.Metrics.SessionStarted(a.kind.String())
 	m, err := newMachine(a.cfg.Start.Req, a.cfg.SessionID, a.cfg.MaxPrompts)
 	if err != nil {
-		a.complete(ctx, nil, withServer(err, a.cfg.Server))
+		a.complete(h, nil, withServer(err, a.cfg.Server))
 		return
 	}
 	a.m = m
-	a.step(ctx, fsm.Start())
+	a.step(h, fsm.Start())
+}
+
+// Receive handles one message: Inbound, UserInput, Abort, SessionTimeout or ConnectionLost.
+func (a *Session) Receive(h Host, msg interface{}) {
+	switch msg := msg.(type) {
+	case *messages.Inbound:
+		if msg.Err != nil {
+			a.step(h, fsm.BadPacket(msg.Header, msg.Err))
+		} else {
+			a.step(h, fsm.Packet(msg.Header, msg.Body))
+		}
+	case *messages.UserInput:
+		// The message is this session's: once the CONTINUE is built (it holds its own copy), the answer,
+		// often a password, is wiped.
+		a.step(h, fsm.Input(msg.Text))
+		clear(msg.Text)
+	case *messages.Abort:
+		a.step(h, fsm.Abort(msg.Reason))
+	case *messages.SessionTimeout:
+		if msg.Gen == a.timerGen && a.armed {
+			a.armed = false
+			a.step(h, fsm.Timeout())
+		}
+	case *messages.ConnectionLost:
+		if msg.Epoch == a.cfg.Epoch {
+			a.lost = true
+			a.step(h, fsm.ConnectionLost(msg.Err))
+		}
+	}
+}
+
+// Stop ends a session that has not completed (its connection is going away, or the session panicked):
+// the caller still gets a typed answer, and the host an Ended.
+func (a *Session) Stop(h Host) {
+	if !a.done {
+		a.complete(h, nil, &tacplus.Error{Class: tacplus.ErrConnectionLost, Server: a.cfg.Server,
+			SessionID: a.cfg.SessionID, State: a.stateName(), Msg: "session stopped before it completed"})
+	}
 }
 
 // step feeds one event to the machine and carries out its effects.
-func (a *Actor) step(ctx actor.Context, ev fsm.Event) {
+func (a *Session) step(h Host, ev fsm.Event) {
 	if a.done || a.m == nil {
 		return
 	}
@@ -120,9 +145,9 @@ func (a *Actor) step(ctx actor.Context, ev fsm.Event) {
 		e := &effects[i]
 		switch e.Kind {
 		case fsm.EffectSend:
-			ctx.Send(a.parent, &messages.Outbound{Epoch: a.cfg.Epoch, Header: e.Header, Body: e.Body})
+			h.Outbound(a, &messages.Outbound{Epoch: a.cfg.Epoch, Header: e.Header, Body: e.Body})
 		case fsm.EffectPrompt:
-			ctx.Send(a.cfg.Start.ReplyTo, &messages.Prompt{ReqID: a.cfg.Start.Req.ID, Session: a.self, Status: e.Prompt.Status,
+			h.Send(a.cfg.Start.ReplyTo, &messages.Prompt{ReqID: a.cfg.Start.Req.ID, Session: h.PID(), Status: e.Prompt.Status,
 				Message: e.Prompt.Message, NoEcho: e.Prompt.NoEcho, Server: a.cfg.Server})
 		case fsm.EffectComplete:
 			if ev.Kind == fsm.EventPacket && ev.Err == nil {
@@ -138,19 +163,15 @@ func (a *Actor) step(ctx actor.Context, ev fsm.Event) {
 					a.desync = r.String()
 				}
 			}
-			a.complete(ctx, e, withServer(e.Err, a.cfg.Server))
+			a.complete(h, e, withServer(e.Err, a.cfg.Server))
 			return
 		}
 	}
-	a.arm()
+	a.arm(h)
 }
 
 // arm sets the timer for whoever's turn it is: the server's reply or the user's answer.
-func (a *Actor) arm() {
-	if a.cancel != nil {
-		a.cancel()
-		a.cancel = nil
-	}
+func (a *Session) arm(h Host) {
 	var d time.Duration
 	switch a.m.Wait() {
 	case fsm.WaitServer:
@@ -158,6 +179,10 @@ func (a *Actor) arm() {
 	case fsm.WaitUser:
 		d = a.cfg.UserTimeout
 	default:
+		if a.armed {
+			a.armed = false
+			h.Disarm(a)
+		}
 		return
 	}
 	// The user's answer is the caller's side, like its deadline: a user who does not answer in time says
@@ -169,14 +194,15 @@ func (a *Actor) arm() {
 		}
 	}
 	a.timerGen++
-	a.cancel = a.timer.After(max(d, 0), a.self, &messages.SessionTimeout{Gen: a.timerGen})
+	a.armed = true
+	h.Arm(a, max(d, 0), a.timerGen)
 }
 
-func (a *Actor) complete(ctx actor.Context, e *fsm.Effect, err error) {
+func (a *Session) complete(h Host, e *fsm.Effect, err error) {
 	a.done = true
-	if a.cancel != nil {
-		a.cancel()
-		a.cancel = nil
+	if a.armed {
+		a.armed = false
+		h.Disarm(a)
 	}
 	o := &messages.Outcome{
 		ReqID: a.cfg.Start.Req.ID, Kind: a.kind, Server: a.cfg.Server, SessionID: a.cfg.SessionID, Err: err,
@@ -191,18 +217,29 @@ func (a *Actor) complete(ctx actor.Context, e *fsm.Effect, err error) {
 	if e != nil {
 		o.Authen, o.Author, o.Acct = e.Authen, e.Author, e.Acct
 	}
-	ctx.Send(a.cfg.Start.ReplyTo, o)
+	// Counted before anyone hears of it, so that a caller that reads the metrics after its answer sees it.
 	outcome := "ok"
 	if err != nil {
 		outcome = tacplus.ClassName(err)
 	}
 	a.cfg.Metrics.SessionFinished(a.kind.String(), outcome, o.Finished.Sub(a.started).Seconds())
+	if c := a.cfg.Start.Caller; c != nil && o.Final() {
+		// Straight to the caller. The supervisor's copy goes first: whatever the caller sends the
+		// supervisor after its answer queues behind it, so the supervisor's books (pending requests,
+		// status) are never behind what the caller saw.
+		d := *o
+		d.Delivered = true
+		h.Send(a.cfg.Start.ReplyTo, &d)
+		h.Send(c, o)
+	} else {
+		h.Send(a.cfg.Start.ReplyTo, o)
+	}
+	a.answered = true
 	timedOut := errors.Is(err, tacplus.ErrTimeout) && a.m != nil && !a.m.Replied()
-	ctx.Send(a.parent, &messages.SessionEnded{SessionID: a.cfg.SessionID, Lost: a.lost, TimedOut: timedOut && !o.CallerDeadline, Desync: a.desync})
-	ctx.Stop(a.self)
+	h.Ended(a, &messages.SessionEnded{SessionID: a.cfg.SessionID, Lost: a.lost, TimedOut: timedOut && !o.CallerDeadline, Desync: a.desync})
 }
 
-func (a *Actor) stateName() string {
+func (a *Session) stateName() string {
 	if a.m == nil {
 		return "new"
 	}
@@ -211,6 +248,9 @@ func (a *Actor) stateName() string {
 
 // withServer fills in the server of a taxonomy error.
 func withServer(err error, server string) error {
+	if err == nil {
+		return nil
+	}
 	var te *tacplus.Error
 	if errors.As(err, &te) && te.Server == "" {
 		te.Server = server

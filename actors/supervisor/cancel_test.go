@@ -6,12 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
 	"github.com/tacagent/tacagent/actors/connection"
+	"github.com/tacagent/tacagent/actors/session"
 	"github.com/tacagent/tacagent/internal/actorkit"
 	"github.com/tacagent/tacagent/messages"
+	"github.com/tacagent/tacagent/metrics"
 	"github.com/tacagent/tacagent/tacplus"
 )
 
@@ -39,16 +40,22 @@ func TestCancelledThenLostIsAborted(t *testing.T) {
 		t.Fatal(err)
 	}
 	started := make(chan struct{}, 4)
+	sys := actorkit.NewSystem(zerolog.Nop())
+	in := actorkit.NewInbox(sys, 8)
+	void := actorkit.NewInbox(sys, 64)
+	defer void.Close()
 	cfg := Config{Servers: []Server{{Addr: ln.Addr().String(), Codec: codec}}, Log: zerolog.Nop(),
-		NewSession: func(*messages.StartSession, connection.SessionInfo) *actor.Props {
+		NewSession: func(st *messages.StartSession, info connection.SessionInfo) *session.Session {
 			started <- struct{}{}
-			return actor.PropsFromFunc(func(actor.Context) {}) // a session that never answers
+			// A session whose answers reach nobody: for the supervisor, one that never answers.
+			silent := *st
+			silent.ReplyTo = void.PID()
+			return session.New(session.Config{Start: &silent, SessionID: info.SessionID, Epoch: info.Epoch,
+				Server: info.Server, UserTimeout: time.Minute, Metrics: metrics.Nop().Server(info.Server), Log: zerolog.Nop()})
 		}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	sys := actorkit.NewSystem(zerolog.Nop())
-	in := actorkit.NewInbox(sys, 8)
 	sup := sys.Root.Spawn(Props(cfg))
 	defer func() {
 		sys.Root.StopFuture(sup).Wait()

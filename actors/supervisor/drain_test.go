@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
 	"github.com/tacagent/tacagent/actors/connection"
+	"github.com/tacagent/tacagent/actors/session"
 	"github.com/tacagent/tacagent/internal/actorkit"
 	"github.com/tacagent/tacagent/messages"
 	"github.com/tacagent/tacagent/tacplus"
@@ -49,7 +49,7 @@ func TestDrainingRefusalSentinel(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := Config{Servers: []Server{{Addr: ln.Addr().String(), Codec: codec}}, Log: zerolog.Nop(),
-		NewSession: func(*messages.StartSession, connection.SessionInfo) *actor.Props {
+		NewSession: func(*messages.StartSession, connection.SessionInfo) *session.Session {
 			t.Error("a session was started")
 			return nil
 		}}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tacagent/tacagent/actors/connection"
+	"github.com/tacagent/tacagent/actors/session"
 	"github.com/tacagent/tacagent/internal/actorkit"
 	"github.com/tacagent/tacagent/messages"
 	"github.com/tacagent/tacagent/metrics"
@@ -55,6 +57,9 @@ type Server struct {
 	MaxInFlight   int
 	SingleConnect bool
 	SourceAddr    string
+	// Conns is how many long-lived multiplexed connections to keep to the server (connections_per_server);
+	// 0 means 1. New sessions go to them in turn.
+	Conns int
 	// Dial replaces the TCP dialer (TLS, tests); nil means plain TCP.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
@@ -82,8 +87,11 @@ type Config struct {
 	BackoffMax       time.Duration
 	Metrics          *metrics.Metrics
 	Log              zerolog.Logger
-	// NewSession builds a session actor's props; the agent wires actors/session here.
-	NewSession func(start *messages.StartSession, info connection.SessionInfo) *actor.Props
+	// NewSession builds a request's session, which its connection actor hosts; the agent wires
+	// actors/session here.
+	NewSession func(start *messages.StartSession, info connection.SessionInfo) *session.Session
+	// OnSessionPanic is called when a session panics (the agent counts it).
+	OnSessionPanic func()
 	// ConnProps are added to every connection actor's props (the agent's panic logger).
 	ConnProps []actor.PropsOption
 }
@@ -146,20 +154,58 @@ func (c *Config) Validate() error {
 }
 
 type server struct {
-	cfg        Server
-	m          *metrics.Server
-	primary    *actor.PID
-	fsm        *serverfsm.Machine // health, dead-time, negotiation memory, hold-down
-	connected  bool               // the primary connection actor has a socket or had one since it last failed
-	badKey     bool               // its last failure was a key mismatch: only the probe is tried until it answers
-	lastErr    string
-	lastErrAt  time.Time // when lastErr was set
-	state      string    // what status reports: "up", "down" or "dead" (stateOf)
-	since      time.Time // when state last changed
+	cfg       Server
+	m         *metrics.Server
+	slots     []*slot            // the long-lived connections (connections_per_server), each restarted on its own
+	next      int                // the slot the next request tries first
+	fsm       *serverfsm.Machine // health, dead-time, negotiation memory, hold-down
+	connected bool               // the primary connection actor has a socket or had one since it last failed
+	badKey    bool               // its last failure was a key mismatch: only the probe is tried until it answers
+	lastErr   string
+	lastErrAt time.Time                // when lastErr was set
+	state     string                   // what status reports: "up", "down" or "dead" (stateOf)
+	since     time.Time                // when state last changed
+	rs        *actor.RestartStatistics // failures of the server's long-lived connections, for the backoff
+	conns     map[string]*actor.PID    // every live connection actor of this server, primary included
+}
+
+// slot is one long-lived ("primary") connection actor of a server.
+type slot struct {
+	pid        *actor.PID // nil once the actor stopped
 	restartGen uint64
-	restarting bool // the primary failed and waits for its backoff to end
-	rs         *actor.RestartStatistics
-	conns      map[string]*actor.PID // every live connection actor of this server, primary included
+	restarting bool // the actor failed and waits for its backoff to end
+}
+
+// slotOf returns the slot whose actor is pid, or nil.
+func (s *server) slotOf(pid *actor.PID) *slot {
+	for _, sl := range s.slots {
+		if sl.pid != nil && sl.pid.Equal(pid) {
+			return sl
+		}
+	}
+	return nil
+}
+
+// pick chooses the long-lived connection for a new session: the next one in turn that is not waiting
+// out a restart backoff; when all are, one that is (its mailbox holds the request until the restart),
+// but only while the server is alive. Nil means a connection of the request's own.
+func (s *server) pick() *slot {
+	var waiting *slot
+	for i := range s.slots {
+		sl := s.slots[(s.next+i)%len(s.slots)]
+		switch {
+		case sl.pid == nil:
+		case !sl.restarting:
+			s.next = (s.next + i + 1) % len(s.slots)
+			return sl
+		case waiting == nil:
+			waiting = sl
+		}
+	}
+	if waiting != nil && s.fsm.Alive() {
+		return waiting
+	}
+	return nil
 }
 
 type pending struct {
@@ -197,6 +243,7 @@ func (p *pending) untry(s *server) {
 type restartConn struct {
 	actorkit.QuietMessage
 	addr string
+	slot int
 	gen  uint64
 }
 
@@ -313,17 +360,19 @@ func (a *Actor) Receive(ctx actor.Context) {
 		}
 	case *messages.ConnectionIdle:
 	case *restartConn:
-		if s := a.servers[m.addr]; s != nil && m.gen == s.restartGen && s.primary != nil {
-			s.restarting = false
-			s.m.Restarts.Inc()
-			a.sup.RestartChildren(s.primary)
+		if s := a.servers[m.addr]; s != nil && m.slot < len(s.slots) {
+			if sl := s.slots[m.slot]; m.gen == sl.restartGen && sl.pid != nil {
+				sl.restarting = false
+				s.m.Restarts.Inc()
+				a.sup.RestartChildren(sl.pid)
+			}
 		}
 	case *actor.Terminated:
 		if s := a.byPID[m.Who.Id]; s != nil {
 			delete(a.byPID, m.Who.Id)
 			delete(s.conns, m.Who.Id)
-			if s.primary != nil && s.primary.Equal(m.Who) {
-				s.primary = nil
+			if sl := s.slotOf(m.Who); sl != nil {
+				sl.pid = nil
 			}
 		}
 	case *messages.Status:
@@ -361,7 +410,9 @@ func (a *Actor) start(ctx actor.Context) {
 			MaxAge: a.cfg.MaxConnectionAge, SingleConnect: sc.SingleConnect})
 		a.servers[sc.Addr] = s
 		a.order = append(a.order, s)
-		s.primary = a.spawnPrimary(ctx, s)
+		for i := range max(sc.Conns, 1) {
+			s.slots = append(s.slots, &slot{pid: a.spawnPrimary(ctx, s, i > 0)})
+		}
 	}
 	for i, g := range a.cfg.Groups {
 		for _, addr := range g.Servers {
@@ -378,7 +429,7 @@ func (a *Actor) connConfig(s *server, transient bool) connection.Config {
 		Addr: s.cfg.Addr, Codec: s.cfg.Codec, DialTimeout: s.cfg.DialTimeout, SourceAddr: s.cfg.SourceAddr,
 		IdleTimeout: s.cfg.IdleTimeout, MaxInFlight: s.cfg.MaxInFlight, SingleConnect: s.cfg.SingleConnect,
 		Transient: transient, DialNow: !transient, Epochs: &a.epochs, Metrics: s.m, Log: a.cfg.Log,
-		NewSession: a.cfg.NewSession, Dial: s.cfg.Dial, Negotiation: connNegotiation(s.fsm.Negotiation()),
+		NewSession: a.cfg.NewSession, OnPanic: a.cfg.OnSessionPanic, Dial: s.cfg.Dial, Negotiation: connNegotiation(s.fsm.Negotiation()),
 	}
 }
 
@@ -490,15 +541,24 @@ func (a *Actor) send(ctx actor.Context, p *pending, s *server) {
 	p.tried = append(p.tried, s)
 	p.current = s
 	start := &messages.StartSession{Req: p.req, ReplyTo: a.self, Timeout: s.cfg.Timeout, Attempt: p.attempt}
+	if s.fsm.Alive() {
+		// A final answer may go straight to the caller: on a live server it changes nothing here but the
+		// pending table (an answer revives a dead server, which must be in effect when the caller hears).
+		start.Caller = p.caller
+	}
 	p.attempt++
-	if !s.fsm.Multiplex(a.now()) || s.primary == nil || (s.restarting && !s.fsm.Alive()) {
-		// (A dead server is tried only when every server of the group is dead. Its primary connection
+	var sl *slot
+	if s.fsm.Multiplex(a.now()) {
+		// (A dead server is tried only when every server of the group is dead. A primary connection
 		// waiting out its restart backoff must not hold the request that long: a connection of its own
 		// dials now, and fails fast if the server is still down.)
-		ctx.Send(a.spawnConn(ctx, s, true), start)
+		sl = s.pick()
+	}
+	if sl == nil {
+		ctx.Send(a.spawnConn(ctx, s, true, false), start)
 		return
 	}
-	ctx.Send(s.primary, start)
+	ctx.Send(sl.pid, start)
 }
 
 // sendOwn sends a request that was never sent to the server on a connection of its own.
@@ -507,12 +567,12 @@ func (a *Actor) sendOwn(ctx actor.Context, p *pending, s *server) {
 	p.current = s
 	start := &messages.StartSession{Req: p.req, ReplyTo: a.self, Timeout: s.cfg.Timeout, Attempt: p.attempt}
 	p.attempt++
-	ctx.Send(a.spawnConn(ctx, s, true), start)
+	ctx.Send(a.spawnConn(ctx, s, true, false), start)
 }
 
 // spawnPrimary starts a server's long-lived connection actor and arms its age limit.
-func (a *Actor) spawnPrimary(ctx actor.Context, s *server) *actor.PID {
-	pid := a.spawnConn(ctx, s, false)
+func (a *Actor) spawnPrimary(ctx actor.Context, s *server, extra bool) *actor.PID {
+	pid := a.spawnConn(ctx, s, false, extra)
 	if at := s.fsm.RetireAt(a.now(), rand.Float64()*2-1); !at.IsZero() {
 		a.timer.After(at.Sub(a.now()), a.self, &retireConn{addr: s.cfg.Addr, pid: pid})
 	}
@@ -523,16 +583,23 @@ func (a *Actor) spawnPrimary(ctx actor.Context, s *server) *actor.PID {
 // ReturnRetired), closes when its running sessions end, and a fresh primary takes over.
 func (a *Actor) retire(ctx actor.Context, m *retireConn) {
 	s := a.servers[m.addr]
-	if s == nil || s.primary == nil || !s.primary.Equal(m.pid) || a.draining != nil {
-		return // stopped, restarted under another PID, or the agent is closing
+	if s == nil || a.draining != nil {
+		return
+	}
+	sl := s.slotOf(m.pid)
+	if sl == nil {
+		return // stopped, or the agent is closing
 	}
 	a.log.Debug().Str("server", s.cfg.Addr).Msg("retiring an aged connection")
 	ctx.Send(m.pid, &messages.Retire{})
-	s.primary = a.spawnPrimary(ctx, s)
+	sl.pid = a.spawnPrimary(ctx, s, sl != s.slots[0])
+	sl.restarting = false
 }
 
-func (a *Actor) spawnConn(ctx actor.Context, s *server, transient bool) *actor.PID {
-	pid := ctx.Spawn(connection.Props(a.connConfig(s, transient), a.cfg.ConnProps...))
+func (a *Actor) spawnConn(ctx actor.Context, s *server, transient, extra bool) *actor.PID {
+	cfg := a.connConfig(s, transient)
+	cfg.Extra = extra
+	pid := ctx.Spawn(connection.Props(cfg, a.cfg.ConnProps...))
 	a.byPID[pid.Id] = s
 	s.conns[pid.Id] = pid
 	return pid
@@ -568,6 +635,12 @@ func (a *Actor) outcome(ctx actor.Context, o *messages.Outcome) {
 	p, ok := a.pending[o.ReqID]
 	if !ok {
 		return // the caller gave up, or the request was already answered
+	}
+	if o.Delivered {
+		// The session answered the caller itself: a final answer (messages.Outcome.Final) that the rules
+		// below would relay unchanged.
+		a.done(ctx, p)
+		return
 	}
 	if o.Err == nil || s == nil {
 		a.finish(ctx, p, o)
@@ -680,7 +753,7 @@ func (a *Actor) startProbe(ctx actor.Context, s *server) {
 	req := &messages.Request{ID: id, Authen: &messages.AuthenRequest{Action: tacplus.ActionLogin,
 		Type: tacplus.AuthenTypeASCII, Service: tacplus.ServiceLogin}}
 	a.log.Debug().Str("server", s.cfg.Addr).Msg("probing dead server")
-	ctx.Send(a.spawnConn(ctx, s, true), &messages.StartSession{Req: req, ReplyTo: a.self, Timeout: s.cfg.Timeout})
+	ctx.Send(a.spawnConn(ctx, s, true, false), &messages.StartSession{Req: req, ReplyTo: a.self, Timeout: s.cfg.Timeout})
 }
 
 func (a *Actor) returned(ctx actor.Context, m *messages.Returned) {
@@ -757,8 +830,13 @@ func (a *Actor) cancel(ctx actor.Context, m *messages.Cancel) {
 }
 
 func (a *Actor) finish(ctx actor.Context, p *pending, o *messages.Outcome) {
-	delete(a.pending, p.req.ID)
 	ctx.Send(p.caller, o)
+	a.done(ctx, p)
+}
+
+// done forgets an answered request.
+func (a *Actor) done(ctx actor.Context, p *pending) {
+	delete(a.pending, p.req.ID)
 	if a.draining != nil && a.draining.caller != nil && len(a.pending) == 0 {
 		a.checkDrain(ctx)
 	}
@@ -827,6 +905,7 @@ func (a *Actor) status() *messages.StatusReport {
 		// Handed to the server's connections and not answered yet: queued there (the connections keep the
 		// queued gauge) or running.
 		st.Queued = min(handed[s], gaugeValue(s.m.Queued))
+		st.Connections, st.Open = len(s.slots), min(len(s.slots), gaugeValue(s.m.ConnsOpen))
 		st.InFlight = handed[s] - st.Queued
 		for name, g := range a.groups {
 			for _, gs := range g {
@@ -855,7 +934,11 @@ func gaugeValue(g prometheus.Gauge) int {
 func (a *Actor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason interface{}, _ interface{}) {
 	a.sup = sup
 	s := a.byPID[child.Id]
-	if s == nil || s.primary == nil || !s.primary.Equal(child) {
+	var sl *slot
+	if s != nil {
+		sl = s.slotOf(child)
+	}
+	if sl == nil {
 		sup.StopChildren(child)
 		return
 	}
@@ -877,10 +960,10 @@ func (a *Actor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child 
 	s.rs.Fail()
 	n := s.rs.NumberOfFailures(DefaultFailureWindow)
 	d := Backoff(n, a.cfg.BackoffInitial, a.cfg.BackoffMax)
-	s.restartGen++
-	s.restarting = true
+	sl.restartGen++
+	sl.restarting = true
 	a.log.Debug().Str("server", s.cfg.Addr).Stringer("backoff", d).Int("failures", n).Msg("connection restart scheduled")
-	a.timer.After(d, a.self, &restartConn{addr: s.cfg.Addr, gen: s.restartGen})
+	a.timer.After(d, a.self, &restartConn{addr: s.cfg.Addr, slot: slices.Index(s.slots, sl), gen: sl.restartGen})
 }
 
 // Backoff is the delay before restart number n (from 1) of a connection actor: initial doubled per failure

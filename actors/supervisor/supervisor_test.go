@@ -5,10 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/goleak"
 
 	"github.com/tacagent/tacagent/actors/connection"
+	"github.com/tacagent/tacagent/actors/session"
 	"github.com/tacagent/tacagent/fsm"
 	"github.com/tacagent/tacagent/messages"
 	"github.com/tacagent/tacagent/serverfsm"
@@ -82,7 +82,7 @@ func TestValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := func(*messages.StartSession, connection.SessionInfo) *actor.Props { return nil }
+	ns := func(*messages.StartSession, connection.SessionInfo) *session.Session { return nil }
 	srv := func(addr string) Server { return Server{Addr: addr, Codec: codec} }
 	for _, tc := range []struct {
 		name string
