@@ -45,6 +45,10 @@ type AuthenRequest struct {
 	PrivLvl  uint8
 	User     string
 	Password []byte
+	// Prepared is the START data of a CHAP, MS-CHAP or MS-CHAP-V2 login whose response the caller already
+	// computed (a client of the loopback front end): identifier, challenge and response, sent as they are.
+	// Password is then unused.
+	Prepared []byte
 	Port     string
 	RemAddr  string
 }

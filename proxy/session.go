@@ -165,23 +165,30 @@ func (ss *session) authenticate(b *tacplus.AuthenStart) {
 	case b.Action == tacplus.ActionSendAuth:
 		ss.unsupported("sendauth is not forwarded (RFC 8907 defines no flow for it)")
 		return
-	case b.Type == tacplus.AuthenTypeCHAP || b.Type == tacplus.AuthenTypeMSCHAP || b.Type == tacplus.AuthenTypeMSCHAPv2:
-		ss.unsupported(b.Type.String() + " is not forwarded yet: the agent computes CHAP responses from a password")
-		return
 	}
 	req := agent.AuthenRequest{Action: b.Action, Type: b.Type, Service: b.Service, PrivLvl: b.PrivLvl, User: b.User,
 		Port: b.Port, RemAddr: b.RemAddr}
 	ctx, cancel := context.WithCancel(ss.c.ctx)
 	defer cancel()
-	if b.Type == tacplus.AuthenTypePAP {
+	switch b.Type {
+	case tacplus.AuthenTypePAP:
 		if !ss.reserve(ctx, b.RemAddr) {
 			ss.rateLimited()
 			return
 		}
 		req.Password = []byte(b.Data)
+	case tacplus.AuthenTypeCHAP, tacplus.AuthenTypeMSCHAP, tacplus.AuthenTypeMSCHAPv2:
+		// The client computed the response from its challenge; the agent forwards the START data as it
+		// is (checked by the session's machine: a malformed one is refused before it is sent).
+		if !ss.reserve(ctx, b.RemAddr) {
+			ss.rateLimited()
+			return
+		}
+		req.Prepared = []byte(b.Data)
 	}
 	res, err := ss.c.s.cfg.Backend.Authenticate(ctx, req, ss.conversation(b.RemAddr))
 	clear(req.Password)
+	clear(req.Prepared)
 	ss.settle(res, err)
 	if ss.aborted || ss.c.ctx.Err() != nil {
 		return // section 5.4.3: nothing answers an ABORT; or the client went away

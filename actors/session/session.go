@@ -265,10 +265,14 @@ func newMachine(req *messages.Request, sid uint32, maxPrompts int) (fsm.Machine,
 	case req.Authen != nil:
 		r := req.Authen
 		cfg := fsm.AuthenConfig{SessionID: sid, Action: r.Action, Type: r.Type, Service: r.Service, PrivLvl: r.PrivLvl,
-			User: r.User, Port: r.Port, RemAddr: r.RemAddr, Password: []byte(r.Password), MaxPrompts: maxPrompts}
-		// The machine reads Password only here, building the START; the request's owner wipes it.
-		if err := challenges(&cfg); err != nil {
-			return nil, err
+			User: r.User, Port: r.Port, RemAddr: r.RemAddr, Password: []byte(r.Password), Prepared: r.Prepared,
+			MaxPrompts: maxPrompts}
+		// The machine reads Password only here, building the START; the request's owner wipes it. A prepared
+		// CHAP or MS-CHAP START (the loopback front end's client computed the response) needs no challenge.
+		if len(r.Prepared) == 0 {
+			if err := challenges(&cfg); err != nil {
+				return nil, err
+			}
 		}
 		return fsm.NewAuthen(cfg)
 	case req.Author != nil:
