@@ -162,6 +162,16 @@ type AuthorRequest struct {
 	PrivLvl int      `json:"priv_lvl,omitempty"`
 	Port    string   `json:"port,omitempty"`
 	RemAddr string   `json:"rem_addr,omitempty"`
+	// Start, when set, asks for an accounting START of the command when (and only when) it is permitted,
+	// in the same request: the record /v1/account would send for flags "start", this task_id and the
+	// authorization's pairs. Its outcome is AuthorResult.Start.
+	Start *StartRequest `json:"start,omitempty"`
+}
+
+// StartRequest is the accounting START an authorization asks for (AuthorRequest.Start).
+type StartRequest struct {
+	TaskID string   `json:"task_id"`
+	AV     []string `json:"av,omitempty"` // further pairs after the authorization's, such as "start_time=..."
 }
 
 // Pairs returns the AV pairs the request stands for: AV when given, otherwise service=, cmd= and one
@@ -202,6 +212,9 @@ type AuthorResult struct {
 	Server    string     `json:"server,omitempty"`
 	SessionID uint32     `json:"session_id,omitempty"`
 	Error     *ErrorBody `json:"error,omitempty"`
+	// Start is the outcome of the accounting START the request asked for; absent when none was asked for
+	// or the command was not permitted (then no START was sent).
+	Start *AcctResult `json:"start,omitempty"`
 }
 
 // The accounting flags (RFC 8907 section 7.2): "update" is WATCHDOG with START, an interim record that
