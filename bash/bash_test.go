@@ -246,6 +246,74 @@ func TestAgentDown(t *testing.T) {
 	}
 }
 
+// TestKeptConnection: the builtin keeps its connection to the agent open between commands (the same
+// socket at descriptor 150 across commands). When the daemon restarts between two commands, the next one
+// is still authorized and accounted, on a new connection; while no daemon runs, commands are refused
+// (fail closed), and a daemon back at the socket is used again.
+func TestKeptConnection(t *testing.T) {
+	b := requireBash(t)
+	srv := testServer(t)
+	sock := filepath.Join(t.TempDir(), "tacagent.sock")
+	d := startDaemonAt(t, b, srv.Addr(), "2s", sock)
+	sh := hooked(t, b, hookConf{socket: sock})
+	kept := func() string {
+		lines := strings.Split(strings.TrimSpace(sh.run("readlink /proc/$$/fd/150")), "\n")
+		out := strings.TrimSpace(lines[len(lines)-1])
+		if !strings.HasPrefix(out, "socket:[") {
+			t.Fatalf("no socket at descriptor 150 of the shell: %q", out)
+		}
+		return out
+	}
+	first := kept()
+	if again := kept(); again != first {
+		t.Fatalf("the connection was not kept between commands: %s, then %s", first, again)
+	}
+
+	a0 := len(srv.Authorizations())
+	d.stop()
+	d = startDaemonAt(t, b, srv.Addr(), "2s", sock)
+	f := filepath.Join(sh.dir, "after-restart")
+	if out := sh.run("touch " + f); !exists(f) {
+		t.Fatalf("the first command after a daemon restart did not run:\n%s", out)
+	}
+	if after := kept(); after == first {
+		t.Fatalf("still the old connection after the restart: %s", after)
+	}
+	if !findCommand(authorized(t, srv, a0), command{lookPath(t, "touch"), []string{f}}) {
+		t.Fatal("the server was not asked about the command after the restart")
+	}
+
+	d.stop()
+	g := filepath.Join(sh.dir, "no-daemon")
+	if out := sh.run("touch " + g); exists(g) || !strings.Contains(out, "agent is not running") {
+		t.Fatalf("with the daemon gone a command ran, or the reason is missing:\n%s", out)
+	}
+	startDaemonAt(t, b, srv.Addr(), "2s", sock)
+	h := filepath.Join(sh.dir, "back")
+	if out := sh.run("touch " + h); !exists(h) {
+		t.Fatalf("the daemon is back, the command did not run:\n%s", out)
+	}
+	c0 := len(srv.Accounting())
+	sh.exitShell()
+	// Every command that ran has its START and STOP: the ones whose STOP crossed a restart too.
+	recs := accounted(srv, 0)
+	for _, want := range []string{f, h} {
+		var starts, stops int
+		for _, r := range recs {
+			if r.Cmd.Cmd == lookPath(t, "touch") && slices.Equal(r.Cmd.Args, []string{want}) {
+				if r.Start {
+					starts++
+				} else {
+					stops++
+				}
+			}
+		}
+		if starts != 1 || stops != 1 {
+			t.Errorf("touch %s: %d STARTs and %d STOPs, want one each (records after exit: %d)", want, starts, stops, len(recs)-c0)
+		}
+	}
+}
+
 // TestCUnits runs the C table test of the BASH_COMMAND split and the AV escaping.
 func TestCUnits(t *testing.T) {
 	b := requireBash(t)

@@ -170,6 +170,12 @@ type daemon struct {
 // it serves.
 func startDaemon(t testing.TB, b *built, addr, serverTimeout string) *daemon {
 	t.Helper()
+	return startDaemonAt(t, b, addr, serverTimeout, "")
+}
+
+// startDaemonAt is startDaemon with the socket at socket (a new path when empty).
+func startDaemonAt(t testing.TB, b *built, addr, serverTimeout, socket string) *daemon {
+	t.Helper()
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "key")
 	if err := os.WriteFile(keyFile, []byte(testKey+"\n"), 0o600); err != nil {
@@ -177,6 +183,9 @@ func startDaemon(t testing.TB, b *built, addr, serverTimeout string) *daemon {
 	}
 	d := &daemon{t: t, socket: filepath.Join(dir, "tacagent.sock"), metrics: freePort(t), stderr: &syncBuffer{},
 		done: make(chan error, 1)}
+	if socket != "" {
+		d.socket = socket
+	}
 	yaml := fmt.Sprintf("servers:\n  - name: primary\n    address: %s\n    key_file: %s\n    timeout: %s\n"+
 		"    connect_timeout: 1s\nmetrics:\n  address: %s\napi:\n  socket: %s\n  mode: \"0600\"\nlog:\n  level: info\n",
 		addr, keyFile, serverTimeout, d.metrics, d.socket)
