@@ -176,6 +176,12 @@ func startDaemon(t testing.TB, b *built, addr, serverTimeout string) *daemon {
 // startDaemonAt is startDaemon with the socket at socket (a new path when empty).
 func startDaemonAt(t testing.TB, b *built, addr, serverTimeout, socket string) *daemon {
 	t.Helper()
+	return startDaemonWith(t, b, addr, serverTimeout, socket, "")
+}
+
+// startDaemonWith is startDaemonAt with more configuration (YAML appended to the file).
+func startDaemonWith(t testing.TB, b *built, addr, serverTimeout, socket, extra string) *daemon {
+	t.Helper()
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "key")
 	if err := os.WriteFile(keyFile, []byte(testKey+"\n"), 0o600); err != nil {
@@ -188,7 +194,7 @@ func startDaemonAt(t testing.TB, b *built, addr, serverTimeout, socket string) *
 	}
 	yaml := fmt.Sprintf("servers:\n  - name: primary\n    address: %s\n    key_file: %s\n    timeout: %s\n"+
 		"    connect_timeout: 1s\nmetrics:\n  address: %s\napi:\n  socket: %s\n  mode: \"0600\"\nlog:\n  level: info\n",
-		addr, keyFile, serverTimeout, d.metrics, d.socket)
+		addr, keyFile, serverTimeout, d.metrics, d.socket) + extra
 	cfg := filepath.Join(dir, "tacagent.yaml")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
