@@ -52,6 +52,12 @@ func BenchmarkHookLatency(bb *testing.B) {
 			base.loop/benchCommands, hooked.loop/benchCommands)
 		t.Logf("%-9s CPU per command: bash %v without, %v with; daemon %v", cmd, base.cpu/(benchCommands+benchWarmup),
 			hooked.cpu/(benchCommands+benchWarmup), hooked.daemonCPU/(benchCommands+benchWarmup))
+		q := timeCommands(t, b.hook, d, cmd, "-a", "queued")
+		qp50, qp99 := pct(q.each, 50), pct(q.each, 99)
+		t.Logf("%-9s start_ack=queued: p50 %v, p99 %v, added p50 %v, added p99 %v; whole loop per command %v; CPU per command: bash %v, daemon %v",
+			cmd, qp50, qp99, qp50-bp50, qp99-bp99, q.loop/benchCommands, q.cpu/(benchCommands+benchWarmup),
+			q.daemonCPU/(benchCommands+benchWarmup))
+		t.ReportMetric(float64(qp99-bp99)/float64(time.Millisecond), map[bool]string{true: "colon", false: "true"}[cmd == ":"]+"-queued-added-p99-ms")
 		ns := timeCommands(t, b.hook, nospool, cmd)
 		np50, np99 := pct(ns.each, 50), pct(ns.each, 99)
 		t.Logf("%-9s spool off: p50 %v, p99 %v, added p50 %v, added p99 %v; whole loop per command %v; CPU per command: bash %v, daemon %v",
@@ -76,8 +82,8 @@ func BenchmarkHookLatency(bb *testing.B) {
 		}
 	}
 	// Every timed command went to the server: authorization, START and STOP.
-	if n := len(srv.Authorizations()); n < 4*(benchCommands+benchWarmup) {
-		t.Errorf("the server saw %d authorizations, want at least %d", n, 4*(benchCommands+benchWarmup))
+	if n := len(srv.Authorizations()); n < 6*(benchCommands+benchWarmup) {
+		t.Errorf("the server saw %d authorizations, want at least %d", n, 6*(benchCommands+benchWarmup))
 	}
 }
 
@@ -105,7 +111,7 @@ func procCPU(t testing.TB, pid int) time.Duration {
 // timeCommands runs a bash script that times each of benchCommands runs of cmd with $EPOCHREALTIME. With a
 // socket it first installs the hook as contrib/bash/tacagent.sh does; the window between the two
 // timestamps then holds the command's trap (authorization and START) and the next one (its STOP).
-func timeCommands(t testing.TB, hook string, d *daemon, cmd string) timing {
+func timeCommands(t testing.TB, hook string, d *daemon, cmd string, opts ...string) timing {
 	t.Helper()
 	var s strings.Builder
 	socket := ""
@@ -114,7 +120,7 @@ func timeCommands(t testing.TB, hook string, d *daemon, cmd string) timing {
 	}
 	if socket != "" {
 		fmt.Fprintf(&s, "enable -f %s tacagent_hook || exit 9\nshopt -s extdebug\nset -o functrace\n", hook)
-		fmt.Fprintf(&s, "trap 'tacagent_hook -s %s -- \"$?\" \"${PIPESTATUS[@]}\"' DEBUG\n", socket)
+		fmt.Fprintf(&s, "trap 'tacagent_hook -s %s %s -- \"$?\" \"${PIPESTATUS[@]}\"' DEBUG\n", socket, strings.Join(opts, " "))
 	}
 	fmt.Fprintf(&s, "for ((i = 0; i < %d; i++)); do %s; done\n", benchWarmup, cmd)
 	fmt.Fprintf(&s, "d=()\nT0=$EPOCHREALTIME\nfor ((i = 0; i < %d; i++)); do\n\tt0=$EPOCHREALTIME\n\t%s\n\tt1=$EPOCHREALTIME\n\td+=(\"$t0 $t1\")\ndone\n", benchCommands, cmd)

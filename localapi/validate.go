@@ -142,6 +142,9 @@ func (s *StartRequest) validate(pairs []string) *apiError {
 	if s.TaskID == "" {
 		return badRequest("start.task_id is required")
 	}
+	if s.Ack != "" && s.Ack != AckDelivered && s.Ack != AckQueued {
+		return badRequest("start.ack must be delivered or queued")
+	}
 	// The record carries caller_* (3) and task_id besides the authorization's pairs and these.
 	if len(pairs)+len(s.AV)+4 > maxArgs {
 		return badRequest(fmt.Sprintf("start: more than %d pairs with the authorization's", maxArgs))

@@ -220,7 +220,7 @@ static void start_outcome(tj_span doc, struct sa_result *r)
 		return;
 	}
 	char *result = field(st, "result");
-	r->start_ok = result != NULL && strcmp(result, "ok") == 0;
+	r->start_ok = result != NULL && (strcmp(result, "ok") == 0 || strcmp(result, "queued") == 0);
 	if (!r->start_ok) {
 		char *code = NULL, *emsg = NULL;
 		tj_span err;
@@ -267,6 +267,8 @@ void sa_authorize(const struct sa_config *c, const char *user, const char *cmd, 
 	if (start_task != NULL) {
 		put_raw(&w, "\"start\":{");
 		tjw_str(&w, "task_id", start_task);
+		if (c->start_ack != NULL && c->start_ack[0] != '\0')
+			tjw_str(&w, "ack", c->start_ack);
 		close_obj(&w);
 	}
 	tjw_end(&w);

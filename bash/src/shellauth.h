@@ -31,6 +31,10 @@ struct sa_config {
 	 * request. The caller owns them (th_conn_init, th_conn_close). */
 	th_conn *kept;
 	int nkept;
+	/* start_ack: when the agent answers an authorization that carries a START: NULL or "delivered" (a
+	 * server or the spool took it, committed) or "queued" (queued in the agent's spool, not yet
+	 * committed: docs/api.md). */
+	const char *start_ack;
 };
 
 enum sa_verdict {

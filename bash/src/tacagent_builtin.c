@@ -70,7 +70,7 @@ static struct pending *pend; /* MAX_PENDING slots */
 static unsigned long task_seq;
 static bool exit_registered;
 /* The configuration of the last call, for the STOPs sent at exit. */
-static char cfg_socket[256], cfg_group[64], cfg_port[64], cfg_rem[256];
+static char cfg_socket[256], cfg_group[64], cfg_port[64], cfg_rem[256], cfg_ack[16];
 static struct sa_config cfg = {.socket = cfg_socket, .daemon_uid = -1};
 
 static void say(const char *cmd, const char *fmt, const char *a, const char *b)
@@ -439,6 +439,7 @@ static int options(WORD_LIST *list, int *status, int *pipestatus, int *npipe)
 	cfg.fallback_group = NULL;
 	cfg.port = NULL;
 	cfg.rem_addr = NULL;
+	cfg.start_ack = NULL;
 	if (!kept_ready) {
 		for (int i = 0; i < KEPT; i++)
 			th_conn_init(&kept[i], SA_FD_MIN);
@@ -451,7 +452,7 @@ static int options(WORD_LIST *list, int *status, int *pipestatus, int *npipe)
 	for (; list != NULL; list = list->next) {
 		const char *o = list->word->word;
 		const char *v = list->next != NULL ? list->next->word->word : NULL;
-		if (o[0] == '-' && o[1] != '\0' && o[2] == '\0' && strchr("stgpdTr", o[1]) != NULL) {
+		if (o[0] == '-' && o[1] != '\0' && o[2] == '\0' && strchr("stgpdTra", o[1]) != NULL) {
 			if (v == NULL)
 				return -1;
 			switch (o[1]) {
@@ -462,6 +463,12 @@ static int options(WORD_LIST *list, int *status, int *pipestatus, int *npipe)
 			case 'd': cfg.daemon_uid = v[0] ? atol(v) : -1; break;
 			case 'T': snprintf(cfg_port, sizeof cfg_port, "%s", v); cfg.port = cfg_port; break;
 			case 'r': snprintf(cfg_rem, sizeof cfg_rem, "%s", v); cfg.rem_addr = cfg_rem; break;
+			case 'a':
+				if (strcmp(v, "queued") != 0 && strcmp(v, "delivered") != 0 && v[0] != '\0')
+					return -1;
+				snprintf(cfg_ack, sizeof cfg_ack, "%s", v);
+				cfg.start_ack = cfg_ack[0] ? cfg_ack : NULL;
+				break;
 			}
 			list = list->next;
 		} else if (strcmp(o, "--") == 0) {
@@ -691,12 +698,13 @@ static char *tacagent_hook_doc[] = {
 	"",
 	"Run from a DEBUG trap under extdebug (contrib/bash/tacagent.sh); returns",
 	"non-zero when the command must not run. Options: -s SOCKET, -t TIMEOUT_MS,",
-	"-g FALLBACK_GROUP, -p PRIV_LVL, -d DAEMON_UID, -T TTY, -r REMOTE_ADDR;",
+	"-g FALLBACK_GROUP, -p PRIV_LVL, -d DAEMON_UID, -T TTY, -r REMOTE_ADDR,",
+	"-a START_ACK (delivered or queued);",
 	"then $? and ${PIPESTATUS[@]}. See docs/bash.md.",
 	NULL,
 };
 
 struct builtin tacagent_hook_struct = {
 	HOOK_NAME, tacagent_hook_builtin, BUILTIN_ENABLED, tacagent_hook_doc,
-	HOOK_NAME " [-s SOCKET] [-t MS] [-g GROUP] [-p PRIV] [-d UID] [-T TTY] [-r ADDR] [STATUS [PIPESTATUS...]]", 0,
+	HOOK_NAME " [-s SOCKET] [-t MS] [-g GROUP] [-p PRIV] [-d UID] [-T TTY] [-r ADDR] [-a ACK] [STATUS [PIPESTATUS...]]", 0,
 };

@@ -23,7 +23,7 @@ if shopt -q extdebug && [[ $(trap -p DEBUG) == *tacagent* ]]; then return 0; fi
 __tacagent_setup() {
 	local conf=/etc/tacagent/bash.conf
 	local socket=/run/tacagent/tacagent.sock builtin=/usr/lib/tacagent/tacagent_hook.so timeout_ms=5000
-	local fallback_group= daemon_uid= cli=/usr/bin/tacagent k v owner
+	local fallback_group= daemon_uid= cli=/usr/bin/tacagent start_ack= k v owner
 	if [[ -f $conf ]]; then
 		# Root's file only: anyone else's could open the door.
 		owner=$(stat -Lc '%u %a' -- "$conf" 2>/dev/null)
@@ -32,6 +32,7 @@ __tacagent_setup() {
 				case $k in
 				socket) socket=$v ;; builtin) builtin=$v ;; timeout_ms) timeout_ms=$v ;;
 				fallback_group) fallback_group=$v ;; daemon_uid) daemon_uid=$v ;; cli) cli=$v ;;
+				start_ack) start_ack=$v ;;
 				esac
 			done <"$conf"
 		else
@@ -43,12 +44,13 @@ __tacagent_setup() {
 	tty=$(tty 2>/dev/null) || tty=
 	[[ $timeout_ms =~ ^[0-9]+$ ]] || timeout_ms=5000
 	[[ $daemon_uid =~ ^[0-9]*$ ]] || daemon_uid=
+	[[ $start_ack == queued ]] || start_ack=
 
 	local hook
 	if enable -f "$builtin" tacagent_hook 2>/dev/null; then
-		printf -v hook 'tacagent_hook -s %q -t %q -p %q -g %q -T %q -r %q%s -- "$?" "${PIPESTATUS[@]}"' \
+		printf -v hook 'tacagent_hook -s %q -t %q -p %q -g %q -T %q -r %q%s%s -- "$?" "${PIPESTATUS[@]}"' \
 			"$socket" "$timeout_ms" "$priv" "$fallback_group" "${tty#/dev/}" "$rem" \
-			"${daemon_uid:+ -d $daemon_uid}"
+			"${daemon_uid:+ -d $daemon_uid}" "${start_ack:+ -a $start_ack}"
 	else
 		echo "tacagent: the tacagent_hook builtin is not available ($builtin); using $cli for each command" >&2
 		local user
