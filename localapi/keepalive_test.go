@@ -44,6 +44,9 @@ func (a *acctRecorder) Account(ctx context.Context, c Caller, req AcctRequest) (
 	if req.TaskID == "refused" {
 		return AcctResult{Spooled: true}, &tacplus.Error{Class: tacplus.ErrUnreachable, Msg: "no server answered; spooled"}
 	}
+	if req.Queued {
+		return AcctResult{Result: ResultQueued}, nil
+	}
 	return a.fakeBackend.Account(ctx, c, req)
 }
 
@@ -96,8 +99,19 @@ func TestAuthorizeStart(t *testing.T) {
 		t.Fatalf("START not taken: %d %s", r.status, r.body)
 	}
 
+	// ack "queued" reaches the backend as such, and its answer says so; the default is "ok".
+	res = AuthorResult{}
+	r = ts.post(t, "/v1/authorize", AuthorRequest{User: "alice", Cmd: "show", Start: &StartRequest{TaskID: "q", Ack: AckQueued}}, &res)
+	if got := b.taken(); r.status != 200 || res.Start == nil || res.Start.Result != ResultQueued || !got[len(got)-1].Queued {
+		t.Fatalf("queued: %d %s", r.status, r.body)
+	}
+	if got := b.taken(); got[0].Queued {
+		t.Fatal("a START without ack was queued")
+	}
+
 	// Refused requests: nothing reaches the backend.
 	for _, body := range []string{
+		`{"user":"alice","cmd":"show","start":{"task_id":"1","ack":"maybe"}}`,
 		`{"user":"alice","cmd":"show","start":{}}`,
 		`{"user":"alice","cmd":"show","start":{"task_id":"a b"}}`,
 		`{"user":"alice","cmd":"show","start":{"task_id":"1","av":["caller_uid=0"]}}`,
