@@ -54,7 +54,7 @@ func BenchmarkHookLatency(bb *testing.B) {
 			hooked.cpu/(benchCommands+benchWarmup), hooked.daemonCPU/(benchCommands+benchWarmup))
 		q := timeCommands(t, b.hook, d, cmd, "-a", "queued")
 		qp50, qp99 := pct(q.each, 50), pct(q.each, 99)
-		t.Logf("%-9s start_ack=queued: p50 %v, p99 %v, added p50 %v, added p99 %v; whole loop per command %v; CPU per command: bash %v, daemon %v",
+		t.Logf("%-9s accounting_ack=queued: p50 %v, p99 %v, added p50 %v, added p99 %v; whole loop per command %v; CPU per command: bash %v, daemon %v",
 			cmd, qp50, qp99, qp50-bp50, qp99-bp99, q.loop/benchCommands, q.cpu/(benchCommands+benchWarmup),
 			q.daemonCPU/(benchCommands+benchWarmup))
 		t.ReportMetric(float64(qp99-bp99)/float64(time.Millisecond), map[bool]string{true: "colon", false: "true"}[cmd == ":"]+"-queued-added-p99-ms")

@@ -215,7 +215,7 @@ func (b backend) account(ctx context.Context, rt *runtime, caller localapi.Calle
 	}
 	areq := agent.AcctRequest{Flags: flags, Method: tacplus.MethodTACACSPlus, PrivLvl: uint8(req.PrivLvl),
 		Type: tacplus.AuthenTypeASCII, Service: tacplus.ServiceLogin, User: req.User, Port: req.Port, RemAddr: req.RemAddr, Args: args}
-	if b.d.spool != nil && req.Queued {
+	if b.d.spool != nil && req.Ack == localapi.AckQueued {
 		return b.queued(ctx, caller, req, areq)
 	}
 	if b.d.spool != nil {

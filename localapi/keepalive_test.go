@@ -44,7 +44,7 @@ func (a *acctRecorder) Account(ctx context.Context, c Caller, req AcctRequest) (
 	if req.TaskID == "refused" {
 		return AcctResult{Spooled: true}, &tacplus.Error{Class: tacplus.ErrUnreachable, Msg: "no server answered; spooled"}
 	}
-	if req.Queued {
+	if req.Ack == AckQueued {
 		return AcctResult{Result: ResultQueued}, nil
 	}
 	return a.fakeBackend.Account(ctx, c, req)
@@ -102,10 +102,10 @@ func TestAuthorizeStart(t *testing.T) {
 	// ack "queued" reaches the backend as such, and its answer says so; the default is "ok".
 	res = AuthorResult{}
 	r = ts.post(t, "/v1/authorize", AuthorRequest{User: "alice", Cmd: "show", Start: &StartRequest{TaskID: "q", Ack: AckQueued}}, &res)
-	if got := b.taken(); r.status != 200 || res.Start == nil || res.Start.Result != ResultQueued || !got[len(got)-1].Queued {
+	if got := b.taken(); r.status != 200 || res.Start == nil || res.Start.Result != ResultQueued || got[len(got)-1].Ack != AckQueued {
 		t.Fatalf("queued: %d %s", r.status, r.body)
 	}
-	if got := b.taken(); got[0].Queued {
+	if got := b.taken(); got[0].Ack != "" {
 		t.Fatal("a START without ack was queued")
 	}
 

@@ -662,7 +662,7 @@ func (s *Server) authorize(r *http.Request, c Caller) response {
 // "start", the task_id, and the authorization's pairs followed by the request's own.
 func (r AuthorRequest) startRecord() AcctRequest {
 	return AcctRequest{Flags: FlagStart, User: r.User, TaskID: r.Start.TaskID, AV: append(r.Pairs(), r.Start.AV...),
-		PrivLvl: r.PrivLvl, Port: r.Port, RemAddr: r.RemAddr, Queued: r.Start.Ack == AckQueued}
+		PrivLvl: r.PrivLvl, Port: r.Port, RemAddr: r.RemAddr, Ack: r.Start.Ack}
 }
 
 func (s *Server) account(r *http.Request, c Caller) response {
@@ -686,7 +686,7 @@ func (s *Server) account(r *http.Request, c Caller) response {
 func (s *Server) accountRecord(ctx context.Context, c Caller, req AcctRequest) AcctResult {
 	res, err := s.cfg.Backend.Account(ctx, c, req)
 	if err == nil {
-		if !(req.Queued && res.Result == ResultQueued) {
+		if !(req.Ack == AckQueued && res.Result == ResultQueued) {
 			res.Result = ResultOK
 		}
 		res.Error = nil

@@ -172,20 +172,19 @@ type AuthorRequest struct {
 type StartRequest struct {
 	TaskID string   `json:"task_id"`
 	AV     []string `json:"av,omitempty"` // further pairs after the authorization's, such as "start_time=..."
-	// Ack is when the authorization is answered: AckDelivered (the default) as /v1/account answers, or
-	// AckQueued once the START is queued in the spool, before its commit (see ResultQueued).
+	// Ack is AcctRequest.Ack for the START: when the authorization is answered.
 	Ack string `json:"ack,omitempty"`
 }
 
-// The acknowledgements of a START sent with an authorization (StartRequest.Ack).
+// The acknowledgements of an accounting record (AcctRequest.Ack, StartRequest.Ack).
 const (
 	AckDelivered = "delivered"
 	AckQueued    = "queued"
 )
 
-// ResultQueued is the result of a START sent with AckQueued: the agent's spool holds it in order (a STOP
-// of the same task sent later is delivered after it) and commits it with its next group commit; it is
-// not durable yet, and a crash of the agent within that commit loses it.
+// ResultQueued is the result of a record sent with AckQueued: the agent's spool holds it in order (a
+// record of the same task sent later is delivered after it) and commits it with its next group commit;
+// it is not durable yet, and a crash of the agent before that commit loses it.
 const ResultQueued = "queued"
 
 // Pairs returns the AV pairs the request stands for: AV when given, otherwise service=, cmd= and one
@@ -249,9 +248,10 @@ type AcctRequest struct {
 	PrivLvl int      `json:"priv_lvl,omitempty"`
 	Port    string   `json:"port,omitempty"`
 	RemAddr string   `json:"rem_addr,omitempty"`
-	// Queued asks the Backend to answer once the record is queued in its spool, before the commit (a
-	// START with AckQueued); a Backend without a spool sends it as usual.
-	Queued bool `json:"-"`
+	// Ack is when the record is answered: AckDelivered (the default: a server took it, or the spool
+	// committed it and its first delivery attempt ended) or AckQueued (once the spool holds it in order,
+	// before its commit: result ResultQueued). An agent without a spool sends the record either way.
+	Ack string `json:"ack,omitempty"`
 }
 
 // The result of an accounting record that was taken.

@@ -142,7 +142,7 @@ func (s *StartRequest) validate(pairs []string) *apiError {
 	if s.TaskID == "" {
 		return badRequest("start.task_id is required")
 	}
-	if s.Ack != "" && s.Ack != AckDelivered && s.Ack != AckQueued {
+	if !validAck(s.Ack) {
 		return badRequest("start.ack must be delivered or queued")
 	}
 	// The record carries caller_* (3) and task_id besides the authorization's pairs and these.
@@ -159,8 +159,12 @@ func (r *AcctRequest) validate() *apiError {
 		return badRequest("flags must be start, stop, watchdog or update")
 	case r.User == "":
 		return badRequest("user is required")
+	case !validAck(r.Ack):
+		return badRequest("ack must be delivered or queued")
 	}
 	return firstError(checkText("user", r.User, false), checkText("port", r.Port, false),
 		checkText("rem_addr", r.RemAddr, false), checkText("task_id", r.TaskID, false), checkPriv(r.PrivLvl),
 		checkArgs("av", r.AV), checkReserved("av", r.AV))
 }
+
+func validAck(a string) bool { return a == "" || a == AckDelivered || a == AckQueued }

@@ -267,8 +267,8 @@ void sa_authorize(const struct sa_config *c, const char *user, const char *cmd, 
 	if (start_task != NULL) {
 		put_raw(&w, "\"start\":{");
 		tjw_str(&w, "task_id", start_task);
-		if (c->start_ack != NULL && c->start_ack[0] != '\0')
-			tjw_str(&w, "ack", c->start_ack);
+		if (c->ack != NULL && c->ack[0] != '\0')
+			tjw_str(&w, "ack", c->ack);
 		close_obj(&w);
 	}
 	tjw_end(&w);
@@ -356,6 +356,8 @@ bool sa_account_begin(const struct sa_config *c, const char *flags, const char *
 	tjw_str(&w, "flags", flags);
 	tjw_str(&w, "user", user);
 	tjw_str(&w, "task_id", task_id);
+	if (c->ack != NULL && c->ack[0] != '\0')
+		tjw_str(&w, "ack", c->ack);
 	tjw_strs(&w, "av", (const char *const *)av, (size_t)total);
 	put_int(&w, "priv_lvl", c->priv_lvl);
 	if (c->port != NULL && c->port[0] != '\0')
@@ -455,7 +457,7 @@ bool sa_account_end(struct sa_call *call, char *why, size_t whylen)
 	tj_span doc;
 	bool json = resp.body_len > 0 && tj_parse(resp.body, resp.body_len, &doc) == 0;
 	char *result = json ? field(doc, "result") : NULL;
-	bool ok = resp.status == 200 && result != NULL && strcmp(result, "ok") == 0;
+	bool ok = resp.status == 200 && result != NULL && (strcmp(result, "ok") == 0 || strcmp(result, "queued") == 0);
 	if (!ok)
 		snprintf(why, whylen, "HTTP %d, result %s", resp.status, result ? result : "none");
 	free(result);

@@ -31,10 +31,10 @@ struct sa_config {
 	 * request. The caller owns them (th_conn_init, th_conn_close). */
 	th_conn *kept;
 	int nkept;
-	/* start_ack: when the agent answers an authorization that carries a START: NULL or "delivered" (a
-	 * server or the spool took it, committed) or "queued" (queued in the agent's spool, not yet
-	 * committed: docs/api.md). */
-	const char *start_ack;
+	/* ack: when the agent answers an accounting record (a START sent with an authorization, a STOP):
+	 * NULL or "delivered" (a server took it, or the spool committed it) or "queued" (held in order in
+	 * the agent's spool, not yet committed: docs/api.md). */
+	const char *ack;
 };
 
 enum sa_verdict {

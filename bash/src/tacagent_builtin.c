@@ -439,7 +439,7 @@ static int options(WORD_LIST *list, int *status, int *pipestatus, int *npipe)
 	cfg.fallback_group = NULL;
 	cfg.port = NULL;
 	cfg.rem_addr = NULL;
-	cfg.start_ack = NULL;
+	cfg.ack = NULL;
 	if (!kept_ready) {
 		for (int i = 0; i < KEPT; i++)
 			th_conn_init(&kept[i], SA_FD_MIN);
@@ -467,7 +467,7 @@ static int options(WORD_LIST *list, int *status, int *pipestatus, int *npipe)
 				if (strcmp(v, "queued") != 0 && strcmp(v, "delivered") != 0 && v[0] != '\0')
 					return -1;
 				snprintf(cfg_ack, sizeof cfg_ack, "%s", v);
-				cfg.start_ack = cfg_ack[0] ? cfg_ack : NULL;
+				cfg.ack = cfg_ack[0] ? cfg_ack : NULL;
 				break;
 			}
 			list = list->next;
@@ -699,7 +699,7 @@ static char *tacagent_hook_doc[] = {
 	"Run from a DEBUG trap under extdebug (contrib/bash/tacagent.sh); returns",
 	"non-zero when the command must not run. Options: -s SOCKET, -t TIMEOUT_MS,",
 	"-g FALLBACK_GROUP, -p PRIV_LVL, -d DAEMON_UID, -T TTY, -r REMOTE_ADDR,",
-	"-a START_ACK (delivered or queued);",
+	"-a ACCOUNTING_ACK (delivered or queued);",
 	"then $? and ${PIPESTATUS[@]}. See docs/bash.md.",
 	NULL,
 };
