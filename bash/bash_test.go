@@ -1,6 +1,7 @@
 package bash
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -311,6 +312,55 @@ func TestKeptConnection(t *testing.T) {
 		if starts != 1 || stops != 1 {
 			t.Errorf("touch %s: %d STARTs and %d STOPs, want one each (records after exit: %d)", want, starts, stops, len(recs)-c0)
 		}
+	}
+}
+
+// TestQueuedAck: with accounting_ack=queued the hook asks the agent to answer its records once they are
+// queued in the spool: every command that ran still reaches the server with its START and then its STOP
+// (status kept), a pipeline's too, and a denied command is neither run nor accounted.
+func TestQueuedAck(t *testing.T) {
+	b := requireBash(t)
+	srv := testServer(t)
+	d := startDaemonWith(t, b, srv.Addr(), "2s", "", fmt.Sprintf("accounting:\n  spool:\n    path: %s\n",
+		filepath.Join(t.TempDir(), "spool.db")))
+	sh := hooked(t, b, hookConf{socket: d.socket, ack: "queued"})
+	if got := sh.run("trap -p DEBUG"); !strings.Contains(got, "-a queued") {
+		t.Fatalf("the hook does not ask for queued answers: %s", got)
+	}
+	c0 := len(srv.Accounting())
+	f := filepath.Join(sh.dir, "q")
+	sh.run("touch " + f)
+	sh.run("true | false")
+	out := sh.run("touch " + filepath.Join(sh.dir, "denied"))
+	if exists(filepath.Join(sh.dir, "denied")) || !strings.Contains(out, msgDenied) {
+		t.Fatalf("the denied touch ran, or no message:\n%s", out)
+	}
+	if !exists(f) {
+		t.Fatal("the permitted touch did not run")
+	}
+	sh.exitShell()
+	eventually(t, stepTimeout, "the touch's STOP at the server", func() bool {
+		for _, r := range accounted(srv, c0) {
+			if !r.Start && slices.Equal(r.Cmd.Args, []string{f}) {
+				return true
+			}
+		}
+		return false
+	})
+	recs := accounted(srv, c0)
+	seen := map[string]bool{}
+	for _, r := range accounted(srv, 0) { // the order check needs the STARTs from before c0 too
+		if strings.Contains(strings.Join(r.Cmd.Args, " "), "denied") {
+			t.Errorf("a denied command was accounted: %+v", r)
+		}
+		if r.Start {
+			seen[r.Task] = true
+		} else if !seen[r.Task] {
+			t.Errorf("a STOP before its START: %+v", r)
+		}
+	}
+	if !slices.ContainsFunc(recs, func(a acct) bool { return !a.Start && strings.HasSuffix(a.Cmd.Cmd, "false") && a.Status == "1" }) {
+		t.Errorf("no STOP status=1 for the pipeline's false: %+v", recs)
 	}
 }
 

@@ -277,6 +277,7 @@ func testServer(t testing.TB) *tacplustest.Server {
 // hookConf is one shell's settings (/etc/tacagent/bash.conf in production).
 type hookConf struct {
 	socket, builtin, group, cli string
+	ack                         string // accounting_ack
 }
 
 // installScript writes the profile script, reading its settings from a file of this test, and returns
@@ -294,7 +295,8 @@ func installScript(t testing.TB, b *built, c hookConf) string {
 	if c.cli == "" {
 		c.cli = b.tacagent
 	}
-	text := fmt.Sprintf("socket=%s\nbuiltin=%s\nfallback_group=%s\ncli=%s\ntimeout_ms=10000\n", c.socket, c.builtin, c.group, c.cli)
+	text := fmt.Sprintf("socket=%s\nbuiltin=%s\nfallback_group=%s\ncli=%s\ntimeout_ms=10000\naccounting_ack=%s\n",
+		c.socket, c.builtin, c.group, c.cli, c.ack)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
