@@ -6,8 +6,10 @@
  * builtin name, or absolute path), one cmd-arg per argument, priv_lvl. The words come from bash's own
  * print of the command (BASH_COMMAND, before expansion); words without $, ` or process substitution are
  * expanded by bash itself (braces, tilde, globs, quote removal), which has no side effects; the others go
- * as typed. A permitted command is accounted: START before it runs, STOP (status, elapsed_time) when the
- * same shell process runs its next command or exits.
+ * as typed. A permitted command is accounted: START before it runs (sent by the agent with the
+ * authorization, in one request), STOP (status, elapsed_time) when the same shell process runs its next
+ * command or exits, its answer read when it has arrived. Requests go over connections kept open between
+ * commands (th_conn, one set per process).
  *
  * It also keeps the hook in place: extdebug and functrace are turned back on if they were turned off (and
  * that command is refused), and `trap` on DEBUG, `enable` with -n/-d/-f, and this builtin run by hand are

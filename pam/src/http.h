@@ -1,6 +1,7 @@
 /* A minimal HTTP/1.1 client for tacagent's local API on its unix socket (docs/api.md): one request per
  * connection ("Connection: close"), or several in turn on a kept connection (th_conn); a Content-Length
- * body, and one deadline for connect, write and read together. No threads, no signals (writes use MSG_NOSIGNAL), no global state. */
+ * body, and one deadline for connect, write and read together. No threads, no signals (writes use
+ * MSG_NOSIGNAL), no global state. */
 #ifndef TACAGENT_HTTP_H
 #define TACAGENT_HTTP_H
 
