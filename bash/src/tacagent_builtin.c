@@ -127,30 +127,6 @@ static bool kept_ready;
 
 /* stops_collect reads the answers of this process's STOPs in flight: with all, every one (each within its
  * deadline); otherwise those that can be read without waiting. A subshell forgets its parent's. */
-/* STARTs sent on their own (the default acknowledgement: the agent answers once its spool committed the
- * record), whose answers are read at this process's next command, before any STOP is sent: the record's
- * commit overlaps the command (a fork and exec takes as long), and a server still gets every STOP after
- * its START. With accounting_ack=queued the START goes with the authorization instead (its answer is
- * immediate). */
-static struct inflight starts[MAX_PENDING];
-static int nstarts;
-
-static void starts_end(void)
-{
-	pid_t me = getpid();
-	char why[SA_MSG];
-	for (int i = 0; i < nstarts; i++) {
-		struct inflight *f = &starts[i];
-		if (f->pid != me) {
-			sa_account_drop(&f->call); /* the parent's: it reads the answer itself */
-			continue;
-		}
-		if (!sa_account_end(&f->call, why, sizeof why))
-			say(f->cmd, "accounting START not recorded: %s%s", why, "");
-	}
-	nstarts = 0;
-}
-
 static void stops_collect(bool all)
 {
 	pid_t me = getpid();
@@ -249,7 +225,6 @@ static void flush(int depth, int status, const int *pipestatus, int npipe, bool 
 
 static void at_exit(void)
 {
-	starts_end();
 	flush(0, last_command_exit_value, NULL, 0, true);
 	stops_collect(true);
 }
@@ -553,7 +528,6 @@ static int tacagent_hook_builtin(WORD_LIST *list)
 
 	if (function_entry(text))
 		return tampered ? EXECUTION_FAILURE : EXECUTION_SUCCESS;
-	starts_end();
 	stops_collect(false);
 	flush(variable_context, status, pipestatus, npipe, false);
 	replacing = false;
@@ -657,10 +631,7 @@ static int decide(const char *text, bool tampered)
 	 * START in the same request when the command is permitted. */
 	p = remember(cmd, argv + at + 1, argc - at - 1);
 	struct sa_result r;
-	/* With accounting_ack=queued the START goes with the authorization (answered at once); otherwise on
-	 * its own after it (below), its answer read at the next command. */
-	bool with_auth = cfg.ack != NULL && strcmp(cfg.ack, "queued") == 0;
-	sa_authorize(&cfg, user, cmd, argv + at + 1, argc - at - 1, p != NULL && with_auth ? p->task : NULL, &r);
+	sa_authorize(&cfg, user, cmd, argv + at + 1, argc - at - 1, p != NULL ? p->task : NULL, &r);
 	switch (r.verdict) {
 	case SA_PERMIT:
 		break;
@@ -702,23 +673,9 @@ static int decide(const char *text, bool tampered)
 		say(cmd, "too many commands in flight: no STOP will be sent for this one%s%s", "", "");
 		goto out;
 	}
-	if (r.verdict != SA_PERMIT || !with_auth) {
-		/* In a subshell (bash execs the last command of `( )` and `$( )`) or with exec, the process may
-		 * be replaced before its next command: the answer is read now. */
-		bool sync = subshell_environment != 0 || replacing || nstarts == MAX_PENDING;
-		struct inflight *f = &starts[nstarts];
-		if (sync) {
-			if (!sa_account(&cfg, "start", user, p->task, cmd, argv + at + 1, argc - at - 1, -1000, -1, ewhy,
-					sizeof ewhy))
-				say(cmd, "accounting START not recorded: %s%s", ewhy, "");
-		} else if (!sa_account_begin(&cfg, "start", user, p->task, cmd, argv + at + 1, argc - at - 1, -1000, -1,
-					     &f->call, ewhy, sizeof ewhy)) {
+	if (r.verdict != SA_PERMIT) {
+		if (!sa_account(&cfg, "start", user, p->task, cmd, argv + at + 1, argc - at - 1, -1000, -1, ewhy, sizeof ewhy))
 			say(cmd, "accounting START not recorded: %s%s", ewhy, "");
-		} else {
-			snprintf(f->cmd, sizeof f->cmd, "%s", cmd);
-			f->pid = getpid();
-			nstarts++;
-		}
 	} else if (!r.start_sent) {
 		say(cmd, "accounting START not recorded: %s%s", "the agent did not send it", "");
 	} else if (!r.start_ok) {
