@@ -192,6 +192,11 @@ func startDaemonWith(t testing.TB, b *built, addr, serverTimeout, socket, extra 
 	if socket != "" {
 		d.socket = socket
 	}
+	if !strings.Contains(extra, "accounting:") {
+		// Each daemon its own spool: with the default path (/var/lib/tacagent) a daemon would replay the
+		// records another test's daemon left behind to this test's server.
+		extra += fmt.Sprintf("accounting:\n  spool:\n    path: %s\n", filepath.Join(dir, "spool.db"))
+	}
 	yaml := fmt.Sprintf("servers:\n  - name: primary\n    address: %s\n    key_file: %s\n    timeout: %s\n"+
 		"    connect_timeout: 1s\nmetrics:\n  address: %s\napi:\n  socket: %s\n  mode: \"0600\"\nlog:\n  level: info\n",
 		addr, keyFile, serverTimeout, d.metrics, d.socket) + extra
