@@ -1,6 +1,7 @@
 package bash
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -243,6 +244,123 @@ func TestAgentDown(t *testing.T) {
 	h := filepath.Join(loose.dir, "h")
 	if loose.run("touch " + h); exists(h) {
 		t.Error("a group-writable settings file's fallback_group was applied")
+	}
+}
+
+// TestKeptConnection: the builtin keeps its connection to the agent open between commands (the same
+// socket at descriptor 150 across commands). When the daemon restarts between two commands, the next one
+// is still authorized and accounted, on a new connection; while no daemon runs, commands are refused
+// (fail closed), and a daemon back at the socket is used again.
+func TestKeptConnection(t *testing.T) {
+	b := requireBash(t)
+	srv := testServer(t)
+	sock := filepath.Join(t.TempDir(), "tacagent.sock")
+	d := startDaemonAt(t, b, srv.Addr(), "2s", sock)
+	sh := hooked(t, b, hookConf{socket: sock})
+	kept := func() string {
+		lines := strings.Split(strings.TrimSpace(sh.run("readlink /proc/$$/fd/150")), "\n")
+		out := strings.TrimSpace(lines[len(lines)-1])
+		if !strings.HasPrefix(out, "socket:[") {
+			t.Fatalf("no socket at descriptor 150 of the shell: %q", out)
+		}
+		return out
+	}
+	first := kept()
+	if again := kept(); again != first {
+		t.Fatalf("the connection was not kept between commands: %s, then %s", first, again)
+	}
+
+	a0 := len(srv.Authorizations())
+	d.stop()
+	d = startDaemonAt(t, b, srv.Addr(), "2s", sock)
+	f := filepath.Join(sh.dir, "after-restart")
+	if out := sh.run("touch " + f); !exists(f) {
+		t.Fatalf("the first command after a daemon restart did not run:\n%s", out)
+	}
+	if after := kept(); after == first {
+		t.Fatalf("still the old connection after the restart: %s", after)
+	}
+	if !findCommand(authorized(t, srv, a0), command{lookPath(t, "touch"), []string{f}}) {
+		t.Fatal("the server was not asked about the command after the restart")
+	}
+
+	d.stop()
+	g := filepath.Join(sh.dir, "no-daemon")
+	if out := sh.run("touch " + g); exists(g) || !strings.Contains(out, "agent is not running") {
+		t.Fatalf("with the daemon gone a command ran, or the reason is missing:\n%s", out)
+	}
+	startDaemonAt(t, b, srv.Addr(), "2s", sock)
+	h := filepath.Join(sh.dir, "back")
+	if out := sh.run("touch " + h); !exists(h) {
+		t.Fatalf("the daemon is back, the command did not run:\n%s", out)
+	}
+	c0 := len(srv.Accounting())
+	sh.exitShell()
+	// Every command that ran has its START and STOP: the ones whose STOP crossed a restart too.
+	recs := accounted(srv, 0)
+	for _, want := range []string{f, h} {
+		var starts, stops int
+		for _, r := range recs {
+			if r.Cmd.Cmd == lookPath(t, "touch") && slices.Equal(r.Cmd.Args, []string{want}) {
+				if r.Start {
+					starts++
+				} else {
+					stops++
+				}
+			}
+		}
+		if starts != 1 || stops != 1 {
+			t.Errorf("touch %s: %d STARTs and %d STOPs, want one each (records after exit: %d)", want, starts, stops, len(recs)-c0)
+		}
+	}
+}
+
+// TestQueuedAck: with accounting_ack=queued the hook asks the agent to answer its records once they are
+// queued in the spool: every command that ran still reaches the server with its START and then its STOP
+// (status kept), a pipeline's too, and a denied command is neither run nor accounted.
+func TestQueuedAck(t *testing.T) {
+	b := requireBash(t)
+	srv := testServer(t)
+	d := startDaemonWith(t, b, srv.Addr(), "2s", "", fmt.Sprintf("accounting:\n  spool:\n    path: %s\n",
+		filepath.Join(t.TempDir(), "spool.db")))
+	sh := hooked(t, b, hookConf{socket: d.socket, ack: "queued"})
+	if got := sh.run("trap -p DEBUG"); !strings.Contains(got, "-a queued") {
+		t.Fatalf("the hook does not ask for queued answers: %s", got)
+	}
+	c0 := len(srv.Accounting())
+	f := filepath.Join(sh.dir, "q")
+	sh.run("touch " + f)
+	sh.run("true | false")
+	out := sh.run("touch " + filepath.Join(sh.dir, "denied"))
+	if exists(filepath.Join(sh.dir, "denied")) || !strings.Contains(out, msgDenied) {
+		t.Fatalf("the denied touch ran, or no message:\n%s", out)
+	}
+	if !exists(f) {
+		t.Fatal("the permitted touch did not run")
+	}
+	sh.exitShell()
+	eventually(t, stepTimeout, "the touch's STOP at the server", func() bool {
+		for _, r := range accounted(srv, c0) {
+			if !r.Start && slices.Equal(r.Cmd.Args, []string{f}) {
+				return true
+			}
+		}
+		return false
+	})
+	recs := accounted(srv, c0)
+	seen := map[string]bool{}
+	for _, r := range accounted(srv, 0) { // the order check needs the STARTs from before c0 too
+		if strings.Contains(strings.Join(r.Cmd.Args, " "), "denied") {
+			t.Errorf("a denied command was accounted: %+v", r)
+		}
+		if r.Start {
+			seen[r.Task] = true
+		} else if !seen[r.Task] {
+			t.Errorf("a STOP before its START: %+v", r)
+		}
+	}
+	if !slices.ContainsFunc(recs, func(a acct) bool { return !a.Start && strings.HasSuffix(a.Cmd.Cmd, "false") && a.Status == "1" }) {
+		t.Errorf("no STOP status=1 for the pipeline's false: %+v", recs)
 	}
 }
 

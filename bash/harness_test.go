@@ -170,6 +170,18 @@ type daemon struct {
 // it serves.
 func startDaemon(t testing.TB, b *built, addr, serverTimeout string) *daemon {
 	t.Helper()
+	return startDaemonAt(t, b, addr, serverTimeout, "")
+}
+
+// startDaemonAt is startDaemon with the socket at socket (a new path when empty).
+func startDaemonAt(t testing.TB, b *built, addr, serverTimeout, socket string) *daemon {
+	t.Helper()
+	return startDaemonWith(t, b, addr, serverTimeout, socket, "")
+}
+
+// startDaemonWith is startDaemonAt with more configuration (YAML appended to the file).
+func startDaemonWith(t testing.TB, b *built, addr, serverTimeout, socket, extra string) *daemon {
+	t.Helper()
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "key")
 	if err := os.WriteFile(keyFile, []byte(testKey+"\n"), 0o600); err != nil {
@@ -177,9 +189,17 @@ func startDaemon(t testing.TB, b *built, addr, serverTimeout string) *daemon {
 	}
 	d := &daemon{t: t, socket: filepath.Join(dir, "tacagent.sock"), metrics: freePort(t), stderr: &syncBuffer{},
 		done: make(chan error, 1)}
+	if socket != "" {
+		d.socket = socket
+	}
+	if !strings.Contains(extra, "accounting:") {
+		// Each daemon its own spool: with the default path (/var/lib/tacagent) a daemon would replay the
+		// records another test's daemon left behind to this test's server.
+		extra += fmt.Sprintf("accounting:\n  spool:\n    path: %s\n", filepath.Join(dir, "spool.db"))
+	}
 	yaml := fmt.Sprintf("servers:\n  - name: primary\n    address: %s\n    key_file: %s\n    timeout: %s\n"+
 		"    connect_timeout: 1s\nmetrics:\n  address: %s\napi:\n  socket: %s\n  mode: \"0600\"\nlog:\n  level: info\n",
-		addr, keyFile, serverTimeout, d.metrics, d.socket)
+		addr, keyFile, serverTimeout, d.metrics, d.socket) + extra
 	cfg := filepath.Join(dir, "tacagent.yaml")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -262,6 +282,7 @@ func testServer(t testing.TB) *tacplustest.Server {
 // hookConf is one shell's settings (/etc/tacagent/bash.conf in production).
 type hookConf struct {
 	socket, builtin, group, cli string
+	ack                         string // accounting_ack
 }
 
 // installScript writes the profile script, reading its settings from a file of this test, and returns
@@ -279,7 +300,8 @@ func installScript(t testing.TB, b *built, c hookConf) string {
 	if c.cli == "" {
 		c.cli = b.tacagent
 	}
-	text := fmt.Sprintf("socket=%s\nbuiltin=%s\nfallback_group=%s\ncli=%s\ntimeout_ms=10000\n", c.socket, c.builtin, c.group, c.cli)
+	text := fmt.Sprintf("socket=%s\nbuiltin=%s\nfallback_group=%s\ncli=%s\ntimeout_ms=10000\naccounting_ack=%s\n",
+		c.socket, c.builtin, c.group, c.cli, c.ack)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

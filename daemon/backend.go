@@ -217,6 +217,9 @@ func (b backend) account(ctx context.Context, rt *runtime, caller localapi.Calle
 	}
 	areq := agent.AcctRequest{Flags: flags, Method: tacplus.MethodTACACSPlus, PrivLvl: uint8(req.PrivLvl),
 		Type: tacplus.AuthenTypeASCII, Service: tacplus.ServiceLogin, User: req.User, Port: req.Port, RemAddr: req.RemAddr, Args: args}
+	if b.d.spool != nil && req.Ack == localapi.AckQueued {
+		return b.queued(ctx, caller, req, areq)
+	}
 	if b.d.spool != nil {
 		return b.spooled(ctx, caller, req, areq)
 	}
@@ -251,6 +254,24 @@ func (b backend) spooled(ctx context.Context, caller localapi.Caller, req locala
 	}
 	b.d.log.Info().Str("user", req.User).Str("flags", req.Flags).Str("task_id", req.TaskID).Str("caller", caller.String()).Uint64("seq", tk.Seq).AnErr("reason", err).Msg("account: spooled")
 	return res, err
+}
+
+// queued hands the record to the spool in order and answers without waiting for its commit
+// (localapi.ResultQueued); the commit's outcome is logged.
+func (b backend) queued(ctx context.Context, caller localapi.Caller, req localapi.AcctRequest, areq agent.AcctRequest) (localapi.AcctResult, error) {
+	p, err := b.d.spool.Enqueue(ctx, "", areq)
+	if err != nil {
+		b.d.log.Warn().Str("user", req.User).Str("flags", req.Flags).Str("task_id", req.TaskID).Str("caller", caller.String()).Err(err).Msg("account: not accepted by the spool")
+		return localapi.AcctResult{}, err
+	}
+	b.d.bg.Add(1)
+	go func() {
+		defer b.d.bg.Done()
+		if _, err := p.Wait(context.Background()); err != nil {
+			b.d.log.Warn().Str("user", req.User).Str("flags", req.Flags).Str("task_id", req.TaskID).Str("caller", caller.String()).Err(err).Msg("account: a queued record was not committed")
+		}
+	}()
+	return localapi.AcctResult{Result: localapi.ResultQueued}, nil
 }
 
 func hasService(args []string) bool {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/spool"
 	"github.com/tacagent/tacagent/tacplus"
+	"github.com/tacagent/tacagent/tacplus/tacplustest"
 )
 
 // spoolDaemon is a daemon with the accounting spool at path, over one server at addr.
@@ -135,5 +138,68 @@ func TestSpoolLockedByAnotherDaemon(t *testing.T) {
 		Spool: &spool.Config{Path: path, LockTimeout: 200 * time.Millisecond}}, zerolog.Nop())
 	if !errors.Is(err, spool.ErrLocked) {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// TestAuthorizeStartThroughSpool: an authorization that carries a START sends it through the spool when
+// the command is permitted (and never when it is denied): answered once a server took it by default, or
+// once it is queued with ack "queued"; either way the server gets it with the caller's credentials, and a
+// STOP of the same task sent right after a queued START reaches the server after it.
+func TestAuthorizeStartThroughSpool(t *testing.T) {
+	key := []byte("daemon-spool-key-0123")
+	srv, err := tacplustest.Start(tacplustest.Config{Key: key, SingleConnect: true,
+		Users: map[string]tacplustest.User{"alice": {Password: "pw"}}, AuthorRules: []tacplustest.AuthorRule{{User: "alice", Command: "rm( .*)?"}, {User: "alice", Command: ".*", Permit: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	_, c := spoolDaemon(t, key, srv.Addr(), filepath.Join(t.TempDir(), "spool.db"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	res, err := c.Authorize(ctx, localapi.AuthorRequest{User: "alice", Cmd: "show", Args: []string{"version"},
+		Start: &localapi.StartRequest{TaskID: "s-1"}})
+	if err != nil || res.Start == nil || res.Start.Result != localapi.ResultOK || res.Start.Server != srv.Addr() {
+		t.Fatalf("delivered: %+v %v", res, err)
+	}
+	rec := waitRecord(t, srv, "s-1")
+	if rec.Flags != tacplus.AcctFlagStart || !slices.Contains(rec.Args, "cmd=show") || !slices.Contains(rec.Args, "cmd-arg=version") ||
+		!slices.ContainsFunc(rec.Args, func(a string) bool { return strings.HasPrefix(a, "caller_uid*") }) {
+		t.Fatalf("START s-1: %+v", rec)
+	}
+
+	if res, err := c.Authorize(ctx, localapi.AuthorRequest{User: "alice", Cmd: "rm", Start: &localapi.StartRequest{TaskID: "d-1"}}); !errors.Is(err, tacplus.ErrDenied) || res.Start != nil {
+		t.Fatalf("denied: %+v %v", res, err)
+	}
+
+	res, err = c.Authorize(ctx, localapi.AuthorRequest{User: "alice", Cmd: "show", Start: &localapi.StartRequest{TaskID: "q-1", Ack: localapi.AckQueued}})
+	if err != nil || res.Start == nil || res.Start.Result != localapi.ResultQueued {
+		t.Fatalf("queued: %+v %v", res, err)
+	}
+	if _, err := c.Account(ctx, localapi.AcctRequest{Flags: localapi.FlagStop, User: "alice", TaskID: "q-1", AV: []string{"service=shell", "cmd=show", "status=0"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitRecord(t, srv, "q-1")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var got []tacplus.AcctFlag
+		for _, r := range srv.Accounting() {
+			if r.TaskID == "q-1" {
+				got = append(got, r.Flags)
+			}
+			if r.TaskID == "d-1" {
+				t.Fatal("a denied command was accounted")
+			}
+		}
+		if len(got) == 2 {
+			if got[0] != tacplus.AcctFlagStart || got[1] != tacplus.AcctFlagStop {
+				t.Fatalf("records of q-1 %v, want START then STOP", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records of q-1 %v", got)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -26,6 +26,9 @@ func FuzzDecodeRequest(f *testing.F) {
 		{0, `{"user":"alice"}{"user":"bob"}`},
 		{1, `{"user":"alice","cmd":"show","args":["run"]}`},
 		{1, `{"user":"alice","av":["service=shell","caller_uid=0"]}`},
+		{1, `{"user":"alice","cmd":"ls","start":{"task_id":"9.1","ack":"queued","av":["x=1"]}}`},
+		{1, `{"user":"alice","cmd":"ls","start":{"task_id":"","av":["Caller_gid=1"]}}`},
+		{2, `{"flags":"stop","user":"alice","task_id":"9.1","ack":"queued"}`},
 		{2, `{"flags":"start","user":"alice","task_id":"1","av":["cmd=ls"]}`},
 		{2, `{"flags":"stop","user":"alice","av":["CALLER_PID*1"]}`},
 		{3, `{"answer":"hunter2"}`},
@@ -50,11 +53,18 @@ func FuzzDecodeRequest(f *testing.F) {
 				if r.User == "" || len(r.Pairs()) > maxArgs || checkReserved("av", r.AV) != nil {
 					t.Fatalf("accepted %+v", r)
 				}
+				if st := r.Start; st != nil {
+					checkFuzzText(t, st.TaskID)
+					if st.TaskID == "" || !validAck(st.Ack) || checkReserved("start.av", st.AV) != nil ||
+						len(r.startRecord().AV)+4 > maxArgs {
+						t.Fatalf("accepted start %+v", st)
+					}
+				}
 			})
 		case 2:
 			fuzzOne[AcctRequest](t, body, func(r *AcctRequest) *apiError { return r.validate() }, func(r AcctRequest) {
 				checkFuzzText(t, r.User, r.Port, r.RemAddr, r.TaskID)
-				if r.User == "" || len(r.AV) > maxArgs || checkReserved("av", r.AV) != nil {
+				if r.User == "" || len(r.AV) > maxArgs || checkReserved("av", r.AV) != nil || !validAck(r.Ack) {
 					t.Fatalf("accepted %+v", r)
 				}
 			})

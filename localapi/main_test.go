@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 		os.Exit(fakeAgent(sock))
 	}
 	if os.Getenv(childEnv) != "" {
+		if os.Getenv(keptFDEnv) != "" {
+			os.Exit(keptFDChild())
+		}
 		if os.Getenv(childClientEnv) != "" {
 			os.Exit(clientChild())
 		}

@@ -157,6 +157,7 @@ func New(cfg Config) (*Server, error) {
 		WriteTimeout:      cfg.RequestTimeout + writeMargin,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ConnState:         func(c net.Conn, st http.ConnState) { s.shares.connState(c, st) },
 		ErrorLog:          stdlog.New(cfg.Log.With().Str("component", "local API http").Logger(), "", 0),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if pc, ok := c.(*peerConn); ok {
@@ -655,9 +656,20 @@ func (s *Server) authorize(r *http.Request, c Caller) response {
 		res.Error = backendError(err)
 	}
 	res.Error = withCauses(res.Error, err)
+	if req.Start != nil && res.Result == ResultPermit {
+		st := s.accountRecord(ctx, c, req.startRecord())
+		res.Start = &st
+	}
 	out := ok(res, res.Result)
 	out.user = req.User
 	return out
+}
+
+// startRecord is the accounting START an authorization asks for: /v1/account's record for flags
+// "start", the task_id, and the authorization's pairs followed by the request's own.
+func (r AuthorRequest) startRecord() AcctRequest {
+	return AcctRequest{Flags: FlagStart, User: r.User, TaskID: r.Start.TaskID, AV: append(r.Pairs(), r.Start.AV...),
+		PrivLvl: r.PrivLvl, Port: r.Port, RemAddr: r.RemAddr, Ack: r.Start.Ack}
 }
 
 func (s *Server) account(r *http.Request, c Caller) response {
@@ -670,9 +682,21 @@ func (s *Server) account(r *http.Request, c Caller) response {
 	}
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
+	res := s.accountRecord(ctx, c, req)
+	out := ok(res, res.Result)
+	out.user = req.User
+	return out
+}
+
+// accountRecord sends one accounting record through the backend (and so its spool) and reports how it
+// went.
+func (s *Server) accountRecord(ctx context.Context, c Caller, req AcctRequest) AcctResult {
 	res, err := s.cfg.Backend.Account(ctx, c, req)
 	if err == nil {
-		res.Result, res.Error = ResultOK, nil
+		if !(req.Ack == AckQueued && res.Result == ResultQueued) {
+			res.Result = ResultOK
+		}
+		res.Error = nil
 	} else {
 		res.Result = ResultError
 		if res.Error == nil {
@@ -680,9 +704,7 @@ func (s *Server) account(r *http.Request, c Caller) response {
 		}
 		res.Error = withCauses(res.Error, err)
 	}
-	out := ok(res, res.Result)
-	out.user = req.User
-	return out
+	return res
 }
 
 func (s *Server) status(r *http.Request, _ Caller) response {

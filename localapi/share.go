@@ -13,7 +13,10 @@ import (
 
 // Fair shares of connections: the Server's listener reads each connection's peer credentials as it
 // accepts it, and a uid other than root that already holds ConnectionShare connections has its new one
-// refused at once (503, code too_many_connections), before any handler goroutine exists for it.
+// refused at once (503, code too_many_connections), before any handler goroutine exists for it, unless
+// one of its connections is idle (kept open between requests, HTTP keep-alive): then the oldest idle one
+// is closed to make room. A kept connection is a convenience, never a claim: idle connections cannot keep
+// their uid's next request out, and a uid never holds more than its share, idle or not.
 
 const (
 	// refusalGrace bounds the reading of a refused connection's request and the writing of its answer.
@@ -28,6 +31,10 @@ type peerConn struct {
 	p       peer
 	release func()
 	once    sync.Once
+	// Guarded by shares.mu: when it went idle between requests (zero while not idle), and whether its
+	// slot in its uid's share was given back.
+	idle     time.Time
+	released bool
 }
 
 func (c *peerConn) Close() error {
@@ -44,11 +51,57 @@ type shares struct {
 
 	mu     sync.Mutex
 	byUID  map[uint32]int
-	closed bool // Shutdown waits for the refusals: none starts after
+	idle   map[uint32]map[*peerConn]struct{} // the shared connections idle between requests, per uid
+	closed bool                              // Shutdown waits for the refusals: none starts after
 }
 
 func newShares(s *Server) *shares {
-	return &shares{s: s, refusals: make(chan struct{}, maxRefusals), byUID: map[uint32]int{}}
+	return &shares{s: s, refusals: make(chan struct{}, maxRefusals), byUID: map[uint32]int{},
+		idle: map[uint32]map[*peerConn]struct{}{}}
+}
+
+// connState is the http.Server's ConnState hook: it keeps the idle connections of each uid.
+func (l *shares) connState(c net.Conn, st http.ConnState) {
+	pc, ok := c.(*peerConn)
+	if !ok || !pc.p.known || pc.p.caller.UID == l.s.rule.rootUID {
+		return
+	}
+	uid := pc.p.caller.UID
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if st == http.StateIdle {
+		if l.idle[uid] == nil {
+			l.idle[uid] = map[*peerConn]struct{}{}
+		}
+		l.idle[uid][pc] = struct{}{}
+		pc.idle = time.Now()
+		return
+	}
+	l.forgetIdle(uid, pc)
+}
+
+func (l *shares) forgetIdle(uid uint32, pc *peerConn) {
+	if m := l.idle[uid]; m != nil {
+		delete(m, pc)
+		if len(m) == 0 {
+			delete(l.idle, uid)
+		}
+	}
+	pc.idle = time.Time{}
+}
+
+// oldestIdle takes uid's longest idle connection out of the idle set (l.mu held); nil when none.
+func (l *shares) oldestIdle(uid uint32) *peerConn {
+	var old *peerConn
+	for pc := range l.idle[uid] {
+		if old == nil || pc.idle.Before(old.idle) {
+			old = pc
+		}
+	}
+	if old != nil {
+		l.forgetIdle(uid, old)
+	}
+	return old
 }
 
 // close stops new refusal answers and waits for those in progress (each ends within refusalGrace).
@@ -79,19 +132,40 @@ func (l *shareListener) Accept() (net.Conn, error) {
 		uid := p.caller.UID
 		l.mu.Lock()
 		if l.byUID[uid] >= l.s.cfg.ConnectionShare {
-			l.mu.Unlock()
-			l.refuse(c, uid)
-			continue
+			if old := l.oldestIdle(uid); old != nil {
+				// Its slot passes to the new connection: the old one's release must not free it again
+				// (unless it already did, closing on its own meanwhile: then the slot is taken anew).
+				if old.released {
+					l.byUID[uid]++
+				}
+				old.released = true
+				l.mu.Unlock()
+				_ = old.Conn.Close()
+				if m := l.s.cfg.Metrics; m != nil {
+					m.APIRejected.WithLabelValues("idle_evicted").Inc()
+				}
+				l.mu.Lock()
+			} else {
+				l.mu.Unlock()
+				l.refuse(c, uid)
+				continue
+			}
+		} else {
+			l.byUID[uid]++
 		}
-		l.byUID[uid]++
 		l.mu.Unlock()
-		return &peerConn{Conn: c, p: p, release: func() {
+		pc := &peerConn{Conn: c, p: p}
+		pc.release = func() {
 			l.mu.Lock()
-			if l.byUID[uid]--; l.byUID[uid] <= 0 {
-				delete(l.byUID, uid)
+			if !pc.released {
+				pc.released = true
+				if l.byUID[uid]--; l.byUID[uid] <= 0 {
+					delete(l.byUID, uid)
+				}
 			}
 			l.mu.Unlock()
-		}}, nil
+		}
+		return pc, nil
 	}
 }
 

@@ -162,7 +162,30 @@ type AuthorRequest struct {
 	PrivLvl int      `json:"priv_lvl,omitempty"`
 	Port    string   `json:"port,omitempty"`
 	RemAddr string   `json:"rem_addr,omitempty"`
+	// Start, when set, asks for an accounting START of the command when (and only when) it is permitted,
+	// in the same request: the record /v1/account would send for flags "start", this task_id and the
+	// authorization's pairs. Its outcome is AuthorResult.Start.
+	Start *StartRequest `json:"start,omitempty"`
 }
+
+// StartRequest is the accounting START an authorization asks for (AuthorRequest.Start).
+type StartRequest struct {
+	TaskID string   `json:"task_id"`
+	AV     []string `json:"av,omitempty"` // further pairs after the authorization's, such as "start_time=..."
+	// Ack is AcctRequest.Ack for the START: when the authorization is answered.
+	Ack string `json:"ack,omitempty"`
+}
+
+// The acknowledgements of an accounting record (AcctRequest.Ack, StartRequest.Ack).
+const (
+	AckDelivered = "delivered"
+	AckQueued    = "queued"
+)
+
+// ResultQueued is the result of a record sent with AckQueued: the agent's spool holds it in order (a
+// record of the same task sent later is delivered after it) and commits it with its next group commit;
+// it is not durable yet, and a crash of the agent before that commit loses it.
+const ResultQueued = "queued"
 
 // Pairs returns the AV pairs the request stands for: AV when given, otherwise service=, cmd= and one
 // cmd-arg= per argument (section 6.1). With service shell and no Cmd it is the shell start: "cmd=".
@@ -202,6 +225,9 @@ type AuthorResult struct {
 	Server    string     `json:"server,omitempty"`
 	SessionID uint32     `json:"session_id,omitempty"`
 	Error     *ErrorBody `json:"error,omitempty"`
+	// Start is the outcome of the accounting START the request asked for; absent when none was asked for
+	// or the command was not permitted (then no START was sent).
+	Start *AcctResult `json:"start,omitempty"`
 }
 
 // The accounting flags (RFC 8907 section 7.2): "update" is WATCHDOG with START, an interim record that
@@ -222,6 +248,10 @@ type AcctRequest struct {
 	PrivLvl int      `json:"priv_lvl,omitempty"`
 	Port    string   `json:"port,omitempty"`
 	RemAddr string   `json:"rem_addr,omitempty"`
+	// Ack is when the record is answered: AckDelivered (the default: a server took it, or the spool
+	// committed it and its first delivery attempt ended) or AckQueued (once the spool holds it in order,
+	// before its commit: result ResultQueued). An agent without a spool sends the record either way.
+	Ack string `json:"ack,omitempty"`
 }
 
 // The result of an accounting record that was taken.

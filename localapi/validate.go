@@ -132,7 +132,25 @@ func (r *AuthorRequest) validate() *apiError {
 	return firstError(checkText("user", r.User, false), checkText("port", r.Port, false),
 		checkText("rem_addr", r.RemAddr, false), checkPriv(r.PrivLvl), checkArgs("av", r.AV),
 		checkText("service", r.Service, false), checkText("cmd", r.Cmd, true), checkArgs("args", r.Args),
-		checkArgs("pairs", r.Pairs()), checkReserved("av", r.AV))
+		checkArgs("pairs", r.Pairs()), checkReserved("av", r.AV), r.Start.validate(r.Pairs()))
+}
+
+func (s *StartRequest) validate(pairs []string) *apiError {
+	if s == nil {
+		return nil
+	}
+	if s.TaskID == "" {
+		return badRequest("start.task_id is required")
+	}
+	if !validAck(s.Ack) {
+		return badRequest("start.ack must be delivered or queued")
+	}
+	// The record carries caller_* (3) and task_id besides the authorization's pairs and these.
+	if len(pairs)+len(s.AV)+4 > maxArgs {
+		return badRequest(fmt.Sprintf("start: more than %d pairs with the authorization's", maxArgs))
+	}
+	return firstError(checkText("start.task_id", s.TaskID, false), checkArgs("start.av", s.AV),
+		checkReserved("start.av", s.AV))
 }
 
 func (r *AcctRequest) validate() *apiError {
@@ -141,8 +159,12 @@ func (r *AcctRequest) validate() *apiError {
 		return badRequest("flags must be start, stop, watchdog or update")
 	case r.User == "":
 		return badRequest("user is required")
+	case !validAck(r.Ack):
+		return badRequest("ack must be delivered or queued")
 	}
 	return firstError(checkText("user", r.User, false), checkText("port", r.Port, false),
 		checkText("rem_addr", r.RemAddr, false), checkText("task_id", r.TaskID, false), checkPriv(r.PrivLvl),
 		checkArgs("av", r.AV), checkReserved("av", r.AV))
 }
+
+func validAck(a string) bool { return a == "" || a == AckDelivered || a == AckQueued }

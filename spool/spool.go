@@ -213,6 +213,23 @@ func Validate(req *messages.AcctRequest) error {
 // tacplus.ErrConfig. When ctx ends before the commit, the record may or may not be in the spool (the
 // caller was not acknowledged; at least once).
 func (s *Spool) Append(ctx context.Context, group string, req messages.AcctRequest) (*Ticket, error) {
+	p, err := s.Enqueue(ctx, group, req)
+	if err != nil {
+		return nil, err
+	}
+	return p.Wait(ctx)
+}
+
+// Pending is a record queued for the spool's next commit, not yet durable.
+type Pending struct {
+	s *Spool
+	a *appendReq
+}
+
+// Enqueue queues a record for the spool's next group commit and returns without waiting for it: the
+// record is ordered (a record of the same task queued later is delivered after it) but not durable until
+// Pending.Wait returns; a crash before that commit loses it. Refusals are Append's.
+func (s *Spool) Enqueue(ctx context.Context, group string, req messages.AcctRequest) (*Pending, error) {
 	if err := Validate(&req); err != nil {
 		return nil, err
 	}
@@ -234,6 +251,12 @@ func (s *Spool) Append(ctx context.Context, group string, req messages.AcctReque
 	case <-ctx.Done():
 		return nil, &tacplus.Error{Class: tacplus.ErrTimeout, Msg: "spool: the caller gave up before the record was queued", Err: ctx.Err()}
 	}
+	return &Pending{s: s, a: a}, nil
+}
+
+// Wait returns once the queued record is committed and fsynced, with its ticket (Append's answer).
+func (p *Pending) Wait(ctx context.Context) (*Ticket, error) {
+	s, a := p.s, p.a
 	select {
 	case err := <-a.done:
 		return a.answer(err)

@@ -100,7 +100,7 @@ int on_shell_execve(char *user, int shell_level, char *cmd, char **argv)
 	if (priv != NULL && atoi(priv) >= 0 && atoi(priv) <= 15)
 		c.priv_lvl = atoi(priv);
 	struct sa_result r;
-	sa_authorize(&c, me, cmd, argv != NULL && argv[0] != NULL ? argv + 1 : argv, nargs, &r);
+	sa_authorize(&c, me, cmd, argv != NULL && argv[0] != NULL ? argv + 1 : argv, nargs, NULL, &r);
 	switch (r.verdict) {
 	case SA_PERMIT:
 		return 0;

@@ -3,11 +3,15 @@
 #include "shellauth.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -27,6 +31,52 @@ static void put_int(tj_writer *w, const char *key, int n)
 	w->len += (size_t)k;
 	w->first = false;
 }
+
+/* put_raw appends text as the next member (its comma first); a text ending in '{' opens an object whose
+ * first member follows without a comma. */
+static void put_raw(tj_writer *w, const char *text)
+{
+	if (w->err)
+		return;
+	int k = snprintf(w->buf + w->len, w->cap - w->len, "%s%s", w->first ? "" : ",", text);
+	if (k < 0 || (size_t)k + 1 >= w->cap - w->len) {
+		w->err = true;
+		return;
+	}
+	w->len += (size_t)k;
+	w->first = text[0] != '\0' && text[strlen(text) - 1] == '{';
+}
+
+static void close_obj(tj_writer *w)
+{
+	if (w->err)
+		return;
+	if (w->len + 2 >= w->cap) {
+		w->err = true;
+		return;
+	}
+	w->buf[w->len++] = '}';
+	w->buf[w->len] = '\0';
+	w->first = false;
+}
+
+/* free_kept is a kept connection with no request in flight, an open one first; NULL when none. */
+static th_conn *free_kept(const struct sa_config *c)
+{
+	th_conn *spare = NULL;
+	for (int i = 0; c->kept != NULL && i < c->nkept; i++) {
+		if (!th_conn_free(&c->kept[i]))
+			continue;
+		if (c->kept[i].fd >= 0)
+			return &c->kept[i];
+		if (spare == NULL)
+			spare = &c->kept[i];
+	}
+	return spare;
+}
+
+static const char *sock_of(const struct sa_config *c) { return c->socket ? c->socket : SA_DEFAULT_SOCKET; }
+static int timeout_of(const struct sa_config *c) { return c->timeout_ms > 0 ? c->timeout_ms : SA_DEFAULT_TIMEOUT_MS; }
 
 int sa_escape(const char *arg, char *out, size_t cap)
 {
@@ -122,16 +172,17 @@ static void free_pairs(char **av, int total)
 	free(av);
 }
 
-/* call sends one JSON request and parses the answer. */
+/* call sends one JSON request (on a free kept connection when there is one) and parses the answer. */
 static enum th_err call(const struct sa_config *c, const char *path, tj_writer *w, th_response *resp, tj_span *doc,
 			bool *json)
 {
 	*json = false;
 	if (w->err)
 		return TH_ARG;
-	enum th_err e = th_request(c->socket ? c->socket : SA_DEFAULT_SOCKET,
-				   c->timeout_ms > 0 ? c->timeout_ms : SA_DEFAULT_TIMEOUT_MS, c->daemon_uid, "POST", path, w->buf,
-				   w->len, resp);
+	th_conn *k = free_kept(c);
+	enum th_err e = k != NULL ? th_conn_request(k, sock_of(c), timeout_of(c), c->daemon_uid, "POST", path, w->buf,
+						    w->len, resp)
+				  : th_request(sock_of(c), timeout_of(c), c->daemon_uid, "POST", path, w->buf, w->len, resp);
 	if (e == TH_OK)
 		*json = resp->body_len > 0 && tj_parse(resp->body, resp->body_len, doc) == 0;
 	return e;
@@ -159,8 +210,36 @@ static bool unreachable_code(const char *code)
 
 static size_t body_size(int npairs) { return 1024 + (size_t)npairs * (2 * SA_MAX_PAIR + 8); }
 
+/* start_outcome reads the "start" member of an authorization's answer. */
+static void start_outcome(tj_span doc, struct sa_result *r)
+{
+	tj_span st;
+	r->start_sent = true;
+	if (tj_get(doc, "start", &st) != 0) {
+		snprintf(r->start_why, sizeof r->start_why, "the agent's answer has no START outcome (an older agent?)");
+		return;
+	}
+	char *result = field(st, "result");
+	r->start_ok = result != NULL && (strcmp(result, "ok") == 0 || strcmp(result, "queued") == 0);
+	if (!r->start_ok) {
+		char *code = NULL, *emsg = NULL;
+		tj_span err;
+		if (tj_get(st, "error", &err) == 0) {
+			code = field(err, "code");
+			emsg = field(err, "message");
+		}
+		char tmp[SA_MSG];
+		snprintf(tmp, sizeof tmp, "result %s, %s%s%s", result ? result : "none", code ? code : "no code",
+			 emsg ? ": " : "", emsg ? emsg : "");
+		clean(r->start_why, sizeof r->start_why, tmp);
+		free(code);
+		free(emsg);
+	}
+	free(result);
+}
+
 void sa_authorize(const struct sa_config *c, const char *user, const char *cmd, char *const *args, int nargs,
-		  struct sa_result *r)
+		  const char *start_task, struct sa_result *r)
 {
 	memset(r, 0, sizeof *r);
 	r->verdict = SA_ERROR;
@@ -185,6 +264,13 @@ void sa_authorize(const struct sa_config *c, const char *user, const char *cmd, 
 		tjw_str(&w, "port", c->port);
 	if (c->rem_addr != NULL && c->rem_addr[0] != '\0')
 		tjw_str(&w, "rem_addr", c->rem_addr);
+	if (start_task != NULL) {
+		put_raw(&w, "\"start\":{");
+		tjw_str(&w, "task_id", start_task);
+		if (c->ack != NULL && c->ack[0] != '\0')
+			tjw_str(&w, "ack", c->ack);
+		close_obj(&w);
+	}
 	tjw_end(&w);
 	free_pairs(av, n);
 
@@ -222,6 +308,8 @@ void sa_authorize(const struct sa_config *c, const char *user, const char *cmd, 
 	else
 		r->verdict = SA_ERROR;
 	clean(r->server_msg, sizeof r->server_msg, msg);
+	if (r->verdict == SA_PERMIT && start_task != NULL)
+		start_outcome(doc, r);
 	if (r->verdict != SA_PERMIT && r->verdict != SA_DENY) {
 		char tmp[SA_MSG];
 		snprintf(tmp, sizeof tmp, "HTTP %d, %s%s%s", resp.status, code ? code : "no code", emsg ? ": " : "",
@@ -240,6 +328,7 @@ bool sa_account_begin(const struct sa_config *c, const char *flags, const char *
 		      char *why, size_t whylen)
 {
 	call->sent = false;
+	call->kept = NULL;
 	int n = 0;
 	char **av = pairs(cmd, args, nargs, 2, why, whylen, &n);
 	if (av == NULL)
@@ -267,6 +356,8 @@ bool sa_account_begin(const struct sa_config *c, const char *flags, const char *
 	tjw_str(&w, "flags", flags);
 	tjw_str(&w, "user", user);
 	tjw_str(&w, "task_id", task_id);
+	if (c->ack != NULL && c->ack[0] != '\0')
+		tjw_str(&w, "ack", c->ack);
 	tjw_strs(&w, "av", (const char *const *)av, (size_t)total);
 	put_int(&w, "priv_lvl", c->priv_lvl);
 	if (c->port != NULL && c->port[0] != '\0')
@@ -275,17 +366,70 @@ bool sa_account_begin(const struct sa_config *c, const char *flags, const char *
 		tjw_str(&w, "rem_addr", c->rem_addr);
 	tjw_end(&w);
 	free_pairs(av, n + 2);
-	enum th_err e = w.err ? TH_ARG
-			      : th_send(&call->call, c->socket ? c->socket : SA_DEFAULT_SOCKET,
-					c->timeout_ms > 0 ? c->timeout_ms : SA_DEFAULT_TIMEOUT_MS, c->daemon_uid, "POST",
-					"/v1/account", w.buf, w.len);
+	call->kept = w.err ? NULL : free_kept(c);
+	enum th_err e = w.err	      ? TH_ARG
+			: call->kept ? th_conn_send(call->kept, sock_of(c), timeout_of(c), c->daemon_uid, "POST",
+						    "/v1/account", w.buf, w.len)
+				     : th_send(&call->call, sock_of(c), timeout_of(c), c->daemon_uid, "POST", "/v1/account",
+					       w.buf, w.len);
 	free(buf);
 	if (e != TH_OK) {
 		snprintf(why, whylen, "agent: %s", th_strerror(e));
 		return false;
 	}
+	if (call->kept == NULL) {
+		/* Its own connection: moved up and identified, as a kept one is (th_conn). */
+		int hi = fcntl(call->call.fd, F_DUPFD_CLOEXEC, SA_FD_MIN);
+		if (hi >= 0) {
+			close(call->call.fd);
+			call->call.fd = hi;
+		}
+		struct stat st;
+		if (fstat(call->call.fd, &st) != 0) {
+			th_abandon(&call->call);
+			snprintf(why, whylen, "agent: %s", th_strerror(TH_IO));
+			return false;
+		}
+		call->dev = (unsigned long long)st.st_dev;
+		call->ino = (unsigned long long)st.st_ino;
+	}
 	call->sent = true;
 	return true;
+}
+
+/* own_fd reports whether a call's own descriptor is still its connection (not replaced by a redirection). */
+static bool own_fd(const struct sa_call *call)
+{
+	struct stat st;
+	return call->call.fd >= 0 && fstat(call->call.fd, &st) == 0 && (unsigned long long)st.st_dev == call->dev &&
+	       (unsigned long long)st.st_ino == call->ino;
+}
+
+bool sa_account_ready(struct sa_call *call)
+{
+	if (!call->sent)
+		return true;
+	int fd = call->kept != NULL ? call->kept->fd : call->call.fd;
+	long long deadline = call->kept != NULL ? call->kept->deadline : call->call.deadline;
+	if (fd < 0 || (call->kept == NULL && !own_fd(call)))
+		return true;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 >= deadline)
+		return true;
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	return poll(&p, 1, 0) != 0;
+}
+
+void sa_account_drop(struct sa_call *call)
+{
+	if (!call->sent)
+		return;
+	call->sent = false;
+	if (call->kept != NULL)
+		th_conn_close(call->kept); /* closes only this process's own connection */
+	else if (own_fd(call))
+		th_abandon(&call->call);
 }
 
 bool sa_account_end(struct sa_call *call, char *why, size_t whylen)
@@ -296,7 +440,16 @@ bool sa_account_end(struct sa_call *call, char *why, size_t whylen)
 	}
 	call->sent = false;
 	th_response resp;
-	enum th_err e = th_recv(&call->call, &resp);
+	enum th_err e;
+	if (call->kept != NULL) {
+		e = th_conn_recv(call->kept, &resp);
+	} else if (!own_fd(call)) {
+		call->call.fd = -1; /* someone else's descriptor now: not ours to close */
+		snprintf(why, whylen, "its connection to the agent was replaced by a redirection");
+		return false;
+	} else {
+		e = th_recv(&call->call, &resp);
+	}
 	if (e != TH_OK) {
 		snprintf(why, whylen, "agent: %s", th_strerror(e));
 		return false;
@@ -304,7 +457,7 @@ bool sa_account_end(struct sa_call *call, char *why, size_t whylen)
 	tj_span doc;
 	bool json = resp.body_len > 0 && tj_parse(resp.body, resp.body_len, &doc) == 0;
 	char *result = json ? field(doc, "result") : NULL;
-	bool ok = resp.status == 200 && result != NULL && strcmp(result, "ok") == 0;
+	bool ok = resp.status == 200 && result != NULL && (strcmp(result, "ok") == 0 || strcmp(result, "queued") == 0);
 	if (!ok)
 		snprintf(why, whylen, "HTTP %d, result %s", resp.status, result ? result : "none");
 	free(result);

@@ -6,8 +6,10 @@
  * builtin name, or absolute path), one cmd-arg per argument, priv_lvl. The words come from bash's own
  * print of the command (BASH_COMMAND, before expansion); words without $, ` or process substitution are
  * expanded by bash itself (braces, tilde, globs, quote removal), which has no side effects; the others go
- * as typed. A permitted command is accounted: START before it runs, STOP (status, elapsed_time) when the
- * same shell process runs its next command or exits.
+ * as typed. A permitted command is accounted: START before it runs (sent by the agent with the
+ * authorization, in one request), STOP (status, elapsed_time) when the same shell process runs its next
+ * command or exits, its answer read when it has arrived. Requests go over connections kept open between
+ * commands (th_conn, one set per process).
  *
  * It also keeps the hook in place: extdebug and functrace are turned back on if they were turned off (and
  * that command is refused), and `trap` on DEBUG, `enable` with -n/-d/-f, and this builtin run by hand are
@@ -70,7 +72,7 @@ static struct pending *pend; /* MAX_PENDING slots */
 static unsigned long task_seq;
 static bool exit_registered;
 /* The configuration of the last call, for the STOPs sent at exit. */
-static char cfg_socket[256], cfg_group[64], cfg_port[64], cfg_rem[256];
+static char cfg_socket[256], cfg_group[64], cfg_port[64], cfg_rem[256], cfg_ack[16];
 static struct sa_config cfg = {.socket = cfg_socket, .daemon_uid = -1};
 
 static void say(const char *cmd, const char *fmt, const char *a, const char *b)
@@ -105,70 +107,45 @@ static bool claim(struct pending *p, int from, int to)
 	return __atomic_compare_exchange_n(&p->state, &from, to, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
-/* STOPs in flight: sent by stop_begin, their answers read by stops_end, so that a STOP travels while the
- * next command's authorization does. */
+/* STOPs in flight: sent by stop_begin, their answers read by stops_collect when they have arrived (at a
+ * later command), when their deadline passed, or at the latest before this process may be replaced or
+ * exits, so that a STOP travels while the shell goes on. */
 struct inflight {
 	struct sa_call call;
 	char cmd[64];
-	pid_t pid;   /* the process that sent it (a deferred START may be inherited by a subshell) */
-	dev_t dev;   /* the socket's identity, to notice a user's `exec 150>file` over our descriptor */
-	ino_t ino;
+	pid_t pid; /* the process that sent it (a subshell inherits its parent's table and must not read them) */
 };
 static struct inflight inflight[MAX_PENDING];
 static int ninflight;
 
-/* STARTs whose answers are read at the shell's next command, not before this one runs: the record is
- * on the agent's socket before the command starts, and its round trip overlaps the command. A STOP is
- * sent only after its START was answered. */
-static struct inflight starts[MAX_PENDING];
-static int nstarts;
-/* START_FD_MIN: a deferred START's descriptor is moved up here, out of the way of the user's redirections
- * (bash's own start at 10, {var} allocations count up from there). */
-#define START_FD_MIN 150
+/* KEPT connections to the agent stay open between commands (HTTP keep-alive, th_conn): the
+ * authorization and a STOP in flight can each have one. Each process has its own: a subshell opens its
+ * own and closes its copies of its parent's. */
+#define KEPT 2
+static th_conn kept[KEPT];
+static bool kept_ready;
 
-static void starts_end(void)
+/* stops_collect reads the answers of this process's STOPs in flight: with all, every one (each within its
+ * deadline); otherwise those that can be read without waiting. A subshell forgets its parent's. */
+static void stops_collect(bool all)
 {
 	pid_t me = getpid();
 	char why[SA_MSG];
-	for (int i = 0; i < nstarts; i++) {
-		struct inflight *f = &starts[i];
-		struct stat st;
-		bool ours = fstat(f->call.call.fd, &st) == 0 && st.st_dev == f->dev && st.st_ino == f->ino;
-		if (f->pid != me || !ours) {
-			if (ours)
-				th_abandon(&f->call.call); /* the parent's: it reads the answer itself */
-			if (f->pid == me)
-				say(f->cmd, "accounting START not confirmed: %s%s", "its connection to the agent was closed", "");
+	int keep = 0;
+	for (int i = 0; i < ninflight; i++) {
+		struct inflight *f = &inflight[i];
+		if (f->pid != me) {
+			sa_account_drop(&f->call);
+			continue;
+		}
+		if (!all && !sa_account_ready(&f->call)) {
+			inflight[keep++] = *f;
 			continue;
 		}
 		if (!sa_account_end(&f->call, why, sizeof why))
-			say(f->cmd, "accounting START not recorded: %s%s", why, "");
+			say(f->cmd, "accounting STOP not recorded: %s%s", why, "");
 	}
-	nstarts = 0;
-}
-
-/* start_deferred sends a START and keeps its answer for starts_end; false when it could not be sent. */
-static bool start_deferred(const char *user, const char *task, const char *cmd, char *const *args, int nargs,
-			   char *why, size_t whylen)
-{
-	struct inflight *f = &starts[nstarts];
-	if (!sa_account_begin(&cfg, "start", user, task, cmd, args, nargs, -1000, -1, &f->call, why, whylen))
-		return false;
-	int hi = fcntl(f->call.call.fd, F_DUPFD_CLOEXEC, START_FD_MIN);
-	if (hi >= 0) {
-		close(f->call.call.fd);
-		f->call.call.fd = hi;
-	}
-	struct stat st;
-	if (fstat(f->call.call.fd, &st) != 0) {
-		return sa_account_end(&f->call, why, whylen);
-	}
-	f->dev = st.st_dev;
-	f->ino = st.st_ino;
-	f->pid = getpid();
-	snprintf(f->cmd, sizeof f->cmd, "%s", cmd);
-	nstarts++;
-	return true;
+	ninflight = keep;
 }
 
 /* stop_begin sends the STOP of a slot this process claimed (SENDING) and frees the slot. */
@@ -185,6 +162,8 @@ static void stop_begin(struct pending *p, int status)
 	}
 	char why[SA_MSG];
 	const char *user = login_user();
+	if (ninflight == MAX_PENDING)
+		stops_collect(true);
 	struct inflight *f = &inflight[ninflight];
 	if (user == NULL)
 		say(cmd, "accounting STOP not recorded: %s%s", "this uid has no user name", "");
@@ -193,19 +172,10 @@ static void stop_begin(struct pending *p, int status)
 		say(cmd, "accounting STOP not recorded: %s%s", why, "");
 	else {
 		snprintf(f->cmd, sizeof f->cmd, "%s", cmd);
+		f->pid = getpid();
 		ninflight++;
 	}
 	__atomic_store_n(&p->state, FREE, __ATOMIC_RELEASE);
-}
-
-/* stops_end reads the answers of the STOPs in flight. */
-static void stops_end(void)
-{
-	char why[SA_MSG];
-	for (int i = 0; i < ninflight; i++)
-		if (!sa_account_end(&inflight[i].call, why, sizeof why))
-			say(inflight[i].cmd, "accounting STOP not recorded: %s%s", why, "");
-	ninflight = 0;
 }
 
 /* gone reports whether pid has ended (and was reaped): its STOP is owed by us. */
@@ -255,9 +225,8 @@ static void flush(int depth, int status, const int *pipestatus, int npipe, bool 
 
 static void at_exit(void)
 {
-	starts_end();
 	flush(0, last_command_exit_value, NULL, 0, true);
-	stops_end();
+	stops_collect(true);
 }
 
 /* remember takes a slot for a command whose START is going out; NULL when the table is full. */
@@ -472,12 +441,20 @@ static int options(WORD_LIST *list, int *status, int *pipestatus, int *npipe)
 	cfg.fallback_group = NULL;
 	cfg.port = NULL;
 	cfg.rem_addr = NULL;
+	cfg.ack = NULL;
+	if (!kept_ready) {
+		for (int i = 0; i < KEPT; i++)
+			th_conn_init(&kept[i], SA_FD_MIN);
+		kept_ready = true;
+	}
+	cfg.kept = kept;
+	cfg.nkept = KEPT;
 	snprintf(cfg_socket, sizeof cfg_socket, "%s", SA_DEFAULT_SOCKET);
 	bool first_status = true;
 	for (; list != NULL; list = list->next) {
 		const char *o = list->word->word;
 		const char *v = list->next != NULL ? list->next->word->word : NULL;
-		if (o[0] == '-' && o[1] != '\0' && o[2] == '\0' && strchr("stgpdTr", o[1]) != NULL) {
+		if (o[0] == '-' && o[1] != '\0' && o[2] == '\0' && strchr("stgpdTra", o[1]) != NULL) {
 			if (v == NULL)
 				return -1;
 			switch (o[1]) {
@@ -488,6 +465,12 @@ static int options(WORD_LIST *list, int *status, int *pipestatus, int *npipe)
 			case 'd': cfg.daemon_uid = v[0] ? atol(v) : -1; break;
 			case 'T': snprintf(cfg_port, sizeof cfg_port, "%s", v); cfg.port = cfg_port; break;
 			case 'r': snprintf(cfg_rem, sizeof cfg_rem, "%s", v); cfg.rem_addr = cfg_rem; break;
+			case 'a':
+				if (strcmp(v, "queued") != 0 && strcmp(v, "delivered") != 0 && v[0] != '\0')
+					return -1;
+				snprintf(cfg_ack, sizeof cfg_ack, "%s", v);
+				cfg.ack = cfg_ack[0] ? cfg_ack : NULL;
+				break;
 			}
 			list = list->next;
 		} else if (strcmp(o, "--") == 0) {
@@ -518,6 +501,8 @@ static bool function_entry(const char *text)
 }
 
 static int decide(const char *text, bool tampered);
+/* replacing: the command decided is run by exec. */
+static bool replacing;
 
 static int tacagent_hook_builtin(WORD_LIST *list)
 {
@@ -543,10 +528,14 @@ static int tacagent_hook_builtin(WORD_LIST *list)
 
 	if (function_entry(text))
 		return tampered ? EXECUTION_FAILURE : EXECUTION_SUCCESS;
-	starts_end();
+	stops_collect(false);
 	flush(variable_context, status, pipestatus, npipe, false);
+	replacing = false;
 	int rc = decide(text, tampered);
-	stops_end();
+	/* A subshell (bash execs the last command of `( )` and `$( )`) or exec may replace this process before
+	 * its next command: closing a connection before the agent answers could cancel a record. */
+	if (subshell_environment != 0 || replacing)
+		stops_collect(true);
 	return rc;
 }
 
@@ -564,6 +553,7 @@ static int decide(const char *text, bool tampered)
 	bool *raw = NULL;
 	int argc = 0, cap = 0, rc = EXECUTION_FAILURE;
 	char *cmd = NULL;
+	struct pending *p = NULL; /* the slot of its STOP, while it is taken and not owed yet */
 	for (int i = first; i < words.n; i++) {
 		int before = argc;
 		bool kept;
@@ -635,8 +625,13 @@ static int decide(const char *text, bool tampered)
 		say(cmd, "denied: %s%s", "this uid has no user name", "");
 		goto out;
 	}
+	for (int i = 0; i < at; i++)
+		replacing = replacing || strcmp(argv[i], "exec") == 0;
+	/* The slot of its STOP is taken first: its task_id goes with the authorization, which sends the
+	 * START in the same request when the command is permitted. */
+	p = remember(cmd, argv + at + 1, argc - at - 1);
 	struct sa_result r;
-	sa_authorize(&cfg, user, cmd, argv + at + 1, argc - at - 1, &r);
+	sa_authorize(&cfg, user, cmd, argv + at + 1, argc - at - 1, p != NULL ? p->task : NULL, &r);
 	switch (r.verdict) {
 	case SA_PERMIT:
 		break;
@@ -667,8 +662,8 @@ static int decide(const char *text, bool tampered)
 		fn_pid = getpid();
 	}
 
-	/* START, and remember the STOP. */
-	struct pending *p = remember(cmd, argv + at + 1, argc - at - 1);
+	/* The START went with the authorization; without a server's PASS (the fallback group, exit) it goes
+	 * on its own, and the agent's spool keeps it while no server answers. */
 	char ewhy[SA_MSG];
 	if (p == NULL) {
 		char task[64];
@@ -678,17 +673,19 @@ static int decide(const char *text, bool tampered)
 		say(cmd, "too many commands in flight: no STOP will be sent for this one%s%s", "", "");
 		goto out;
 	}
-	/* The answer waits for the next command, unless this process may be replaced before then: in a
-	 * subshell (bash execs the last command of `( )` and `$( )`) or with exec. Closing the socket before
-	 * the agent answers could cancel the record. */
-	bool sync = subshell_environment != 0 || nstarts == MAX_PENDING;
-	for (int i = 0; i < at; i++)
-		sync = sync || strcmp(argv[i], "exec") == 0;
-	if (sync ? !sa_account(&cfg, "start", user, p->task, cmd, argv + at + 1, argc - at - 1, -1000, -1, ewhy, sizeof ewhy)
-		 : !start_deferred(user, p->task, cmd, argv + at + 1, argc - at - 1, ewhy, sizeof ewhy))
-		say(cmd, "accounting START not recorded: %s%s", ewhy, "");
+	if (r.verdict != SA_PERMIT) {
+		if (!sa_account(&cfg, "start", user, p->task, cmd, argv + at + 1, argc - at - 1, -1000, -1, ewhy, sizeof ewhy))
+			say(cmd, "accounting START not recorded: %s%s", ewhy, "");
+	} else if (!r.start_sent) {
+		say(cmd, "accounting START not recorded: %s%s", "the agent did not send it", "");
+	} else if (!r.start_ok) {
+		say(cmd, "accounting START not recorded: %s%s", r.start_why, "");
+	}
 	__atomic_store_n(&p->state, OWED, __ATOMIC_RELEASE);
+	p = NULL;
 out:
+	if (p != NULL)
+		__atomic_store_n(&p->state, FREE, __ATOMIC_RELEASE); /* it does not run: no STOP */
 	free(cmd);
 	for (int i = 0; i < argc; i++)
 		free(argv[i]);
@@ -703,12 +700,13 @@ static char *tacagent_hook_doc[] = {
 	"",
 	"Run from a DEBUG trap under extdebug (contrib/bash/tacagent.sh); returns",
 	"non-zero when the command must not run. Options: -s SOCKET, -t TIMEOUT_MS,",
-	"-g FALLBACK_GROUP, -p PRIV_LVL, -d DAEMON_UID, -T TTY, -r REMOTE_ADDR;",
+	"-g FALLBACK_GROUP, -p PRIV_LVL, -d DAEMON_UID, -T TTY, -r REMOTE_ADDR,",
+	"-a ACCOUNTING_ACK (delivered or queued);",
 	"then $? and ${PIPESTATUS[@]}. See docs/bash.md.",
 	NULL,
 };
 
 struct builtin tacagent_hook_struct = {
 	HOOK_NAME, tacagent_hook_builtin, BUILTIN_ENABLED, tacagent_hook_doc,
-	HOOK_NAME " [-s SOCKET] [-t MS] [-g GROUP] [-p PRIV] [-d UID] [-T TTY] [-r ADDR] [STATUS [PIPESTATUS...]]", 0,
+	HOOK_NAME " [-s SOCKET] [-t MS] [-g GROUP] [-p PRIV] [-d UID] [-T TTY] [-r ADDR] [-a ACK] [STATUS [PIPESTATUS...]]", 0,
 };

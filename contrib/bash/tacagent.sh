@@ -13,6 +13,8 @@
 #                                         server (or no agent) answers; empty: nobody (deny)
 #   daemon_uid=                           the agent's uid when it does not run as root
 #   cli=/usr/sbin/tacagent                the fallback
+#   accounting_ack=                       queued: the agent answers a START or STOP once its spool holds
+#                                         it, before the commit (docs/bash.md); empty: once taken
 # This file only ever adds the hook: it returns early when bash is not interactive or the hook is in place.
 
 [ -n "${BASH_VERSION-}" ] || return 0
@@ -23,7 +25,7 @@ if shopt -q extdebug && [[ $(trap -p DEBUG) == *tacagent* ]]; then return 0; fi
 __tacagent_setup() {
 	local conf=/etc/tacagent/bash.conf
 	local socket=/run/tacagent/tacagent.sock builtin=/usr/lib/tacagent/tacagent_hook.so timeout_ms=5000
-	local fallback_group= daemon_uid= cli=/usr/sbin/tacagent k v owner
+	local fallback_group= daemon_uid= cli=/usr/sbin/tacagent acct_ack= k v owner
 	if [[ -f $conf ]]; then
 		# Root's file only: anyone else's could open the door.
 		owner=$(stat -Lc '%u %a' -- "$conf" 2>/dev/null)
@@ -32,6 +34,7 @@ __tacagent_setup() {
 				case $k in
 				socket) socket=$v ;; builtin) builtin=$v ;; timeout_ms) timeout_ms=$v ;;
 				fallback_group) fallback_group=$v ;; daemon_uid) daemon_uid=$v ;; cli) cli=$v ;;
+				accounting_ack) acct_ack=$v ;;
 				esac
 			done <"$conf"
 		else
@@ -43,12 +46,13 @@ __tacagent_setup() {
 	tty=$(tty 2>/dev/null) || tty=
 	[[ $timeout_ms =~ ^[0-9]+$ ]] || timeout_ms=5000
 	[[ $daemon_uid =~ ^[0-9]*$ ]] || daemon_uid=
+	[[ $acct_ack == queued ]] || acct_ack=
 
 	local hook
 	if enable -f "$builtin" tacagent_hook 2>/dev/null; then
-		printf -v hook 'tacagent_hook -s %q -t %q -p %q -g %q -T %q -r %q%s -- "$?" "${PIPESTATUS[@]}"' \
+		printf -v hook 'tacagent_hook -s %q -t %q -p %q -g %q -T %q -r %q%s%s -- "$?" "${PIPESTATUS[@]}"' \
 			"$socket" "$timeout_ms" "$priv" "$fallback_group" "${tty#/dev/}" "$rem" \
-			"${daemon_uid:+ -d $daemon_uid}"
+			"${daemon_uid:+ -d $daemon_uid}" "${acct_ack:+ -a $acct_ack}"
 	else
 		echo "tacagent: the tacagent_hook builtin is not available ($builtin); using $cli for each command" >&2
 		local user

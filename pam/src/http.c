@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -222,6 +223,58 @@ int th_agent_timeout_ms(int timeout_ms)
 	return timeout_ms - margin;
 }
 
+/* build_request writes the request line, headers and body into one new buffer (one send). Without keep,
+ * it asks the agent to close the connection after its answer. */
+static enum th_err build_request(int timeout_ms, const char *method, const char *path, const char *body,
+				 size_t body_len, bool keep, char **out, size_t *out_len)
+{
+	char head[512];
+	int hl;
+	/* The agent gets a deadline a margin earlier than ours, so that its answer (a FAIL it saw, or "no
+	 * answer in time") reaches us before we stop reading: see th_agent_timeout_ms. */
+	int agent_ms = th_agent_timeout_ms(timeout_ms);
+	const char *conn = keep ? "" : "Connection: close\r\n";
+	if (body != NULL)
+		hl = snprintf(head, sizeof head,
+			      "%s %s HTTP/1.1\r\nHost: tacagent\r\nUser-Agent: pam_tacagent\r\n%s"
+			      "Tacagent-Timeout-Ms: %d\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+			      method, path, conn, agent_ms, body_len);
+	else
+		hl = snprintf(head, sizeof head,
+			      "%s %s HTTP/1.1\r\nHost: tacagent\r\nUser-Agent: pam_tacagent\r\n%s"
+			      "Tacagent-Timeout-Ms: %d\r\n\r\n",
+			      method, path, conn, agent_ms);
+	if (hl < 0 || (size_t)hl >= sizeof head)
+		return TH_ARG;
+	size_t bl = body != NULL ? body_len : 0;
+	char *buf = malloc((size_t)hl + bl + 1);
+	if (buf == NULL)
+		return TH_NOMEM;
+	memcpy(buf, head, (size_t)hl);
+	if (bl > 0)
+		memcpy(buf + hl, body, bl);
+	*out = buf;
+	*out_len = (size_t)hl + bl;
+	return TH_OK;
+}
+
+/* open_checked dials the socket and checks who serves it (peer_ok) before anything is written. */
+static enum th_err open_checked(const char *socket_path, long long deadline, long daemon_uid, int *fdp,
+				long *peer_uid)
+{
+	int fd = -1;
+	enum th_err e = dial(socket_path, deadline, &fd);
+	if (e != TH_OK)
+		return e;
+	e = peer_ok(fd, daemon_uid, peer_uid);
+	if (e != TH_OK) {
+		close(fd);
+		return e;
+	}
+	*fdp = fd;
+	return TH_OK;
+}
+
 enum th_err th_send(th_call *c, const char *socket_path, int timeout_ms, long daemon_uid, const char *method,
 		    const char *path, const char *body, size_t body_len)
 {
@@ -230,60 +283,36 @@ enum th_err th_send(th_call *c, const char *socket_path, int timeout_ms, long da
 	if (socket_path == NULL || method == NULL || path == NULL || timeout_ms <= 0)
 		return TH_ARG;
 	c->deadline = now_ms() + timeout_ms;
-	char head[512];
-	int hl;
-	/* The agent gets a deadline a margin earlier than ours, so that its answer (a FAIL it saw, or "no
-	 * answer in time") reaches us before we stop reading: see th_agent_timeout_ms. */
-	int agent_ms = th_agent_timeout_ms(timeout_ms);
-	if (body != NULL)
-		hl = snprintf(head, sizeof head,
-			      "%s %s HTTP/1.1\r\nHost: tacagent\r\nUser-Agent: pam_tacagent\r\nConnection: close\r\n"
-			      "Tacagent-Timeout-Ms: %d\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-			      method, path, agent_ms, body_len);
-	else
-		hl = snprintf(head, sizeof head,
-			      "%s %s HTTP/1.1\r\nHost: tacagent\r\nUser-Agent: pam_tacagent\r\nConnection: close\r\n"
-			      "Tacagent-Timeout-Ms: %d\r\n\r\n",
-			      method, path, agent_ms);
-	if (hl < 0 || (size_t)hl >= sizeof head)
-		return TH_ARG;
-
-	int fd = -1;
-	enum th_err e = dial(socket_path, c->deadline, &fd);
+	char *req = NULL;
+	size_t rl = 0;
+	enum th_err e = build_request(timeout_ms, method, path, body, body_len, false, &req, &rl);
 	if (e != TH_OK)
 		return e;
-	e = peer_ok(fd, daemon_uid, &c->peer_uid);
-	if (e != TH_OK) {
-		close(fd);
-		return e;
+	int fd = -1;
+	e = open_checked(socket_path, c->deadline, daemon_uid, &fd, &c->peer_uid);
+	if (e == TH_OK) {
+		e = send_all(fd, req, rl, c->deadline);
+		if (e != TH_OK)
+			close(fd);
 	}
-	e = send_all(fd, head, (size_t)hl, c->deadline);
-	if (e == TH_OK && body != NULL)
-		e = send_all(fd, body, body_len, c->deadline);
-	if (e != TH_OK) {
-		close(fd);
+	free(req);
+	if (e != TH_OK)
 		return e;
-	}
 	c->fd = fd;
 	return TH_OK;
 }
 
-enum th_err th_recv(th_call *c, th_response *out)
+/* read_answer reads one answer from fd within deadline, leaving fd open. *got counts the bytes received:
+ * a kept connection the agent closed before reading the request gives TH_PROTOCOL or TH_IO with none. On
+ * TH_OK out->raw owns the answer. */
+static enum th_err read_answer(int fd, long long deadline, th_response *out, size_t *got)
 {
-	memset(out, 0, sizeof *out);
-	out->peer_uid = c->peer_uid;
-	int fd = c->fd;
-	c->fd = -1;
-	if (fd < 0)
-		return TH_ARG;
-	long long deadline = c->deadline;
 	enum th_err e = TH_OK;
 	size_t cap = 4096, n = 0;
+	*got = 0;
 	char *buf = malloc(cap + 1);
-	if (buf == NULL) {
-		close(fd);
+	if (buf == NULL)
 		return TH_NOMEM;
-	}
 	bool eof = false;
 	for (;;) {
 		int pr = th_parse(buf, n, eof, out);
@@ -310,6 +339,7 @@ enum th_err th_recv(th_call *c, th_response *out)
 		ssize_t r = recv(fd, buf + n, cap - n, 0);
 		if (r > 0) {
 			n += (size_t)r;
+			*got = n;
 			continue;
 		}
 		if (r == 0) {
@@ -333,17 +363,30 @@ enum th_err th_recv(th_call *c, th_response *out)
 		e = TH_IO;
 		break;
 	}
-	close(fd);
 	if (e != TH_OK) {
 		free(buf);
 		memset(out, 0, sizeof *out);
-		out->peer_uid = c->peer_uid;
 		return e;
 	}
 	/* th_parse pointed body into buf; terminate it for the JSON reader and callers. */
 	out->raw = buf;
 	out->body[out->body_len] = '\0';
 	return TH_OK;
+}
+
+enum th_err th_recv(th_call *c, th_response *out)
+{
+	memset(out, 0, sizeof *out);
+	out->peer_uid = c->peer_uid;
+	int fd = c->fd;
+	c->fd = -1;
+	if (fd < 0)
+		return TH_ARG;
+	size_t got;
+	enum th_err e = read_answer(fd, c->deadline, out, &got);
+	close(fd);
+	out->peer_uid = c->peer_uid;
+	return e;
 }
 
 void th_abandon(th_call *c)
@@ -387,4 +430,216 @@ const char *th_strerror(enum th_err e)
 	case TH_PEER: return "the process serving the agent's socket is not root or the daemon user; nothing was sent";
 	}
 	return "unknown error";
+}
+
+/* has_close reports whether an answer's headers ask to close the connection ("Connection: close"). */
+static bool has_close(const th_response *r)
+{
+	if (r->raw == NULL || r->body == NULL)
+		return true;
+	const char *h = r->raw;
+	size_t hn = (size_t)(r->body - r->raw);
+	static const char name[] = "\r\nconnection:";
+	size_t nl = sizeof name - 1;
+	for (size_t i = 0; i + nl <= hn; i++) {
+		if (strncasecmp(h + i, name, nl) != 0)
+			continue;
+		const char *v = h + i + nl;
+		while (v < h + hn && (*v == ' ' || *v == '\t'))
+			v++;
+		if ((size_t)(h + hn - v) >= 5 && strncasecmp(v, "close", 5) == 0)
+			return true;
+	}
+	return false;
+}
+
+void th_conn_init(th_conn *k, int min_fd)
+{
+	memset(k, 0, sizeof *k);
+	k->fd = -1;
+	k->min_fd = min_fd;
+	k->peer_uid = -1;
+}
+
+/* conn_ours reports whether k's descriptor is still the connection it opened, in this process, with
+ * the credentials it was opened with. A forked child's copy is closed here (the parent's stays open); a
+ * descriptor the shell's user replaced (`exec 150>file`) is forgotten, not closed. */
+static bool conn_ours(th_conn *k)
+{
+	if (k->fd < 0)
+		return false;
+	struct stat st;
+	bool same = fstat(k->fd, &st) == 0 && (unsigned long long)st.st_dev == k->dev &&
+		    (unsigned long long)st.st_ino == k->ino;
+	if (same && k->pid == (long)getpid() && k->uid == (unsigned long)getuid() &&
+	    k->euid == (unsigned long)geteuid())
+		return true;
+	if (same)
+		close(k->fd);
+	k->fd = -1;
+	k->busy = false;
+	free(k->req);
+	k->req = NULL;
+	return false;
+}
+
+/* conn_stale reports whether the agent closed a kept connection (or sent something unasked) while it
+ * was idle: it is then closed, and a new one is opened instead. */
+static bool conn_stale(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+	int r;
+	do
+		r = poll(&p, 1, 0);
+	while (r < 0 && errno == EINTR);
+	return r != 0;
+}
+
+static void conn_drop(th_conn *k)
+{
+	if (k->fd >= 0)
+		close(k->fd);
+	k->fd = -1;
+	k->used = false;
+}
+
+static enum th_err conn_open(th_conn *k, long long deadline)
+{
+	int fd = -1;
+	enum th_err e = open_checked(k->sock, deadline, k->daemon_uid, &fd, &k->peer_uid);
+	if (e != TH_OK)
+		return e;
+	if (k->min_fd > 0 && fd < k->min_fd) {
+		int hi = fcntl(fd, F_DUPFD_CLOEXEC, k->min_fd);
+		if (hi >= 0) {
+			close(fd);
+			fd = hi;
+		}
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		close(fd);
+		return TH_IO;
+	}
+	k->fd = fd;
+	k->dev = (unsigned long long)st.st_dev;
+	k->ino = (unsigned long long)st.st_ino;
+	k->pid = (long)getpid();
+	k->uid = (unsigned long)getuid();
+	k->euid = (unsigned long)geteuid();
+	k->used = false;
+	k->connects++;
+	return TH_OK;
+}
+
+bool th_conn_free(th_conn *k)
+{
+	if (!conn_ours(k))
+		return true;
+	return !k->busy;
+}
+
+enum th_err th_conn_send(th_conn *k, const char *socket_path, int timeout_ms, long daemon_uid, const char *method,
+			 const char *path, const char *body, size_t body_len)
+{
+	if (socket_path == NULL || method == NULL || path == NULL || timeout_ms <= 0 ||
+	    strlen(socket_path) >= sizeof k->sock)
+		return TH_ARG;
+	bool ours = conn_ours(k);
+	if (ours && k->busy)
+		return TH_ARG; /* one request at a time: read the answer first */
+	k->deadline = now_ms() + timeout_ms;
+	/* Another socket or daemon uid than the connection was checked for: a new connection. */
+	if (ours && (strcmp(k->sock, socket_path) != 0 || k->daemon_uid != daemon_uid || conn_stale(k->fd)))
+		conn_drop(k);
+	snprintf(k->sock, sizeof k->sock, "%s", socket_path);
+	k->daemon_uid = daemon_uid;
+	char *req = NULL;
+	size_t rl = 0;
+	enum th_err e = build_request(timeout_ms, method, path, body, body_len, true, &req, &rl);
+	if (e != TH_OK)
+		return e;
+	for (int attempt = 0;; attempt++) {
+		if (k->fd < 0 && (e = conn_open(k, k->deadline)) != TH_OK)
+			break;
+		k->reused = k->used;
+		e = send_all(k->fd, req, rl, k->deadline);
+		if (e == TH_OK)
+			break;
+		bool again = k->reused && e == TH_IO && attempt == 0;
+		conn_drop(k);
+		if (!again)
+			break;
+	}
+	if (e != TH_OK) {
+		free(req);
+		return e;
+	}
+	k->req = req;
+	k->req_len = rl;
+	k->busy = true;
+	return TH_OK;
+}
+
+enum th_err th_conn_recv(th_conn *k, th_response *out)
+{
+	memset(out, 0, sizeof *out);
+	out->peer_uid = k->peer_uid;
+	if (!conn_ours(k) || !k->busy)
+		return TH_ARG;
+	enum th_err e;
+	for (int attempt = 0;; attempt++) {
+		size_t got = 0;
+		e = read_answer(k->fd, k->deadline, out, &got);
+		if (e == TH_OK)
+			break;
+		/* A kept connection closed by the agent with no byte of an answer (its idle timeout, a restart)
+		 * did not serve the request: it is sent once more on a new connection. At least once: an agent
+		 * that died after acting on it and before answering sees it twice. */
+		bool again = k->reused && got == 0 && (e == TH_PROTOCOL || e == TH_IO) && attempt == 0;
+		conn_drop(k);
+		if (!again)
+			break;
+		if ((e = conn_open(k, k->deadline)) != TH_OK)
+			break;
+		k->reused = false;
+		if ((e = send_all(k->fd, k->req, k->req_len, k->deadline)) != TH_OK) {
+			conn_drop(k);
+			break;
+		}
+	}
+	if (e == TH_OK) {
+		if (has_close(out))
+			conn_drop(k);
+		else
+			k->used = true;
+	}
+	out->peer_uid = k->peer_uid;
+	free(k->req);
+	k->req = NULL;
+	k->busy = false;
+	return e;
+}
+
+enum th_err th_conn_request(th_conn *k, const char *socket_path, int timeout_ms, long daemon_uid, const char *method,
+			    const char *path, const char *body, size_t body_len, th_response *out)
+{
+	memset(out, 0, sizeof *out);
+	enum th_err e = th_conn_send(k, socket_path, timeout_ms, daemon_uid, method, path, body, body_len);
+	if (e != TH_OK) {
+		out->peer_uid = k->peer_uid;
+		return e;
+	}
+	return th_conn_recv(k, out);
+}
+
+void th_conn_close(th_conn *k)
+{
+	if (conn_ours(k))
+		close(k->fd);
+	k->fd = -1;
+	k->busy = false;
+	k->used = false;
+	free(k->req);
+	k->req = NULL;
 }

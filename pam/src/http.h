@@ -1,6 +1,7 @@
 /* A minimal HTTP/1.1 client for tacagent's local API on its unix socket (docs/api.md): one request per
- * connection ("Connection: close"), a Content-Length body, and one deadline for connect, write and read
- * together. No threads, no signals (writes use MSG_NOSIGNAL), no global state. */
+ * connection ("Connection: close"), or several in turn on a kept connection (th_conn); a Content-Length
+ * body, and one deadline for connect, write and read together. No threads, no signals (writes use
+ * MSG_NOSIGNAL), no global state. */
 #ifndef TACAGENT_HTTP_H
 #define TACAGENT_HTTP_H
 
@@ -63,6 +64,45 @@ enum th_err th_send(th_call *c, const char *socket_path, int timeout_ms, long da
 enum th_err th_recv(th_call *c, th_response *out);
 /* th_abandon closes a sent request without reading its answer. */
 void th_abandon(th_call *c);
+
+/* th_conn is a connection kept open across requests (HTTP/1.1 keep-alive), for a caller that sends many
+ * (the bash hook: one per command). One request at a time: th_conn_send, then th_conn_recv. Before it is
+ * reused, the connection must still be this process's (a forked child opens its own and closes its copy
+ * of the parent's), opened with the same uid and euid, to the same socket and daemon uid, with the
+ * descriptor not replaced (fstat), and not closed by the agent while idle (poll); otherwise a new one is
+ * opened, and its peer checked as th_send does. When the agent closes a reused connection without any
+ * byte of an answer (its idle timeout, a restart), the request is sent once more on a new connection; if
+ * that fails, the error is returned (callers fail closed). */
+typedef struct {
+	int fd;     /* -1: none */
+	int min_fd; /* 0, or new descriptors are moved at or above it (out of the way of a shell's redirections) */
+	long pid;
+	unsigned long uid, euid;
+	unsigned long long dev, ino;
+	long peer_uid;
+	char sock[108];
+	long daemon_uid;
+	bool used;   /* it has served an answer */
+	bool busy;   /* a request is sent whose answer is not read yet */
+	bool reused; /* that request went out on a used connection */
+	long long deadline;
+	char *req; /* that request, for the one resend */
+	size_t req_len;
+	unsigned long connects; /* connections opened, for tests and benchmarks */
+} th_conn;
+
+void th_conn_init(th_conn *k, int min_fd);
+/* th_conn_free reports whether k has no request in flight (it may have no connection). */
+bool th_conn_free(th_conn *k);
+/* th_conn_send sends one request on k (TH_ARG when one is in flight); th_conn_recv reads its answer
+ * within the request's deadline. On TH_OK the caller frees *out with th_response_free. */
+enum th_err th_conn_send(th_conn *k, const char *socket_path, int timeout_ms, long daemon_uid, const char *method,
+			 const char *path, const char *body, size_t body_len);
+enum th_err th_conn_recv(th_conn *k, th_response *out);
+enum th_err th_conn_request(th_conn *k, const char *socket_path, int timeout_ms, long daemon_uid, const char *method,
+			    const char *path, const char *body, size_t body_len, th_response *out);
+/* th_conn_close closes k's connection (when it is this process's) and forgets a request in flight. */
+void th_conn_close(th_conn *k);
 
 /* TH_ANSWER_MARGIN_MS is the most th_request keeps between the deadline it gives the agent and its own:
  * the agent, at its deadline, cancels the work and answers how it ended (within 1.5 s when its backend is

@@ -490,6 +490,143 @@ static void test_u32(void)
 	}
 }
 
+/* kept_read reads one request without a body (up to its blank line); false when the client closed. */
+static bool kept_read(int fd)
+{
+	char buf[2048];
+	size_t n = 0;
+	while (n < sizeof buf) {
+		ssize_t r = read(fd, buf + n, sizeof buf - n);
+		if (r <= 0)
+			return false;
+		n += (size_t)r;
+		for (size_t i = 0; i + 4 <= n; i++)
+			if (memcmp(buf + i, "\r\n\r\n", 4) == 0)
+				return true;
+	}
+	return false;
+}
+
+static void kept_answer(int fd, bool close_hdr)
+{
+	const char *a = close_hdr ? "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
+				  : "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+	if (write(fd, a, strlen(a)) < 0)
+		_exit(3);
+}
+
+/* kept_server plays an agent that closes kept connections in every way a real one may. */
+static void kept_server(const char *path, int ready)
+{
+	alarm(30); /* bounded even when the client under test goes wrong */
+	int l = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(l, 8) != 0)
+		_exit(2);
+	if (write(ready, "r", 1) != 1)
+		_exit(2);
+	/* 1: answers A, then reads B and closes without a byte of answer (the idle timeout's race). */
+	int c = accept(l, NULL, NULL);
+	if (c < 0 || !kept_read(c))
+		_exit(4);
+	kept_answer(c, false);
+	if (!kept_read(c))
+		_exit(5);
+	close(c);
+	/* 2: B again; answered, then closed while idle (a restart). */
+	c = accept(l, NULL, NULL);
+	if (c < 0 || !kept_read(c))
+		_exit(6);
+	kept_answer(c, false);
+	close(c);
+	/* 3: C, answered with Connection: close. */
+	c = accept(l, NULL, NULL);
+	if (c < 0 || !kept_read(c))
+		_exit(7);
+	kept_answer(c, true);
+	close(c);
+	/* 4: D and E on one connection; 5: the forked child's own. */
+	c = accept(l, NULL, NULL);
+	for (int i = 0; i < 2; i++) {
+		if (c < 0 || !kept_read(c))
+			_exit(8);
+		kept_answer(c, false);
+	}
+	int c5 = accept(l, NULL, NULL);
+	if (c5 < 0 || !kept_read(c5))
+		_exit(9);
+	kept_answer(c5, false);
+	close(c5);
+	close(c);
+	close(l);
+	_exit(0);
+}
+
+static void test_kept(void)
+{
+	char dir[] = "/tmp/pam-tacagent-kept-XXXXXX";
+	if (mkdtemp(dir) == NULL) {
+		CHECK(0, "mkdtemp failed");
+		return;
+	}
+	char path[sizeof dir + 16];
+	snprintf(path, sizeof path, "%s/s.sock", dir);
+	int ready[2];
+	if (pipe(ready) != 0) {
+		CHECK(0, "pipe failed");
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(ready[0]);
+		kept_server(path, ready[1]);
+	}
+	close(ready[1]);
+	char ch;
+	CHECK(read(ready[0], &ch, 1) == 1, "the kept server did not start");
+	close(ready[0]);
+	long me = (long)getuid();
+	th_conn k;
+	th_conn_init(&k, 150);
+	th_response r;
+	enum th_err e = th_conn_request(&k, path, 10000, me, "GET", "/v1/status", NULL, 0, &r);
+	CHECK(e == TH_OK && r.status == 200 && k.connects == 1 && k.fd >= 150, "A: %d, %lu connects, fd %d", e, k.connects, k.fd);
+	th_response_free(&r);
+	e = th_conn_request(&k, path, 10000, me, "GET", "/v1/status", NULL, 0, &r);
+	CHECK(e == TH_OK && r.status == 200 && k.connects == 2, "B, closed unanswered then sent again: %d, %lu connects", e,
+	      k.connects);
+	th_response_free(&r);
+	/* Wait until the agent's close of connection 2 is visible, then C finds it stale. */
+	struct pollfd p = {.fd = k.fd, .events = POLLIN};
+	CHECK(poll(&p, 1, 10000) == 1, "connection 2 not closed by the server");
+	e = th_conn_request(&k, path, 10000, me, "GET", "/v1/status", NULL, 0, &r);
+	CHECK(e == TH_OK && k.connects == 3 && k.fd < 0, "C, stale connection and Connection: close: %d, %lu connects, fd %d",
+	      e, k.connects, k.fd);
+	th_response_free(&r);
+	for (int i = 0; i < 2; i++) {
+		e = th_conn_request(&k, path, 10000, me, "GET", "/v1/status", NULL, 0, &r);
+		CHECK(e == TH_OK && k.connects == 4, "D/E on one kept connection: %d, %lu connects", e, k.connects);
+		th_response_free(&r);
+	}
+	pid_t child = fork();
+	if (child == 0) {
+		/* A forked child never writes on its parent's connection: it opens its own. */
+		alarm(30);
+		e = th_conn_request(&k, path, 10000, me, "GET", "/v1/status", NULL, 0, &r);
+		_exit(e == TH_OK && k.connects == 5 ? 0 : 1);
+	}
+	int st = 0;
+	CHECK(waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the forked child: %d", st);
+	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the kept server ended with %d", st);
+	/* The agent gone: the connection cannot be reopened, and nothing pretends otherwise. */
+	unlink(path);
+	e = th_conn_request(&k, path, 10000, me, "GET", "/v1/status", NULL, 0, &r);
+	CHECK(e == TH_NOAGENT, "no agent: got %d, want TH_NOAGENT", e);
+	th_conn_close(&k);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	test_u32();
@@ -501,6 +638,7 @@ int main(void)
 	test_mutations();
 	test_writer();
 	test_http();
+	test_kept();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
