@@ -379,3 +379,31 @@ func TestAllDeadFailsFast(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginsAtTheFailureFailFast: many logins race the failure of the primary connections (every server
+// down, a 20 s restart backoff). A login the supervisor sent to a primary in the instant after its connect
+// failed sits in that actor's suspended mailbox; the supervisor withdraws it when it handles the failure
+// (messages.StartSession.Withdraw) and sends it on a connection of its own, so that no login waits for
+// the backoff. Without the withdrawal, some of these logins waited the whole 20 s.
+func TestLoginsAtTheFailureFailFast(t *testing.T) {
+	const backoff = 20 * time.Second // far longer than any login may wait
+	const callers = 64
+	for round := range 3 {
+		h := newAgent(t, agent.Config{Servers: []agent.Server{server(deadAddr(t)), server(deadAddr(t))},
+			DeadTime: time.Millisecond, BackoffInitial: backoff, BackoffMax: backoff})
+		start := time.Now()
+		errs := make(chan error, callers)
+		for range callers {
+			go func() {
+				_, err := h.Authenticate(ctxT(t), pap("alice", "alice-pw"), nil)
+				errs <- err
+			}()
+		}
+		for range callers {
+			wantClass(t, <-errs, tacplus.ErrUnreachable)
+		}
+		if took := time.Since(start); took > backoff/2 {
+			t.Fatalf("round %d: %d logins with every server down took %s: some waited for a restart backoff", round, callers, took)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package messages
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -146,7 +147,19 @@ type StartSession struct {
 	Caller  *actor.PID
 	Timeout time.Duration // per reply from the server
 	Attempt int           // 0 for the first server tried
+
+	claim atomic.Uint32 // 0: nobody's yet; 1: taken by a connection; 2: withdrawn by the supervisor
 }
+
+// Take is called by the connection actor that receives the start: it reports whether the start is still
+// to be run, that is, whether the supervisor has not withdrawn it. Withdraw is the supervisor's: it takes
+// back a start that sits in the mailbox of a connection actor that failed (and would run it only after its
+// restart backoff), and reports whether it did so before any connection took it. Exactly one of the two
+// wins, once; a start that was withdrawn is never run.
+func (s *StartSession) Take() bool { return s.claim.CompareAndSwap(0, 1) }
+
+// Withdraw: see Take.
+func (s *StartSession) Withdraw() bool { return s.claim.CompareAndSwap(0, 2) }
 
 // Prompt is a server's request for user input during authentication (GETUSER, GETPASS, GETDATA). The
 // answer goes to Session (the connection that hosts the session) as a *UserInput carrying ReqID; the next

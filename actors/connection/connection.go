@@ -294,7 +294,9 @@ func (a *Actor) receive(ctx actor.Context) {
 			a.dial(ctx)
 		}
 	case *messages.StartSession:
-		a.start(ctx, m)
+		if m.Take() { // false: the supervisor withdrew it while this actor waited out a restart backoff
+			a.start(ctx, m)
+		}
 	case *messages.UserInput:
 		// The answer to a prompt, for the session running request ReqID (Prompt.Session is this actor).
 		if sid, ok := a.byReq[m.ReqID]; ok {

@@ -48,9 +48,8 @@ func TestCancelledThenLostIsAborted(t *testing.T) {
 		NewSession: func(st *messages.StartSession, info connection.SessionInfo) *session.Session {
 			started <- struct{}{}
 			// A session whose answers reach nobody: for the supervisor, one that never answers.
-			silent := *st
-			silent.ReplyTo = void.PID()
-			return session.New(session.Config{Start: &silent, SessionID: info.SessionID, Epoch: info.Epoch,
+			silent := &messages.StartSession{Req: st.Req, ReplyTo: void.PID(), Caller: st.Caller, Timeout: st.Timeout, Attempt: st.Attempt}
+			return session.New(session.Config{Start: silent, SessionID: info.SessionID, Epoch: info.Epoch,
 				Server: info.Server, UserTimeout: time.Minute, Metrics: metrics.Nop().Server(info.Server), Log: zerolog.Nop()})
 		}}
 	if err := cfg.Validate(); err != nil {

@@ -215,10 +215,12 @@ type pending struct {
 	tried      []*server // servers this request was sent to (a group has a handful)
 	attempt    int
 	current    *server
-	sameServer bool       // the one same-server retry after a lost connection was used
-	sameAddr   string     // the server of that retry
-	session    *actor.PID // set by the first Prompt: from then on the request is never retried
-	cancelled  string     // the reason of a Cancel; the request ends with ErrAborted at the next chance
+	sameServer bool                   // the one same-server retry after a lost connection was used
+	sameAddr   string                 // the server of that retry
+	session    *actor.PID             // set by the first Prompt: from then on the request is never retried
+	start      *messages.StartSession // the last start sent, and the connection actor it went to
+	sentTo     *actor.PID
+	cancelled  string // the reason of a Cancel; the request ends with ErrAborted at the next chance
 	lastErr    error
 }
 
@@ -273,6 +275,7 @@ type Actor struct {
 	cfg      Config
 	log      zerolog.Logger
 	timer    actorkit.Timer
+	root     *actor.RootContext
 	self     *actor.PID
 	sup      actor.Supervisor
 	epochs   atomic.Uint64
@@ -359,6 +362,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 			a.step(ctx, s, serverfsm.ProbeDue{At: a.now()})
 		}
 	case *messages.ConnectionIdle:
+	case *withdrawFrom:
+		a.withdraw(ctx, m)
 	case *restartConn:
 		if s := a.servers[m.addr]; s != nil && m.slot < len(s.slots) {
 			if sl := s.slots[m.slot]; m.gen == sl.restartGen && sl.pid != nil {
@@ -396,6 +401,7 @@ func cancelledError(reason string) error {
 func (a *Actor) start(ctx actor.Context) {
 	a.log = a.cfg.Log.With().Str("actor", "supervisor").Logger()
 	a.timer = actorkit.NewTimer(ctx.ActorSystem().Root)
+	a.root = ctx.ActorSystem().Root
 	a.self = ctx.Self()
 	a.sup, _ = ctx.(actor.Supervisor)
 	a.servers = make(map[string]*server)
@@ -555,9 +561,11 @@ func (a *Actor) send(ctx actor.Context, p *pending, s *server) {
 		sl = s.pick()
 	}
 	if sl == nil {
-		ctx.Send(a.spawnConn(ctx, s, true, false), start)
+		p.start, p.sentTo = start, a.spawnConn(ctx, s, true, false)
+		ctx.Send(p.sentTo, start)
 		return
 	}
+	p.start, p.sentTo = start, sl.pid
 	ctx.Send(sl.pid, start)
 }
 
@@ -567,7 +575,40 @@ func (a *Actor) sendOwn(ctx actor.Context, p *pending, s *server) {
 	p.current = s
 	start := &messages.StartSession{Req: p.req, ReplyTo: a.self, Timeout: s.cfg.Timeout, Attempt: p.attempt}
 	p.attempt++
-	ctx.Send(a.spawnConn(ctx, s, true, false), start)
+	p.start, p.sentTo = start, a.spawnConn(ctx, s, true, false)
+	ctx.Send(p.sentTo, start)
+}
+
+// withdrawFrom is sent to itself by the supervisor when a primary connection actor failed: the starts
+// still in that actor's mailbox would wait out its restart backoff.
+type withdrawFrom struct {
+	actorkit.QuietMessage
+	pid *actor.PID
+}
+
+// withdraw takes back every start sent to a failed primary that the actor had not taken when it failed
+// (messages.StartSession.Withdraw): nothing of them was sent to the server, so each goes to the same
+// server on a connection of its own, which dials now, instead of waiting for the restart.
+func (a *Actor) withdraw(ctx actor.Context, m *withdrawFrom) {
+	s := a.byPID[m.pid.Id]
+	for _, p := range a.pending {
+		if p.sentTo == nil || !p.sentTo.Equal(m.pid) || p.start == nil || !p.start.Withdraw() {
+			continue
+		}
+		a.log.Debug().Uint64("req", p.req.ID).Msg("request withdrawn from a failed connection")
+		switch {
+		case p.cancelled != "":
+			a.finish(ctx, p, a.failOutcome(p.req, cancelledError(p.cancelled)))
+		case a.expired(p):
+			a.finish(ctx, p, a.deadlineOutcome(p))
+		case s == nil:
+			a.dispatch(ctx, p)
+		default:
+			p.untry(s)
+			p.attempt--
+			a.sendOwn(ctx, p, s)
+		}
+	}
 }
 
 // spawnPrimary starts a server's long-lived connection actor and arms its age limit.
@@ -962,6 +1003,7 @@ func (a *Actor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child 
 	d := Backoff(n, a.cfg.BackoffInitial, a.cfg.BackoffMax)
 	sl.restartGen++
 	sl.restarting = true
+	a.root.Send(a.self, &withdrawFrom{pid: child})
 	a.log.Debug().Str("server", s.cfg.Addr).Stringer("backoff", d).Int("failures", n).Msg("connection restart scheduled")
 	a.timer.After(d, a.self, &restartConn{addr: s.cfg.Addr, slot: slices.Index(s.slots, sl), gen: sl.restartGen})
 }
