@@ -16,7 +16,7 @@ func TestPermitDenyAccounting(t *testing.T) {
 	b := requireBash(t)
 	srv := testServer(t)
 	d := startDaemon(t, b, srv.Addr(), "2s")
-	sh := hooked(t, b, hookConf{socket: d.socket, group: "root"})
+	sh := hooked(t, b, hookConf{socket: d.Socket, group: "root"})
 	touch := lookPath(t, "touch")
 
 	a0, c0 := len(srv.Authorizations()), len(srv.Accounting())
@@ -71,7 +71,7 @@ func TestArguments(t *testing.T) {
 	b := requireBash(t)
 	srv := testServer(t)
 	d := startDaemon(t, b, srv.Addr(), "2s")
-	sh := hooked(t, b, hookConf{socket: d.socket})
+	sh := hooked(t, b, hookConf{socket: d.Socket})
 	for _, f := range []string{"a.txt", "b.txt", "c.log"} {
 		if err := os.WriteFile(filepath.Join(sh.dir, f), nil, 0o644); err != nil {
 			t.Fatal(err)
@@ -115,7 +115,7 @@ func TestShapes(t *testing.T) {
 	b := requireBash(t)
 	srv := testServer(t)
 	d := startDaemon(t, b, srv.Addr(), "2s")
-	sh := hooked(t, b, hookConf{socket: d.socket})
+	sh := hooked(t, b, hookConf{socket: d.Socket})
 	tr, cat, ls, id, rm, _ := lookPath(t, "tr"), lookPath(t, "cat"), lookPath(t, "ls"), lookPath(t, "id"),
 		lookPath(t, "rm"), lookPath(t, "touch")
 	victim := filepath.Join(sh.dir, "victim")
@@ -191,7 +191,7 @@ func TestServerDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := startDaemon(t, b, srv.Addr(), "500ms")
-	deny := hooked(t, b, hookConf{socket: d.socket})
+	deny := hooked(t, b, hookConf{socket: d.Socket})
 	a0 := len(srv.Authorizations())
 	f := filepath.Join(deny.dir, "f")
 	out := deny.run("touch " + f)
@@ -201,7 +201,7 @@ func TestServerDown(t *testing.T) {
 	if len(srv.Authorizations()) == a0 {
 		t.Error("the server never received the request")
 	}
-	allow := hooked(t, b, hookConf{socket: d.socket, group: "root"})
+	allow := hooked(t, b, hookConf{socket: d.Socket, group: "root"})
 	g := filepath.Join(allow.dir, "g")
 	out = allow.run("touch " + g)
 	if !exists(g) || !strings.Contains(out, "allowed for group root") {
@@ -271,7 +271,7 @@ func TestKeptConnection(t *testing.T) {
 	}
 
 	a0 := len(srv.Authorizations())
-	d.stop()
+	d.Stop()
 	d = startDaemonAt(t, b, srv.Addr(), "2s", sock)
 	f := filepath.Join(sh.dir, "after-restart")
 	if out := sh.run("touch " + f); !exists(f) {
@@ -284,7 +284,7 @@ func TestKeptConnection(t *testing.T) {
 		t.Fatal("the server was not asked about the command after the restart")
 	}
 
-	d.stop()
+	d.Stop()
 	g := filepath.Join(sh.dir, "no-daemon")
 	if out := sh.run("touch " + g); exists(g) || !strings.Contains(out, "agent is not running") {
 		t.Fatalf("with the daemon gone a command ran, or the reason is missing:\n%s", out)
@@ -323,7 +323,7 @@ func TestQueuedAck(t *testing.T) {
 	srv := testServer(t)
 	d := startDaemonWith(t, b, srv.Addr(), "2s", "", fmt.Sprintf("accounting:\n  spool:\n    path: %s\n",
 		filepath.Join(t.TempDir(), "spool.db")))
-	sh := hooked(t, b, hookConf{socket: d.socket, ack: "queued"})
+	sh := hooked(t, b, hookConf{socket: d.Socket, ack: "queued"})
 	if got := sh.run("trap -p DEBUG"); !strings.Contains(got, "-a queued") {
 		t.Fatalf("the hook does not ask for queued answers: %s", got)
 	}
@@ -378,7 +378,7 @@ func TestTampering(t *testing.T) {
 	b := requireBash(t)
 	srv := testServer(t)
 	d := startDaemon(t, b, srv.Addr(), "2s")
-	sh := hooked(t, b, hookConf{socket: d.socket})
+	sh := hooked(t, b, hookConf{socket: d.Socket})
 	victim := filepath.Join(sh.dir, "denied")
 	steps := []struct{ line, want string }{
 		{"trap - DEBUG", "DEBUG trap"},
@@ -421,7 +421,7 @@ func TestCLIFallback(t *testing.T) {
 	b := requireBash(t)
 	srv := testServer(t)
 	d := startDaemon(t, b, srv.Addr(), "2s")
-	script := installScript(t, b, hookConf{socket: d.socket, builtin: filepath.Join(t.TempDir(), "missing.so")})
+	script := installScript(t, b, hookConf{socket: d.Socket, builtin: filepath.Join(t.TempDir(), "missing.so")})
 	sh := startShell(t)
 	if out := sh.run("source " + script); !strings.Contains(out, "not available") {
 		t.Errorf("no notice of the fallback:\n%s", out)
@@ -452,7 +452,7 @@ func TestSONiCPlugin(t *testing.T) {
 	b := requireBash(t)
 	srv := testServer(t)
 	d := startDaemon(t, b, srv.Addr(), "2s")
-	if err := os.WriteFile(b.pluginConf(), []byte("socket="+d.socket+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(b.pluginConf(), []byte("socket="+d.Socket+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()

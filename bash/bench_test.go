@@ -116,7 +116,7 @@ func timeCommands(t testing.TB, hook string, d *daemon, cmd string, opts ...stri
 	var s strings.Builder
 	socket := ""
 	if d != nil {
-		socket = d.socket
+		socket = d.Socket
 	}
 	if socket != "" {
 		fmt.Fprintf(&s, "enable -f %s tacagent_hook || exit 9\nshopt -s extdebug\nset -o functrace\n", hook)
@@ -132,7 +132,7 @@ func timeCommands(t testing.TB, hook string, d *daemon, cmd string, opts ...stri
 	var tm timing
 	dpid := 0
 	if d != nil {
-		dpid = d.cmd.Process.Pid
+		dpid = d.Cmd.Process.Pid
 		tm.daemonCPU = -procCPU(t, dpid)
 	}
 	c := exec.Command("bash", "--noprofile", "--norc", path)

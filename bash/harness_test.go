@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/tacagent/tacagent/internal/testkit"
 	"github.com/tacagent/tacagent/tacplus"
 	"github.com/tacagent/tacagent/tacplus/tacplustest"
 )
@@ -121,49 +120,17 @@ func cleanupBuild() {
 
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(within)
-	defer deadline.Stop()
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		case <-tick.C:
-		}
-	}
+	testkit.EventuallyEvery(t, within, pollEvery, what, cond)
 }
 
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freePort(t testing.TB) string { return testkit.FreePort(t) }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+type syncBuffer = testkit.SyncBuffer
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-// daemon is a running `tacagent run`.
+// daemon is a running `tacagent run` (internal/testkit).
 type daemon struct {
-	t       testing.TB
-	cmd     *exec.Cmd
-	socket  string
-	metrics string
-	stderr  *syncBuffer
-	done    chan error
+	*testkit.Daemon
+	t testing.TB
 }
 
 // startDaemon runs the daemon with one server at addr (its reply timeout serverTimeout) and waits until
@@ -179,83 +146,17 @@ func startDaemonAt(t testing.TB, b *built, addr, serverTimeout, socket string) *
 	return startDaemonWith(t, b, addr, serverTimeout, socket, "")
 }
 
-// startDaemonWith is startDaemonAt with more configuration (YAML appended to the file).
+// startDaemonWith is startDaemonAt with more configuration (YAML appended to the file). Each daemon has a
+// spool of its own: with the default path a daemon would replay another test's leftover records.
 func startDaemonWith(t testing.TB, b *built, addr, serverTimeout, socket, extra string) *daemon {
 	t.Helper()
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "key")
-	if err := os.WriteFile(keyFile, []byte(testKey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{t: t, socket: filepath.Join(dir, "tacagent.sock"), metrics: freePort(t), stderr: &syncBuffer{},
-		done: make(chan error, 1)}
-	if socket != "" {
-		d.socket = socket
-	}
-	if !strings.Contains(extra, "accounting:") {
-		// Each daemon its own spool: with the default path (/var/lib/tacagent) a daemon would replay the
-		// records another test's daemon left behind to this test's server.
-		extra += fmt.Sprintf("accounting:\n  spool:\n    path: %s\n", filepath.Join(dir, "spool.db"))
-	}
-	yaml := fmt.Sprintf("servers:\n  - name: primary\n    address: %s\n    key_file: %s\n    timeout: %s\n"+
-		"    connect_timeout: 1s\nmetrics:\n  address: %s\napi:\n  socket: %s\n  mode: \"0600\"\nlog:\n  level: info\n",
-		addr, keyFile, serverTimeout, d.metrics, d.socket) + extra
-	cfg := filepath.Join(dir, "tacagent.yaml")
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d.cmd = exec.Command(b.tacagent, "run", "--config", cfg)
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(d.stop)
-	eventually(t, daemonReady, "the daemon's socket and /healthz", func() bool {
-		select {
-		case err := <-d.done:
-			d.done <- err
-			t.Fatalf("the daemon exited early: %v\n%s", err, d.stderr.String())
-		default:
-		}
-		_, err := os.Stat(d.socket)
-		return err == nil && httpOK("http://"+d.metrics+"/healthz")
-	})
-	return d
+	d := testkit.StartDaemon(t, testkit.DaemonOptions{Binary: b.tacagent, Key: testKey,
+		Servers: testkit.ServerEntry("primary", addr, "timeout: "+serverTimeout, "connect_timeout: 1s"),
+		Socket:  socket, Extra: extra, LogLevel: "info", Ready: daemonReady, StopWithin: daemonStop})
+	return &daemon{Daemon: d, t: t}
 }
 
-func (d *daemon) stop() {
-	if d.cmd.ProcessState != nil {
-		return
-	}
-	_ = d.cmd.Process.Signal(os.Interrupt)
-	start := time.Now()
-	defer func() {
-		if took := time.Since(start); took > 2*time.Second {
-			d.t.Logf("the daemon took %v to stop", took.Round(time.Millisecond))
-		}
-	}()
-	select {
-	case <-d.done:
-	case <-time.After(daemonStop):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-		d.t.Errorf("the daemon did not exit within %s of SIGINT", daemonStop)
-	}
-	if strings.Contains(d.stderr.String(), testKey) {
-		d.t.Error("the shared key appears in the daemon's log")
-	}
-}
-
-func httpOK(url string) bool {
-	resp, err := http.Get(url)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode == http.StatusOK
-}
+func httpOK(url string) bool { return testkit.HTTPOK(url) }
 
 // The test server's rules for root (the tests' uid): touching a "denied" file and rm are refused.
 const (
