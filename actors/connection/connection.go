@@ -75,10 +75,10 @@ type Config struct {
 	Epochs  *atomic.Uint64  // shared counter: every socket gets a new epoch
 	Metrics *metrics.Server // per-server collectors
 	Log     zerolog.Logger
-	// NewSession builds the session for a request; the connection hosts it on its own goroutine.
+	// NewSession builds the session for a request; a session actor, a child of the connection actor, runs it.
 	NewSession func(start *messages.StartSession, info SessionInfo) *session.Session
 	// OnPanic is called when a session panics (the agent counts it); the session is stopped, never
-	// restarted, and answers its caller.
+	// restarted, and answers its caller. It may be called from any goroutine.
 	OnPanic func()
 	// Dial opens the socket; default a net.Dialer with DialTimeout and SourceAddr. TLS plugs in here.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
@@ -161,9 +161,8 @@ type (
 )
 
 type route struct {
-	s        *session.Session
-	replyTo  *actor.PID // the request's ReplyTo, for a session that cannot answer itself (hosted.go)
 	sid      uint32
+	c        *child // the session actor running it (hosted.go)
 	reqID    uint64
 	deadline time.Time          // the request's absolute deadline; zero for none
 	req      *messages.Request  // for Gone: the caller gave up
@@ -174,7 +173,7 @@ type route struct {
 	// end the session without a reply, but deployed servers answer it (tacquito: FAIL "ending per client
 	// request"): one reply at seq+1 of the session's type is tolerated and dropped, never routed.
 	aborted bool
-	// The session's timer (timers.go): when it fires, its generation, its index in the heap (-1: unarmed).
+	// The session's timer (hosted.go): when it fires, its generation, its index in the heap (-1: unarmed).
 	at   time.Time
 	gen  uint64
 	hidx int
@@ -209,11 +208,13 @@ type Actor struct {
 	log   zerolog.Logger
 	self  *actor.PID
 	root  *actor.RootContext
-	host  *host
-	// local holds what the hosted sessions handed the connection (Outbound, SessionEnded) while it was
-	// handling a message; Receive handles it right after, in order, as if it had come through the mailbox.
-	local []interface{}
+	ctx   actor.Context
 	tm    sessionTimers
+	// Session actors (hosted.go): the props they are spawned with, and the idle ones kept for reuse.
+	sprops *actor.Props
+	free   []*child
+	// down: the actor is stopping or restarting; what its session actors send as they stop is ignored.
+	down bool
 
 	state      state
 	epoch      uint64
@@ -262,8 +263,9 @@ func Props(cfg Config, opts ...actor.PropsOption) *actor.Props {
 		}
 		cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
-	// A session that panics is stopped, never restarted: a restart would replay its START under the same
-	// session_id. Stopping makes it answer its caller (session.Actor's Stopping case).
+	// A session actor is never restarted: a restart would replay its START under the same session_id. Its
+	// own Receive recovers a session's panic (hosted.go); anything that still escapes stops it, and stopping
+	// makes it answer its caller (sessionActor's Stopping case).
 	opts = append([]actor.PropsOption{actor.WithSupervisor(stopSessions)}, opts...)
 	// A restart follows a Failure, and the supervisor forgets the server's negotiation on a failure
 	// (issue 12 point 2): the restarted instance must not keep the spawn-time memory, it negotiates afresh.
@@ -282,23 +284,31 @@ var stopSessions = actor.NewOneForOneStrategy(0, 0, func(interface{}) actor.Dire
 
 // Receive implements actor.Actor.
 func (a *Actor) Receive(ctx actor.Context) {
-	a.receive(ctx)
-	a.drainLocal(ctx)
-}
-
-func (a *Actor) receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.init(ctx)
 		if a.cfg.DialNow {
 			a.dial(ctx)
 		}
+	case *messages.Outbound:
+		if !a.down {
+			a.outbound(ctx, m)
+		}
+	case *armTimer:
+		if !a.down {
+			a.armed(m)
+		}
+	case *sessionEnded:
+		if !a.down && a.live(m.r) {
+			a.sessionEnded(ctx, m.m)
+		}
 	case *messages.StartSession:
 		if m.Take() { // false: the supervisor withdrew it while this actor waited out a restart backoff
 			a.start(ctx, m)
 		}
 	case *messages.UserInput:
-		// The answer to a prompt, for the session running request ReqID (Prompt.Session is this actor).
+		// The answer to a prompt goes to the session actor (Prompt.Session); one sent here instead is
+		// passed on to the session running request ReqID.
 		if sid, ok := a.byReq[m.ReqID]; ok {
 			a.deliver(a.routes[sid], m)
 		} else {
@@ -336,39 +346,32 @@ func (a *Actor) receive(ctx actor.Context) {
 			a.closeSocket("idle")
 			a.becomeIdle(ctx, "idle")
 		}
+	case *sessionPanicked:
+		if !a.down {
+			a.sessionPanicked(ctx, m)
+		}
+	case *actor.Terminated:
+		a.terminated(m.Who)
 	case *actor.Restarting:
-		a.stopSessions()
-		a.local = nil // the sessions answered their callers; nothing of this instance runs after this
+		// The library stops every child next: each session actor still running a session answers its
+		// caller with a typed error as it stops (sessionActor, Stopping). Nothing they send back counts.
+		a.down = true
+		a.tm.stop()
 		a.closeSocket("restarted")
 		a.returnQueued(ctx, messages.ReturnRestart, errRestart)
 	case *actor.Stopping:
-		a.stopSessions()
-		a.local = nil
+		a.down = true
+		a.tm.stop()
 		a.closeSocket("stopped")
 		a.answerQueued(ctx, tacplus.ErrConnectionLost, "connection stopped")
 	}
-}
-
-// drainLocal handles what the sessions handed the connection, oldest first; handling one may queue more.
-func (a *Actor) drainLocal(ctx actor.Context) {
-	for i := 0; i < len(a.local); i++ {
-		m := a.local[i]
-		a.local[i] = nil
-		switch m := m.(type) {
-		case *messages.Outbound:
-			a.outbound(ctx, m)
-		case *messages.SessionEnded:
-			a.sessionEnded(ctx, m)
-		}
-	}
-	a.local = a.local[:0] // reused; a panic above (a Failure) leaves it to the discarded instance
 }
 
 func (a *Actor) init(ctx actor.Context) {
 	a.timer = actorkit.NewTimer(ctx.ActorSystem().Root)
 	a.self = ctx.Self()
 	a.root = ctx.ActorSystem().Root
-	a.host = &host{a: a}
+	a.ctx = ctx
 	a.log = a.cfg.Log.With().Str("server", a.cfg.Addr).Logger()
 	a.routes = make(map[uint32]*route)
 	a.tombs = make(map[uint32]tomb)
@@ -593,13 +596,13 @@ func (a *Actor) spawn(ctx actor.Context, m *messages.StartSession) {
 		a.reply(ctx, m, tacplus.ErrProtocol, err.Error(), true)
 		return
 	}
-	r := &route{s: a.cfg.NewSession(m, SessionInfo{SessionID: sid, Epoch: a.epoch, Server: a.cfg.Addr}),
-		replyTo: m.ReplyTo, sid: sid, reqID: m.Req.ID, deadline: m.Req.Deadline, req: m.Req, hidx: -1}
+	s := a.cfg.NewSession(m, SessionInfo{SessionID: sid, Epoch: a.epoch, Server: a.cfg.Addr})
+	r := &route{sid: sid, reqID: m.Req.ID, deadline: m.Req.Deadline, req: m.Req, hidx: -1}
 	a.routes[sid] = r
 	a.byReq[m.Req.ID] = sid
 	a.served++
 	a.idleGen++
-	a.run(r, func() { r.s.Start(a.host) })
+	a.runOn(ctx, r, s, m)
 }
 
 // newSessionID draws random ids until one is unused on this connection (section 4.1: session_id is random
@@ -840,6 +843,7 @@ func (a *Actor) forget(sid uint32) {
 	a.tm.remove(r)
 	delete(a.routes, sid)
 	delete(a.byReq, r.reqID)
+	a.release(a.ctx, r.c)
 	if len(a.tombQ) >= maxTombs {
 		delete(a.tombs, a.tombQ[0])
 		a.tombQ = a.tombQ[1:]

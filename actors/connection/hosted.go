@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
 
 	"github.com/tacagent/tacagent/actors/session"
 	"github.com/tacagent/tacagent/internal/actorkit"
@@ -13,80 +14,266 @@ import (
 	"github.com/tacagent/tacagent/tacplus"
 )
 
-// host is the connection as its sessions see it (session.Host). Sessions are child actors that share
-// the connection's mailbox and goroutine: the connection calls a session for each of its messages, and
-// what a session hands back (a packet, its end) is queued in local and handled once the current message
-// is done, exactly as if it had come through the mailbox, only without the hop.
-type host struct{ a *Actor }
+// Session actors. Every session runs in a child actor of its connection (ctx.Spawn, so it is one of the
+// connection's ctx.Children()), a small wrapper around a session.Session. The children run on a
+// synchronized dispatcher: a message the connection sends a child idle at that moment is processed at once
+// on the connection's own goroutine, inside the Send, so no goroutine is started per mailbox run; what the
+// child sends its parent lands in the parent's mailbox, which is already running, and is processed right
+// after the current message. A message from anyone else (UserInput, sent straight to the session actor by
+// the caller) is processed on the sender's goroutine the same way; the mailbox keeps the child's messages
+// one at a time whoever runs them.
+//
+// Session actors are reused: when a session ends, its actor goes on the connection's free list (at most
+// maxFree) and the next session is handed to it with a runSession message. Each use is tagged by its route
+// (the connection's record of the session): what a child sends back carries the route it was given, and
+// the connection drops anything whose route is no longer live (a previous use, or the actor instance
+// before a restart). The connection's messages to a child need no tag: the mailbox is in order, a child
+// gets its next runSession only after its previous session ended, and an ended session ignores everything.
 
-func (h *host) Outbound(_ *session.Session, m *messages.Outbound) { h.a.local = append(h.a.local, m) }
+// maxFree bounds the idle session actors a connection keeps for reuse; the rest are stopped.
+const maxFree = 64
 
-func (h *host) Ended(_ *session.Session, m *messages.SessionEnded) { h.a.local = append(h.a.local, m) }
+// syncDispatcher runs a session actor's mailbox on the goroutine that sends to it.
+var syncDispatcher = actor.NewSynchronizedDispatcher(300)
 
-func (h *host) Arm(s *session.Session, d time.Duration, gen uint64) {
-	if r, ok := h.a.routes[s.SessionID()]; ok && r.s == s {
-		h.a.tm.arm(r, time.Now().Add(d), gen)
-		h.a.tm.schedule(h.a.root, h.a.self)
+// child is the connection's record of one session actor.
+type child struct {
+	owner  *Actor // the connection actor instance that spawned it
+	pid    *actor.PID
+	r      *route // the session it runs; nil while it is free
+	broken bool   // it recovered from a panic: stopped once its session has ended, never reused
+}
+
+// Messages between a connection and its session actors.
+type (
+	// runSession hands a session actor its next session.
+	runSession struct {
+		r     *route
+		s     *session.Session
+		start *messages.StartSession
+	}
+	// sessionEnded is a session's SessionEnded, tagged with its route.
+	sessionEnded struct {
+		actorkit.QuietMessage // the connection may be stopping
+		r                     *route
+		m                     *messages.SessionEnded
+	}
+	// armTimer sets (or, with off, cancels) a session's timer on the connection's heap.
+	armTimer struct {
+		actorkit.QuietMessage
+		r   *route
+		at  time.Time
+		gen uint64
+		off bool
+	}
+	// sessionPanicked: the session actor recovered from a panic; it must not be reused.
+	sessionPanicked struct {
+		actorkit.QuietMessage
+		r *route // the route of its last use
+	}
+)
+
+// sessionProps returns the props of the connection's session actors.
+func (a *Actor) sessionProps() *actor.Props {
+	server, onPanic, log := a.cfg.Addr, a.cfg.OnPanic, a.log
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &sessionActor{server: server, onPanic: onPanic, log: log}
+	}, actor.WithDispatcher(syncDispatcher))
+}
+
+// sessionActor is a session actor: it owns the session it runs (session.Session is not safe for concurrent
+// use; only this actor calls it) and is that session's session.Host. It never reads the connection's
+// state: the route it holds is a tag it hands back.
+type sessionActor struct {
+	server  string
+	onPanic func()
+	log     zerolog.Logger
+	ctx     actor.Context
+	parent  *actor.PID
+
+	r        *route
+	s        *session.Session
+	start    *messages.StartSession
+	answered bool // the caller got an Outcome from this use
+	ended    bool // the connection got this use's sessionEnded
+}
+
+// Receive implements actor.Actor.
+func (a *sessionActor) Receive(ctx actor.Context) {
+	defer a.recoverPanic()
+	switch m := ctx.Message().(type) {
+	case *runSession:
+		a.r, a.s, a.start, a.answered, a.ended = m.r, m.s, m.start, false, false
+		a.s.Start(a)
+	case *messages.Inbound, *messages.SessionTimeout, *messages.ConnectionLost, *messages.Abort:
+		if a.s != nil {
+			a.s.Receive(a, m)
+		}
+	case *messages.UserInput:
+		// From the caller, straight to this actor: only the answer for the request it runs now counts.
+		if a.s != nil && m.ReqID == a.start.Req.ID {
+			a.s.Receive(a, m)
+		}
+		clear(m.Text) // the answer, often a password, is wiped (Receive already did when it was used)
+	case *actor.Started:
+		a.ctx, a.parent = ctx, ctx.Parent()
+	case *actor.Stopping:
+		// The connection is stopping or restarting (or stopped this actor): a session still running
+		// answers its caller with a typed error and ends.
+		a.stopSession()
 	}
 }
 
-func (h *host) Disarm(s *session.Session) {
-	if r, ok := h.a.routes[s.SessionID()]; ok && r.s == s {
-		h.a.tm.remove(r)
+// recoverPanic: a session that panics is stopped, never restarted (a restart would replay its START under
+// the same session_id). It answers its caller, ends, and its actor is retired; the connection goes on.
+func (a *sessionActor) recoverPanic() {
+	p := recover()
+	if p == nil {
+		return
+	}
+	if a.onPanic != nil {
+		a.onPanic()
+	}
+	var sid uint32
+	if a.s != nil {
+		sid = a.s.SessionID()
+	}
+	a.log.Error().Uint32("session", sid).Bytes("stack", debug.Stack()).Msgf("session panic: %v", p)
+	if a.r != nil {
+		a.ctx.Send(a.parent, &sessionPanicked{r: a.r})
+	}
+	a.stopSession()
+}
+
+// stopSession ends the current session if it has not ended: session.Stop answers its caller with
+// ErrConnectionLost. If even that fails, the caller is answered and the connection told here, so that
+// neither waits for a session that is gone.
+func (a *sessionActor) stopSession() {
+	if a.s == nil || a.ended {
+		return
+	}
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				a.log.Error().Uint32("session", a.s.SessionID()).Msgf("session panic while stopping: %v", p)
+			}
+		}()
+		a.s.Stop(a)
+	}()
+	if !a.answered {
+		now := time.Now()
+		a.answered = true
+		a.ctx.Send(a.start.ReplyTo, &messages.Outcome{ReqID: a.start.Req.ID, Kind: a.start.Req.Kind(), Server: a.server,
+			SessionID: a.s.SessionID(), Started: now, Finished: now,
+			Err: &tacplus.Error{Class: tacplus.ErrConnectionLost, Server: a.server, SessionID: a.s.SessionID(),
+				Msg: "session failed before it completed"}})
+	}
+	if !a.ended {
+		a.Ended(a.s, &messages.SessionEnded{SessionID: a.s.SessionID()})
 	}
 }
 
-func (h *host) Send(pid *actor.PID, msg interface{}) { h.a.root.Send(pid, msg) }
+// The session.Host of the session the actor runs: everything for the connection is a message to it.
 
-func (h *host) PID() *actor.PID { return h.a.self }
+func (a *sessionActor) Outbound(_ *session.Session, m *messages.Outbound) { a.ctx.Send(a.parent, m) }
+
+func (a *sessionActor) Ended(_ *session.Session, m *messages.SessionEnded) {
+	a.ended = true
+	a.ctx.Send(a.parent, &sessionEnded{r: a.r, m: m})
+}
+
+func (a *sessionActor) Arm(_ *session.Session, d time.Duration, gen uint64) {
+	a.ctx.Send(a.parent, &armTimer{r: a.r, at: time.Now().Add(d), gen: gen})
+}
+
+func (a *sessionActor) Disarm(*session.Session) { a.ctx.Send(a.parent, &armTimer{r: a.r, off: true}) }
+
+func (a *sessionActor) Send(pid *actor.PID, msg interface{}) {
+	if _, ok := msg.(*messages.Outcome); ok {
+		a.answered = true
+	}
+	a.ctx.Send(pid, msg)
+}
+
+func (a *sessionActor) PID() *actor.PID { return a.ctx.Self() }
+
+// The connection's side.
+
+// runOn hands the session of r to a session actor: a free one, or a new child.
+func (a *Actor) runOn(ctx actor.Context, r *route, s *session.Session, start *messages.StartSession) {
+	var c *child
+	if n := len(a.free); n > 0 {
+		c = a.free[n-1]
+		a.free[n-1] = nil
+		a.free = a.free[:n-1]
+	} else {
+		if a.sprops == nil {
+			a.sprops = a.sessionProps()
+		}
+		c = &child{owner: a, pid: ctx.Spawn(a.sprops)}
+	}
+	c.r, r.c = r, c
+	ctx.Send(c.pid, &runSession{r: r, s: s, start: start})
+}
+
+// live reports whether r is a session of this connection that has not ended.
+func (a *Actor) live(r *route) bool { return r != nil && a.routes[r.sid] == r }
 
 // deliver hands one message to a session.
-func (a *Actor) deliver(r *route, msg interface{}) {
-	a.run(r, func() { r.s.Receive(a.host, msg) })
-}
+func (a *Actor) deliver(r *route, msg interface{}) { a.ctx.Send(r.c.pid, msg) }
 
-// run calls f, a step of r's session. A session that panics is stopped, never restarted (a restart would
-// replay its START under the same session_id): it answers its caller and ends; the connection goes on.
-func (a *Actor) run(r *route, f func()) {
-	defer func() {
-		if p := recover(); p != nil {
-			if a.cfg.OnPanic != nil {
-				a.cfg.OnPanic()
-			}
-			a.log.Error().Uint32("session", r.sid).Bytes("stack", debug.Stack()).Msgf("session panic: %v", p)
-			a.stopSession(r)
-		}
-	}()
-	f()
-}
-
-// stopSession ends a session that has not completed: it answers its caller (session.Stop). If even that
-// panics, the connection answers for it (unless it had answered already) and ends its route, so that
-// nobody waits for it.
-func (a *Actor) stopSession(r *route) {
-	defer func() {
-		if p := recover(); p != nil {
-			a.log.Error().Uint32("session", r.sid).Msgf("session panic while stopping: %v", p)
-			if r.s == nil || !r.s.Answered() {
-				now := time.Now()
-				a.root.Send(r.replyTo, &messages.Outcome{ReqID: r.reqID, Kind: r.req.Kind(), Server: a.cfg.Addr,
-					SessionID: r.sid, Started: now, Finished: now,
-					Err: &tacplus.Error{Class: tacplus.ErrConnectionLost, Server: a.cfg.Addr, SessionID: r.sid,
-						Msg: "session failed before it completed"}})
-			}
-			a.local = append(a.local, &messages.SessionEnded{SessionID: r.sid})
-		}
-	}()
-	r.s.Stop(a.host)
-}
-
-// stopSessions stops every live session (the connection is stopping or restarting): each answers its
-// caller with a typed error.
-func (a *Actor) stopSessions() {
-	for _, r := range a.routes {
-		a.stopSession(r)
+// release takes back the actor of a session that ended: it is kept for the next session, or stopped when
+// the free list is full or it panicked.
+func (a *Actor) release(ctx actor.Context, c *child) {
+	c.r = nil
+	if c.broken || len(a.free) >= maxFree {
+		ctx.Stop(c.pid)
+		return
 	}
-	a.tm.stop()
+	a.free = append(a.free, c)
+}
+
+// sessionPanicked retires the actor of a session that panicked: now if it is free, else when its session
+// ends.
+func (a *Actor) sessionPanicked(ctx actor.Context, m *sessionPanicked) {
+	c := m.r.c
+	if c == nil || c.broken || c.owner != a {
+		return
+	}
+	c.broken = true
+	if c.r != nil {
+		return
+	}
+	for i, f := range a.free {
+		if f == c {
+			a.free = append(a.free[:i], a.free[i+1:]...)
+			ctx.Stop(c.pid)
+			return
+		}
+	}
+}
+
+// terminated forgets a session actor that stopped.
+func (a *Actor) terminated(who *actor.PID) {
+	for i, f := range a.free {
+		if f.pid.Equal(who) {
+			a.free = append(a.free[:i], a.free[i+1:]...)
+			return
+		}
+	}
+}
+
+// armed applies a session's timer request.
+func (a *Actor) armed(m *armTimer) {
+	if !a.live(m.r) {
+		return
+	}
+	if m.off {
+		a.tm.remove(m.r)
+		return
+	}
+	a.tm.arm(m.r, m.at, m.gen)
+	a.tm.schedule(a.root, a.self)
 }
 
 // timerTick is the connection's one timer firing; timersFired finds which sessions' timers are due.
