@@ -96,6 +96,14 @@ type sessionActor struct {
 	start    *messages.StartSession
 	answered bool // the caller got an Outcome from this use
 	ended    bool // the connection got this use's sessionEnded
+	// held: the session's Outcomes, sent on right after its sessionEnded, so that the connection has taken
+	// the session's actor back before its caller can send the next request.
+	held []held
+}
+
+type held struct {
+	to  *actor.PID
+	msg interface{}
 }
 
 // Receive implements actor.Actor.
@@ -180,6 +188,16 @@ func (a *sessionActor) Outbound(_ *session.Session, m *messages.Outbound) { a.ct
 func (a *sessionActor) Ended(_ *session.Session, m *messages.SessionEnded) {
 	a.ended = true
 	a.ctx.Send(a.parent, &sessionEnded{r: a.r, m: m})
+	a.flush()
+}
+
+// flush sends the held Outcomes.
+func (a *sessionActor) flush() {
+	for i := range a.held {
+		a.ctx.Send(a.held[i].to, a.held[i].msg)
+		a.held[i] = held{}
+	}
+	a.held = a.held[:0]
 }
 
 func (a *sessionActor) Arm(_ *session.Session, d time.Duration, gen uint64) {
@@ -189,8 +207,10 @@ func (a *sessionActor) Arm(_ *session.Session, d time.Duration, gen uint64) {
 func (a *sessionActor) Disarm(*session.Session) { a.ctx.Send(a.parent, &armTimer{r: a.r, off: true}) }
 
 func (a *sessionActor) Send(pid *actor.PID, msg interface{}) {
-	if _, ok := msg.(*messages.Outcome); ok {
+	if _, ok := msg.(*messages.Outcome); ok && !a.ended {
 		a.answered = true
+		a.held = append(a.held, held{to: pid, msg: msg})
+		return
 	}
 	a.ctx.Send(pid, msg)
 }
