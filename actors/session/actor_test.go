@@ -11,8 +11,8 @@ import (
 
 // Props runs one Session as an actor of its own, under a stand-in parent: every Outbound and SessionEnded
 // goes to the parent as a message, the session's timer is the actor library's scheduler, and the actor
-// stops after Ended. It lets the tests drive a session with plain messages; the connection actor hosts
-// sessions on its own goroutine (actors/connection), with the same Session code.
+// stops after Ended. It lets the tests drive a session with plain messages; the connection's session actors
+// (actors/connection) run the same Session code, with the connection's timer heap and reuse.
 func Props(cfg Config) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor { return &standalone{s: New(cfg)} })
 }

@@ -3,9 +3,13 @@
 // input, timer expiries, ConnectionLost and aborts into fsm events, and carries out the machine's effects
 // (send a packet through its connection, prompt the caller, complete).
 //
-// A Session is an actor that shares its connection's mailbox and goroutine (Host): the connection calls
-// Receive for each of its messages, one at a time, so a session costs no spawn, no goroutine and no
-// mailbox hop (docs/architecture.md, "Sessions share their connection's goroutine").
+// A Session runs inside a session actor, a protoactor child of the connection actor that carries it
+// (actors/connection, hosted.go): the session actor owns the Session, calls Receive for each of its
+// messages, one at a time, and is the Session's Host, turning what the session hands its connection
+// (packets, its end, its timer) into messages to the parent. Session actors run on a synchronized
+// dispatcher, so a message from the connection runs on the connection's goroutine without a goroutine
+// per mailbox run, and are reused: a connection hands its next session to an idle one
+// (docs/architecture.md, "Session actors").
 //
 // Guarantees:
 //   - every session answers its caller exactly once with an Outcome, even when it is stopped before it

@@ -26,11 +26,9 @@ type Config struct {
 	Log         zerolog.Logger
 }
 
-// Host is what a session runs on: its connection actor. A session is a child actor that shares its
-// parent's mailbox and goroutine: the connection delivers each of the session's messages by calling
-// Receive, one at a time, and the session reaches the connection only through Host. The connection
-// queues what Outbound and Ended hand it and handles it after the message it is processing, as if it had
-// arrived in its mailbox, so a session never re-enters the connection's code.
+// Host is what a session runs on: its session actor, a child actor of its connection. The session reaches
+// the connection only through Host, whose calls become messages to the connection (handled after the
+// message the connection is processing, never re-entering it), and is called by one goroutine at a time.
 type Host interface {
 	// Outbound hands a packet to the connection for writing.
 	Outbound(s *Session, m *messages.Outbound)
@@ -42,7 +40,8 @@ type Host interface {
 	Disarm(s *Session)
 	// Send delivers msg to an actor outside the connection (the request's ReplyTo).
 	Send(pid *actor.PID, msg interface{})
-	// PID is where the caller sends UserInput for this session (with the request's ReqID).
+	// PID is where the caller sends UserInput for this session (with the request's ReqID): the session
+	// actor.
 	PID() *actor.PID
 }
 
