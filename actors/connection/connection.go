@@ -290,17 +290,9 @@ func (a *Actor) Receive(ctx actor.Context) {
 		if a.cfg.DialNow {
 			a.dial(ctx)
 		}
-	case *messages.Outbound:
+	case *fromSession:
 		if !a.down {
-			a.outbound(ctx, m)
-		}
-	case *armTimer:
-		if !a.down {
-			a.armed(m)
-		}
-	case *sessionEnded:
-		if !a.down && a.live(m.r) {
-			a.sessionEnded(ctx, m.m)
+			a.fromSession(ctx, m)
 		}
 	case *messages.StartSession:
 		if m.Take() { // false: the supervisor withdrew it while this actor waited out a restart backoff
@@ -345,10 +337,6 @@ func (a *Actor) Receive(ctx actor.Context) {
 			a.log.Debug().Msg("closing idle connection")
 			a.closeSocket("idle")
 			a.becomeIdle(ctx, "idle")
-		}
-	case *sessionPanicked:
-		if !a.down {
-			a.sessionPanicked(ctx, m)
 		}
 	case *actor.Terminated:
 		a.terminated(m.Who)

@@ -42,35 +42,39 @@ type child struct {
 	pid    *actor.PID
 	r      *route // the session it runs; nil while it is free
 	broken bool   // it recovered from a panic: stopped once its session has ended, never reused
+	// run is the message that hands the actor its next session. It is rewritten only while the actor is
+	// free: the actor read it before it reported its previous session's end.
+	run runSession
 }
 
-// Messages between a connection and its session actors.
-type (
-	// runSession hands a session actor its next session.
-	runSession struct {
-		r     *route
-		s     *session.Session
-		start *messages.StartSession
-	}
-	// sessionEnded is a session's SessionEnded, tagged with its route.
-	sessionEnded struct {
-		actorkit.QuietMessage // the connection may be stopping
-		r                     *route
-		m                     *messages.SessionEnded
-	}
-	// armTimer sets (or, with off, cancels) a session's timer on the connection's heap.
-	armTimer struct {
-		actorkit.QuietMessage
-		r   *route
-		at  time.Time
-		gen uint64
-		off bool
-	}
-	// sessionPanicked: the session actor recovered from a panic; it must not be reused.
-	sessionPanicked struct {
-		actorkit.QuietMessage
-		r *route // the route of its last use
-	}
+// runSession hands a session actor its next session.
+type runSession struct {
+	r     *route
+	s     *session.Session
+	start *messages.StartSession
+}
+
+// fromSession is what a session actor hands its connection while it handles one message, in one message:
+// the packets the session sent, in order, then the last state of its timer, then whether the actor
+// panicked, then the session's end. Every field but r is optional.
+type fromSession struct {
+	actorkit.QuietMessage // the connection may be stopping
+	r                     *route
+	out                   *messages.Outbound
+	more                  []*messages.Outbound // a second packet and after (rare)
+	timer                 timerOp
+	at                    time.Time
+	gen                   uint64
+	panicked              bool
+	ended                 *messages.SessionEnded
+}
+
+type timerOp uint8
+
+const (
+	timerKeep timerOp = iota
+	timerArm
+	timerOff
 )
 
 // sessionProps returns the props of the connection's session actors.
@@ -95,10 +99,12 @@ type sessionActor struct {
 	s        *session.Session
 	start    *messages.StartSession
 	answered bool // the caller got an Outcome from this use
-	ended    bool // the connection got this use's sessionEnded
-	// held: the session's Outcomes, sent on right after its sessionEnded, so that the connection has taken
-	// the session's actor back before its caller can send the next request.
-	held []held
+	ended    bool // the session reported its end
+	// While the actor handles a message: what goes to the connection (sent first), and what goes to the
+	// caller (prompts, outcomes; sent after), so that the connection always knows of a session's end and
+	// packets before its caller can react to its answer.
+	batch *fromSession
+	held  []held
 }
 
 type held struct {
@@ -130,10 +136,11 @@ func (a *sessionActor) Receive(ctx actor.Context) {
 		// answers its caller with a typed error and ends.
 		a.stopSession()
 	}
+	a.flush()
 }
 
-// recoverPanic: a session that panics is stopped, never restarted (a restart would replay its START under
-// the same session_id). It answers its caller, ends, and its actor is retired; the connection goes on.
+// recoverPanic: a session that panics is stopped, never restarted (a restart would replay its START under the
+// same session_id). It answers its caller, ends, and its actor is retired; the connection goes on.
 func (a *sessionActor) recoverPanic() {
 	p := recover()
 	if p == nil {
@@ -148,9 +155,10 @@ func (a *sessionActor) recoverPanic() {
 	}
 	a.log.Error().Uint32("session", sid).Bytes("stack", debug.Stack()).Msgf("session panic: %v", p)
 	if a.r != nil {
-		a.ctx.Send(a.parent, &sessionPanicked{r: a.r})
+		a.toParent().panicked = true
 	}
 	a.stopSession()
+	a.flush()
 }
 
 // stopSession ends the current session if it has not ended: session.Stop answers its caller with
@@ -170,8 +178,7 @@ func (a *sessionActor) stopSession() {
 	}()
 	if !a.answered {
 		now := time.Now()
-		a.answered = true
-		a.ctx.Send(a.start.ReplyTo, &messages.Outcome{ReqID: a.start.Req.ID, Kind: a.start.Req.Kind(), Server: a.server,
+		a.Send(a.start.ReplyTo, &messages.Outcome{ReqID: a.start.Req.ID, Kind: a.start.Req.Kind(), Server: a.server,
 			SessionID: a.s.SessionID(), Started: now, Finished: now,
 			Err: &tacplus.Error{Class: tacplus.ErrConnectionLost, Server: a.server, SessionID: a.s.SessionID(),
 				Msg: "session failed before it completed"}})
@@ -181,18 +188,20 @@ func (a *sessionActor) stopSession() {
 	}
 }
 
-// The session.Host of the session the actor runs: everything for the connection is a message to it.
-
-func (a *sessionActor) Outbound(_ *session.Session, m *messages.Outbound) { a.ctx.Send(a.parent, m) }
-
-func (a *sessionActor) Ended(_ *session.Session, m *messages.SessionEnded) {
-	a.ended = true
-	a.ctx.Send(a.parent, &sessionEnded{r: a.r, m: m})
-	a.flush()
+// toParent returns the message being built for the connection.
+func (a *sessionActor) toParent() *fromSession {
+	if a.batch == nil {
+		a.batch = &fromSession{r: a.r}
+	}
+	return a.batch
 }
 
-// flush sends the held Outcomes.
+// flush sends what the actor gathered while handling a message: first to the connection, then the rest.
 func (a *sessionActor) flush() {
+	if a.batch != nil {
+		a.ctx.Send(a.parent, a.batch)
+		a.batch = nil
+	}
 	for i := range a.held {
 		a.ctx.Send(a.held[i].to, a.held[i].msg)
 		a.held[i] = held{}
@@ -200,19 +209,33 @@ func (a *sessionActor) flush() {
 	a.held = a.held[:0]
 }
 
-func (a *sessionActor) Arm(_ *session.Session, d time.Duration, gen uint64) {
-	a.ctx.Send(a.parent, &armTimer{r: a.r, at: time.Now().Add(d), gen: gen})
+// The session.Host of the session the actor runs.
+
+func (a *sessionActor) Outbound(_ *session.Session, m *messages.Outbound) {
+	if b := a.toParent(); b.out == nil {
+		b.out = m
+	} else {
+		b.more = append(b.more, m)
+	}
 }
 
-func (a *sessionActor) Disarm(*session.Session) { a.ctx.Send(a.parent, &armTimer{r: a.r, off: true}) }
+func (a *sessionActor) Ended(_ *session.Session, m *messages.SessionEnded) {
+	a.ended = true
+	a.toParent().ended = m
+}
+
+func (a *sessionActor) Arm(_ *session.Session, d time.Duration, gen uint64) {
+	b := a.toParent()
+	b.timer, b.at, b.gen = timerArm, time.Now().Add(d), gen
+}
+
+func (a *sessionActor) Disarm(*session.Session) { a.toParent().timer = timerOff }
 
 func (a *sessionActor) Send(pid *actor.PID, msg interface{}) {
-	if _, ok := msg.(*messages.Outcome); ok && !a.ended {
+	if _, ok := msg.(*messages.Outcome); ok {
 		a.answered = true
-		a.held = append(a.held, held{to: pid, msg: msg})
-		return
 	}
-	a.ctx.Send(pid, msg)
+	a.held = append(a.held, held{to: pid, msg: msg})
 }
 
 func (a *sessionActor) PID() *actor.PID { return a.ctx.Self() }
@@ -233,7 +256,8 @@ func (a *Actor) runOn(ctx actor.Context, r *route, s *session.Session, start *me
 		c = &child{owner: a, pid: ctx.Spawn(a.sprops)}
 	}
 	c.r, r.c = r, c
-	ctx.Send(c.pid, &runSession{r: r, s: s, start: start})
+	c.run = runSession{r: r, s: s, start: start}
+	ctx.Send(c.pid, &c.run)
 }
 
 // live reports whether r is a session of this connection that has not ended.
@@ -241,6 +265,32 @@ func (a *Actor) live(r *route) bool { return r != nil && a.routes[r.sid] == r }
 
 // deliver hands one message to a session.
 func (a *Actor) deliver(r *route, msg interface{}) { a.ctx.Send(r.c.pid, msg) }
+
+// fromSession applies what a session actor handed the connection.
+func (a *Actor) fromSession(ctx actor.Context, m *fromSession) {
+	if m.panicked {
+		a.retireChild(ctx, m.r.c)
+	}
+	if !a.live(m.r) {
+		return // a previous use of the actor, or the connection's instance before a restart
+	}
+	if m.out != nil {
+		a.outbound(ctx, m.out)
+		for _, o := range m.more {
+			a.outbound(ctx, o)
+		}
+	}
+	switch m.timer {
+	case timerArm:
+		a.tm.arm(m.r, m.at, m.gen)
+		a.tm.schedule(a.root, a.self)
+	case timerOff:
+		a.tm.remove(m.r)
+	}
+	if m.ended != nil {
+		a.sessionEnded(ctx, m.ended)
+	}
+}
 
 // release takes back the actor of a session that ended: it is kept for the next session, or stopped when
 // the free list is full or it panicked.
@@ -253,10 +303,9 @@ func (a *Actor) release(ctx actor.Context, c *child) {
 	a.free = append(a.free, c)
 }
 
-// sessionPanicked retires the actor of a session that panicked: now if it is free, else when its session
-// ends.
-func (a *Actor) sessionPanicked(ctx actor.Context, m *sessionPanicked) {
-	c := m.r.c
+// retireChild marks the actor of a session that panicked: it is stopped now if it is free, else when its
+// session ends, and never reused.
+func (a *Actor) retireChild(ctx actor.Context, c *child) {
 	if c == nil || c.broken || c.owner != a {
 		return
 	}
@@ -281,19 +330,6 @@ func (a *Actor) terminated(who *actor.PID) {
 			return
 		}
 	}
-}
-
-// armed applies a session's timer request.
-func (a *Actor) armed(m *armTimer) {
-	if !a.live(m.r) {
-		return
-	}
-	if m.off {
-		a.tm.remove(m.r)
-		return
-	}
-	a.tm.arm(m.r, m.at, m.gen)
-	a.tm.schedule(a.root, a.self)
 }
 
 // timerTick is the connection's one timer firing; timersFired finds which sessions' timers are due.
