@@ -291,9 +291,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 			a.dial(ctx)
 		}
 	case *fromSession:
-		if !a.down {
-			a.fromSession(ctx, m)
-		}
+		a.fromSession(ctx, m)
 	case *messages.StartSession:
 		if m.Take() { // false: the supervisor withdrew it while this actor waited out a restart backoff
 			a.start(ctx, m)

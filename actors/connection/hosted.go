@@ -3,6 +3,7 @@ package connection
 import (
 	"container/heap"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -68,6 +69,9 @@ type fromSession struct {
 	panicked              bool
 	ended                 *messages.SessionEnded
 }
+
+// batches recycles fromSession messages: the connection puts each back once it has applied it.
+var batches = sync.Pool{New: func() any { return new(fromSession) }}
 
 type timerOp uint8
 
@@ -191,7 +195,8 @@ func (a *sessionActor) stopSession() {
 // toParent returns the message being built for the connection.
 func (a *sessionActor) toParent() *fromSession {
 	if a.batch == nil {
-		a.batch = &fromSession{r: a.r}
+		a.batch = batches.Get().(*fromSession)
+		a.batch.r = a.r
 	}
 	return a.batch
 }
@@ -266,8 +271,12 @@ func (a *Actor) live(r *route) bool { return r != nil && a.routes[r.sid] == r }
 // deliver hands one message to a session.
 func (a *Actor) deliver(r *route, msg interface{}) { a.ctx.Send(r.c.pid, msg) }
 
-// fromSession applies what a session actor handed the connection.
+// fromSession applies what a session actor handed the connection, then recycles the message.
 func (a *Actor) fromSession(ctx actor.Context, m *fromSession) {
+	defer recycle(m)
+	if a.down {
+		return // the connection is stopping or restarting: its sessions answer their callers as they stop
+	}
 	if m.panicked {
 		a.retireChild(ctx, m.r.c)
 	}
@@ -290,6 +299,12 @@ func (a *Actor) fromSession(ctx actor.Context, m *fromSession) {
 	if m.ended != nil {
 		a.sessionEnded(ctx, m.ended)
 	}
+}
+
+func recycle(m *fromSession) {
+	clear(m.more)
+	*m = fromSession{more: m.more[:0]}
+	batches.Put(m)
 }
 
 // release takes back the actor of a session that ended: it is kept for the next session, or stopped when
