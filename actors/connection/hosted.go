@@ -26,9 +26,9 @@ import (
 //
 // Session actors are reused: when a session ends, its actor goes on the connection's free list (at most
 // maxFree) and the next session is handed to it with a runSession message. Each use is tagged by its route
-// (the connection's record of the session): what a child sends back carries the route it was given, and
-// the connection drops anything whose route is no longer live (a previous use, or the actor instance
-// before a restart). The connection's messages to a child need no tag: the mailbox is in order, a child
+// (the connection's record of the session): what a child sends back (fromSession) carries the route it was
+// given, and the connection drops anything whose route is no longer live (a previous use, or the actor
+// instance before a restart). The connection's messages to a child need no tag: the mailbox is in order, a child
 // gets its next runSession only after its previous session ended, and an ended session ignores everything.
 
 // maxFree bounds the idle session actors a connection keeps for reuse; the rest are stopped.
