@@ -212,6 +212,9 @@ func (a *sessionActor) flush() {
 		a.held[i] = held{}
 	}
 	a.held = a.held[:0]
+	if a.ended {
+		a.s, a.start = nil, nil // an idle actor keeps nothing of its last request
+	}
 }
 
 // The session.Host of the session the actor runs.
@@ -310,7 +313,7 @@ func recycle(m *fromSession) {
 // release takes back the actor of a session that ended: it is kept for the next session, or stopped when
 // the free list is full or it panicked.
 func (a *Actor) release(ctx actor.Context, c *child) {
-	c.r = nil
+	c.r, c.run = nil, runSession{}
 	if c.broken || len(a.free) >= maxFree {
 		ctx.Stop(c.pid)
 		return
