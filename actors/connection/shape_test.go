@@ -37,7 +37,8 @@ func probeMiddleware(next actor.ReceiverFunc) actor.ReceiverFunc {
 func startProbed(t *testing.T, addr string, mod func(*Config)) *harness {
 	t.Helper()
 	sys := actorkit.NewSystem(zerolog.Nop())
-	h := &harness{t: t, sys: sys, events: actorkit.NewInbox(sys, 16), replies: actorkit.NewInbox(sys, 16), failures: make(chan *Failure, 4)}
+	// replies holds the outcomes of more than maxFree sessions at once (TestFreeSessionActorsBounded).
+	h := &harness{t: t, sys: sys, events: actorkit.NewInbox(sys, 16), replies: actorkit.NewInbox(sys, 2*maxFree), failures: make(chan *Failure, 4)}
 	codec, err := tacplus.NewCodec(tacplus.Options{Key: key})
 	if err != nil {
 		t.Fatal(err)
@@ -238,6 +239,42 @@ func TestSessionPanicStopsItsActor(t *testing.T) {
 	}
 	if kids := h.children(); len(kids) != 1 || kids[0].Equal(used) {
 		t.Fatalf("children after the panic %v (the panicked one was %v)", kids, used)
+	}
+	h.noFailure()
+}
+
+// TestFreeSessionActorsBounded: a connection keeps at most maxFree idle session actors; the others are
+// stopped when their sessions end.
+func TestFreeSessionActorsBounded(t *testing.T) {
+	p := newPeer(t, key)
+	h := startProbed(t, p.ln.Addr().String(), nil)
+	h.login()
+	conn := p.accept()
+	conn.pass(conn.read(), tacplus.FlagSingleConnect)
+	if o := h.outcome(); o.Err != nil {
+		t.Fatal(o.Err)
+	}
+	const n = maxFree + 8
+	for range n {
+		h.login()
+	}
+	pkts := make([]tacplus.Header, 0, n)
+	for range n {
+		pkts = append(pkts, conn.read())
+	}
+	if kids := h.children(); len(kids) != n {
+		t.Fatalf("%d children with %d sessions in flight", len(kids), n)
+	}
+	for _, pk := range pkts {
+		conn.pass(pk, 0)
+	}
+	for range n {
+		if o := h.outcome(); o.Err != nil {
+			t.Fatal(o.Err)
+		}
+	}
+	if kids := h.children(); len(kids) != maxFree {
+		t.Fatalf("%d children after %d sessions ended, want %d kept", len(kids), n, maxFree)
 	}
 	h.noFailure()
 }
