@@ -162,8 +162,8 @@ func (s *StartSession) Take() bool { return s.claim.CompareAndSwap(0, 1) }
 func (s *StartSession) Withdraw() bool { return s.claim.CompareAndSwap(0, 2) }
 
 // Prompt is a server's request for user input during authentication (GETUSER, GETPASS, GETDATA). The
-// answer goes to Session (the connection that hosts the session) as a *UserInput carrying ReqID; the next
-// Prompt or the Outcome comes back through the supervisor.
+// answer goes to Session (the session actor, a child of the connection) as a *UserInput carrying ReqID; the
+// next Prompt or the Outcome comes back through the supervisor.
 type Prompt struct {
 	ReqID   uint64
 	Session *actor.PID
@@ -177,7 +177,7 @@ type Prompt struct {
 // caller through the supervisor.
 // The session that receives it owns Text: it wipes it once the CONTINUE carrying it is built.
 type UserInput struct {
-	ReqID uint64 // Prompt.ReqID: the connection routes the answer to the session running that request
+	ReqID uint64 // Prompt.ReqID: a session actor uses only the answer for the request it runs
 	Text  []byte
 }
 
