@@ -587,8 +587,9 @@ type withdrawFrom struct {
 }
 
 // withdraw takes back every start sent to a failed primary that the actor had not taken when it failed
-// (messages.StartSession.Withdraw): nothing of them was sent to the server, so each goes to the same
-// server on a connection of its own, which dials now, instead of waiting for the restart.
+// (messages.StartSession.Withdraw): nothing of them was sent to a server, so each is dispatched again as if
+// new, by the same rules (the failure has been taken into account: a server whose connect failed is dead,
+// and a dead server is tried, on a connection of its own, only when its whole group is dead).
 func (a *Actor) withdraw(ctx actor.Context, m *withdrawFrom) {
 	s := a.byPID[m.pid.Id]
 	for _, p := range a.pending {
@@ -596,18 +597,12 @@ func (a *Actor) withdraw(ctx actor.Context, m *withdrawFrom) {
 			continue
 		}
 		a.log.Debug().Uint64("req", p.req.ID).Msg("request withdrawn from a failed connection")
-		switch {
-		case p.cancelled != "":
-			a.finish(ctx, p, a.failOutcome(p.req, cancelledError(p.cancelled)))
-		case a.expired(p):
-			a.finish(ctx, p, a.deadlineOutcome(p))
-		case s == nil:
-			a.dispatch(ctx, p)
-		default:
+		if s != nil {
 			p.untry(s)
 			p.attempt--
-			a.sendOwn(ctx, p, s)
 		}
+		p.start, p.sentTo = nil, nil
+		a.dispatch(ctx, p)
 	}
 }
 
