@@ -123,8 +123,6 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 	testkit.EventuallyEvery(t, within, pollEvery, what, cond)
 }
 
-func freePort(t testing.TB) string { return testkit.FreePort(t) }
-
 type syncBuffer = testkit.SyncBuffer
 
 // daemon is a running `tacagent run` (internal/testkit).
@@ -155,8 +153,6 @@ func startDaemonWith(t testing.TB, b *built, addr, serverTimeout, socket, extra 
 		Socket:  socket, Extra: extra, LogLevel: "info", Ready: daemonReady, StopWithin: daemonStop})
 	return &daemon{Daemon: d, t: t}
 }
-
-func httpOK(url string) bool { return testkit.HTTPOK(url) }
 
 // The test server's rules for root (the tests' uid): touching a "denied" file and rm are refused.
 const (

@@ -318,8 +318,6 @@ func startDaemon(t *testing.T, b *built, s *sandbox, addr string) *daemon {
 	return &daemon{Daemon: d, t: t}
 }
 
-func httpGet(url string) string { return testkit.HTTPGet(url) }
-
 type syncBuffer = testkit.SyncBuffer
 
 // metric returns the value of one sample of the daemon's /metrics ("name{labels}"), 0 when absent.

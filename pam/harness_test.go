@@ -226,8 +226,6 @@ func startDaemonServers(t *testing.T, b *built, servers, extra string) *daemon {
 	return &daemon{Daemon: d, t: t}
 }
 
-func httpGet(url string) string { return testkit.HTTPGet(url) }
-
 // apiRequests sums tacagent_api_requests_total for one endpoint: how many requests reached the agent.
 func (d *daemon) apiRequests(endpoint string) int {
 	text := d.MetricsText()
