@@ -4,7 +4,9 @@ FUZZTIME ?= 5s
 
 .PHONY: test vet lint fmt-check unit chaos fuzz-smoke fuzz-long pam-fuzz bash-fuzz nss-fuzz bench pam bash nss promtool
 
-test: fmt-check vet lint promtool pam bash nss unit chaos fuzz-smoke deb-test
+# deb-test installs the package on this machine and refuses a host that already has tacagent's paths: it
+# runs before the other tests, which start daemons (each with its own spool file, never the host's).
+test: fmt-check vet lint promtool pam bash nss deb-test unit chaos fuzz-smoke
 
 # The PAM module, pam/pam_tacagent.so (C: docs/pam.md says why); needs gcc and libpam0g-dev.
 pam:

@@ -86,7 +86,8 @@ func TestReloadAppliesLogLevelAndLogsDiff(t *testing.T) {
 	path := filepath.Join(dir, "tacagent.yaml")
 	write := func(timeout, level string) {
 		doc := "servers:\n  - name: a\n    address: " + srv.Addr() + "\n    key_file: " + key + "\n    timeout: " + timeout +
-			"\nmetrics:\n  address: \"\"\nlog:\n  level: " + level + "\n"
+			"\nmetrics:\n  address: \"\"\nlog:\n  level: " + level + "\n" +
+			"accounting:\n  spool:\n    path: " + filepath.Join(dir, "spool.db") + "\n" // never the host's
 		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 			t.Fatal(err)
 		}

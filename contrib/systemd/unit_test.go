@@ -230,7 +230,8 @@ func TestSyscallsAllowedByFilter(t *testing.T) {
 	metricsAddr := freePort(t)
 	cfg := func(level string) string {
 		return fmt.Sprintf("servers:\n  - name: primary\n    address: %s\n    key_file: %s\nmetrics:\n  address: %s\n"+
-			"api:\n  socket: %s\n  mode: \"0660\"\n  group: %s\nlog:\n  level: %s\n", srv.Addr(), keyFile, metricsAddr, sock, socketGroup, level)
+			"api:\n  socket: %s\n  mode: \"0660\"\n  group: %s\nlog:\n  level: %s\naccounting:\n  spool:\n    path: %s\n",
+			srv.Addr(), keyFile, metricsAddr, sock, socketGroup, level, filepath.Join(dir, "spool", "spool.db"))
 	}
 	cfgPath := filepath.Join(dir, "tacagent.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg("info")), 0o600); err != nil {
