@@ -16,8 +16,8 @@ import (
 	"github.com/tacagent/tacagent/localapi"
 )
 
-// BenchmarkLocalAPI: PAP logins through the daemon's local API (the Go client, keep-alive connections,
-// 64 concurrent callers, each with its own rem_addr so that the per-(user, rem_addr) rate limit does not
+// BenchmarkLocalAPI: PAP logins through the daemon's local API (the Go client with kept connections,
+// WithKeptConnections, as a long-running caller uses it; 64 concurrent callers, each with its own rem_addr so that the per-(user, rem_addr) rate limit does not
 // serialise them) against the test server in its own process. The daemon logs to a file at info (as it
 // runs) and at error (no per-login line), in the same run: the difference in CPU per authentication is the
 // cost of per-login logging. The CPU figure is this process's: daemon and callers, not the server.
@@ -46,7 +46,7 @@ func BenchmarkLocalAPI(b *testing.B) {
 			if err := d.ServeAPI(sock, 0o600, localapi.Config{}); err != nil {
 				b.Fatal(err)
 			}
-			c := localapi.NewClient(sock)
+			c := localapi.NewClient(sock, localapi.WithKeptConnections(64))
 			defer c.Close()
 			ctx := context.Background()
 			login := func(remAddr string) error {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"time"
 
@@ -22,6 +23,12 @@ const (
 	DefaultAbortTimeout = 2 * time.Second
 	// maxResponseBytes bounds what the Client reads from the agent.
 	maxResponseBytes = 1 << 20
+	// KeptIdleTimeout is how long a Client made WithKeptConnections keeps an idle connection: well under
+	// the agent's idle timeout (DefaultIdleTimeout, 60 s), so that the agent does not close it first in the
+	// normal course of things.
+	KeptIdleTimeout = 10 * time.Second
+	// maxKeptAttempts bounds the sends of one request when kept connections turn out closed by the agent.
+	maxKeptAttempts = 3
 )
 
 // Client speaks the local API over the agent's unix socket. It is safe for concurrent use.
@@ -33,6 +40,7 @@ type Client struct {
 	socket  string
 	hc      *http.Client
 	trusted []uint32
+	kept    int // idle connections kept between requests; 0: one request per connection
 }
 
 // ClientOption configures a Client.
@@ -42,6 +50,16 @@ type ClientOption func(*Client)
 // ErrUntrustedAgent before anything is sent.
 func WithDaemonUIDs(uids ...uint32) ClientOption {
 	return func(c *Client) { c.trusted = append([]uint32(nil), uids...) }
+}
+
+// WithKeptConnections keeps up to n connections open between requests (HTTP keep-alive), for a
+// long-running caller that sends many requests (the audit plugin, `tacagent bench`): no connect, accept
+// and peer check per request. Idle connections are closed after KeptIdleTimeout, and by Close. The agent
+// may close an idle connection first (its uid's connection share, its own idle timeout, a restart); it
+// never serves a request that arrives on a connection as it closes it (docs/api.md), so a request whose
+// kept connection was closed before any answer is sent again, on another connection.
+func WithKeptConnections(n int) ClientOption {
+	return func(c *Client) { c.kept = n }
 }
 
 // NewClient returns a client of the agent listening on socketPath ("" means DefaultSocket).
@@ -66,10 +84,13 @@ func NewClient(socketPath string, opts ...ClientOption) *Client {
 			}
 			return conn, nil
 		},
-		// One request per connection: a unix connect costs microseconds, and a pooled connection that the
-		// server closed meanwhile (its header timeout) would fail a POST that cannot be retried safely.
-		DisableKeepAlives:  true,
+		// By default one request per connection: a unix connect costs microseconds, and a one-shot caller
+		// (the CLI) would only leave an idle connection behind.
+		DisableKeepAlives:  c.kept <= 0,
 		DisableCompression: true,
+	}
+	if c.kept > 0 {
+		tr.MaxIdleConns, tr.MaxIdleConnsPerHost, tr.IdleConnTimeout = c.kept, c.kept, KeptIdleTimeout
 	}
 	c.hc = &http.Client{Transport: tr}
 	return c
@@ -172,17 +193,62 @@ func resultError(eb *ErrorBody, server string, session uint32, success bool) err
 
 // do sends one request and decodes a 200 answer into out; any other status becomes an *Error.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("localapi: encoding the request: %w", err)
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://tacagent/"+Version+path, body)
+	resp, sent, err := c.send(ctx, method, path, body)
 	if err != nil {
-		return fmt.Errorf("localapi: %w", err)
+		if !sent {
+			return err
+		}
+		if ctx.Err() != nil {
+			return tacplus.ContextError(ctx.Err(), "request to the agent ended by its context", nil)
+		}
+		return c.dialError(err)
+	}
+	return decodeAnswer(resp, out)
+}
+
+// send sends the request, again on another connection (at most maxKeptAttempts in all) when a kept
+// connection turns out closed before any byte of an answer arrived: the agent closed it as the request
+// was sent, and such a request is never served (docs/api.md). A new connection is never retried: an
+// error on it may come after the agent acted.
+// sent is false when the request was not sent at all (its deadline had passed).
+func (c *Client) send(ctx context.Context, method, path string, body []byte) (resp *http.Response, sent bool, err error) {
+	for attempt := 1; ; attempt++ {
+		var reused, answered bool
+		tctx := ctx
+		if c.kept > 0 {
+			tctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+				GotConn:              func(i httptrace.GotConnInfo) { reused = i.Reused },
+				GotFirstResponseByte: func() { answered = true },
+			})
+		}
+		req, err := c.request(tctx, method, path, body)
+		if err != nil {
+			return nil, false, err
+		}
+		resp, err = c.hc.Do(req)
+		if err == nil || !reused || answered || attempt >= maxKeptAttempts || ctx.Err() != nil {
+			return resp, true, err
+		}
+	}
+}
+
+// request builds one request to the agent, with the caller's deadline in TimeoutHeader.
+func (c *Client) request(ctx context.Context, method, path string, body []byte) (*http.Request, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://tacagent/"+Version+path, rd)
+	if err != nil {
+		return nil, fmt.Errorf("localapi: %w", err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		// The agent works for this request no longer than the caller waits (TimeoutHeader). Truncated to
@@ -193,20 +259,18 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			if cerr == nil {
 				cerr = context.DeadlineExceeded
 			}
-			return tacplus.ContextError(cerr, "request to the agent not sent: its deadline has passed", nil)
+			return nil, tacplus.ContextError(cerr, "request to the agent not sent: its deadline has passed", nil)
 		}
 		req.Header.Set(TimeoutHeader, strconv.FormatInt(min(ms, MaxCallerTimeout.Milliseconds()), 10))
 	}
-	if in != nil {
+	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return tacplus.ContextError(ctx.Err(), "request to the agent ended by its context", nil)
-		}
-		return c.dialError(err)
-	}
+	return req, nil
+}
+
+// decodeAnswer reads resp and decodes a 200 answer into out; any other status becomes an *Error.
+func decodeAnswer(resp *http.Response, out any) error {
 	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {

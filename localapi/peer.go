@@ -24,6 +24,9 @@ type peer struct {
 
 type peerKey struct{}
 
+// connKey stores the *peerConn of a shared-out connection in its requests' context (ConnContext).
+type connKey struct{}
+
 // peerFrom returns the peer stored in ctx by the Server's ConnContext.
 func peerFrom(ctx context.Context) peer {
 	p, _ := ctx.Value(peerKey{}).(peer)

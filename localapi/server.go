@@ -161,7 +161,7 @@ func New(cfg Config) (*Server, error) {
 		ErrorLog:          stdlog.New(cfg.Log.With().Str("component", "local API http").Logger(), "", 0),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if pc, ok := c.(*peerConn); ok {
-				return context.WithValue(ctx, peerKey{}, pc.p)
+				return context.WithValue(context.WithValue(ctx, peerKey{}, pc.p), connKey{}, pc)
 			}
 			return context.WithValue(ctx, peerKey{}, peerOf(c, s.rule))
 		},
@@ -305,6 +305,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.cfg.Now()
 	arrived := time.Now() // the caller's deadline runs on the real clock, whatever the limiter's is
 	p := peerFrom(r.Context())
+	if pc, ok := r.Context().Value(connKey{}).(*peerConn); ok && !s.shares.claim(pc) {
+		// Evicted while idle, as this request arrived: not served, and nothing is written (the connection
+		// is closed), so the client sends it again on a new connection.
+		panic(http.ErrAbortHandler)
+	}
 	endpoint, res := s.dispatch(w, r, p, arrived)
 	if werr := s.write(w, res); werr != nil && res.undelivered != nil {
 		// (A write that succeeded proves nothing either way: a caller that has just closed its end still

@@ -35,6 +35,7 @@ type peerConn struct {
 	// slot in its uid's share was given back.
 	idle     time.Time
 	released bool
+	evicted  bool // closed by the server while idle: a request read on it meanwhile is never served
 }
 
 func (c *peerConn) Close() error {
@@ -90,6 +91,17 @@ func (l *shares) forgetIdle(uid uint32, pc *peerConn) {
 	pc.idle = time.Time{}
 }
 
+// claim is called by the handler before it serves a request read on c: false when the server evicted c
+// while it was idle (the request's bytes may have been read as the eviction closed it). Eviction picks
+// only idle connections, and the ConnState hook takes c out of the idle set before any handler runs, so
+// after a true answer c cannot be evicted during this request: a request on an evicted connection is
+// never served, and its client may safely send it again on a new connection (docs/api.md).
+func (l *shares) claim(c *peerConn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !c.evicted
+}
+
 // oldestIdle takes uid's longest idle connection out of the idle set (l.mu held); nil when none.
 func (l *shares) oldestIdle(uid uint32) *peerConn {
 	var old *peerConn
@@ -138,7 +150,7 @@ func (l *shareListener) Accept() (net.Conn, error) {
 				if old.released {
 					l.byUID[uid]++
 				}
-				old.released = true
+				old.released, old.evicted = true, true
 				l.mu.Unlock()
 				_ = old.Conn.Close()
 				if m := l.s.cfg.Metrics; m != nil {

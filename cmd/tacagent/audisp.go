@@ -8,7 +8,12 @@ import (
 	"syscall"
 
 	"github.com/tacagent/tacagent/audisp"
+	"github.com/tacagent/tacagent/localapi"
 )
+
+// audispKeptConnections: the plugin sends one request at a time (its sender), and a session lookup may
+// overlap it.
+const audispKeptConnections = 2
 
 // cmdAudisp runs as an auditd plugin (plugins.d/tacagent.conf: args = audisp, format = string): audit
 // records on stdin, accounting through the local API (docs/audit.md). auditd starts it with an empty
@@ -35,7 +40,10 @@ func runAudisp(g *globals, cfgPath string) int {
 	if err != nil {
 		return exitFor(g, "audisp", err)
 	}
-	cfg := audisp.Config{Client: g.client(), Log: log.With().Str("component", "audisp").Logger()}
+	// The plugin runs as long as auditd and sends a record per event: it keeps its connections.
+	client := g.client(localapi.WithKeptConnections(audispKeptConnections))
+	defer client.Close()
+	cfg := audisp.Config{Client: client, Log: log.With().Str("component", "audisp").Logger()}
 	if err := fc.Apply(&cfg); err != nil {
 		return exitFor(g, "audisp", err)
 	}

@@ -110,11 +110,11 @@ func (g *globals) register(fs *flag.FlagSet) {
 }
 
 // client returns a local API client of the socket, trusting the daemon uids the flags give.
-func (g *globals) client() *localapi.Client {
-	if len(g.daemonUIDs) == 0 {
-		return localapi.NewClient(g.socket)
+func (g *globals) client(opts ...localapi.ClientOption) *localapi.Client {
+	if len(g.daemonUIDs) > 0 {
+		opts = append(opts, localapi.WithDaemonUIDs(append([]uint32{0}, g.daemonUIDs...)...))
 	}
-	return localapi.NewClient(g.socket, localapi.WithDaemonUIDs(append([]uint32{0}, g.daemonUIDs...)...))
+	return localapi.NewClient(g.socket, opts...)
 }
 
 // daemonUIDs is the --daemon-uid flag: uids given as numbers or user names (resolved when parsed).

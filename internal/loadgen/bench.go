@@ -242,7 +242,7 @@ func runMode(ctx context.Context, spec Spec, mode string) (*Result, error) {
 		c, err = NewAgentClient(spec.Target, agents, mode == ModeFleetPerRequest, spec.Log)
 	case ModeLocalAPI:
 		if spec.Socket != "" {
-			c = NewSocketClient(spec.Socket, spec.DaemonUIDs, spec.SocketTarget)
+			c = NewSocketClient(spec.Socket, spec.DaemonUIDs, spec.SocketTarget, spec.Callers)
 		} else {
 			c, err = NewLocalAPIClient(spec.Target, spec.Callers, spec.Log)
 		}

@@ -131,14 +131,15 @@ func NewLocalAPIClient(t Target, callers int, log zerolog.Logger) (Client, error
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	return &localAPIClient{c: localapi.NewClient(sock), d: d, dir: dir, user: t.User, pw: localapi.Secret(t.Password),
+	// Each caller keeps its connection between logins, as a long-running client of the API does.
+	return &localAPIClient{c: localapi.NewClient(sock, localapi.WithKeptConnections(callers)), d: d, dir: dir, user: t.User, pw: localapi.Secret(t.Password),
 		timeout: t.timeout()}, nil
 }
 
 // NewSocketClient logs in through the local API of the daemon at sock, which the caller trusts to run as
-// one of uids (root and the caller's own uid when empty).
-func NewSocketClient(sock string, uids []uint32, t Target) Client {
-	var opts []localapi.ClientOption
+// one of uids (root and the caller's own uid when empty). Each of the callers keeps its connection.
+func NewSocketClient(sock string, uids []uint32, t Target, callers int) Client {
+	opts := []localapi.ClientOption{localapi.WithKeptConnections(callers)}
 	if len(uids) > 0 {
 		opts = append(opts, localapi.WithDaemonUIDs(uids...))
 	}
