@@ -220,6 +220,9 @@ func (b backend) account(ctx context.Context, rt *runtime, caller localapi.Calle
 	if b.d.spool != nil && req.Ack == localapi.AckQueued {
 		return b.queued(ctx, caller, req, areq)
 	}
+	if b.d.spool != nil && req.Ack == localapi.AckDurable {
+		return b.durable(ctx, caller, req, areq)
+	}
 	if b.d.spool != nil {
 		return b.spooled(ctx, caller, req, areq)
 	}
@@ -254,6 +257,18 @@ func (b backend) spooled(ctx context.Context, caller localapi.Caller, req locala
 	}
 	b.d.log.Info().Str("user", req.User).Str("flags", req.Flags).Str("task_id", req.TaskID).Str("caller", caller.String()).Uint64("seq", tk.Seq).AnErr("reason", err).Msg("account: spooled")
 	return res, err
+}
+
+// durable answers once the spool has committed the record (localapi.ResultDurable), without waiting for
+// its delivery.
+func (b backend) durable(ctx context.Context, caller localapi.Caller, req localapi.AcctRequest, areq agent.AcctRequest) (localapi.AcctResult, error) {
+	tk, err := b.d.spool.Append(ctx, "", areq)
+	if err != nil {
+		b.d.log.Warn().Str("user", req.User).Str("flags", req.Flags).Str("task_id", req.TaskID).Str("caller", caller.String()).Err(err).Msg("account: not accepted by the spool")
+		return localapi.AcctResult{}, err
+	}
+	b.d.log.Info().Str("user", req.User).Str("flags", req.Flags).Str("task_id", req.TaskID).Str("caller", caller.String()).Uint64("seq", tk.Seq).Msg("account: durable")
+	return localapi.AcctResult{Result: localapi.ResultDurable}, nil
 }
 
 // queued hands the record to the spool in order and answers without waiting for its commit

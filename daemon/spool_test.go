@@ -203,3 +203,36 @@ func TestAuthorizeStartThroughSpool(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestDurableAck: with ack "durable" the agent answers once its spool has committed the record, without
+// waiting for a server: against a server that holds back its answers (3 s, past the caller's deadline of
+// 1.5 s), a durable record is answered "durable" while the same record with the default ack is not
+// answered with a success before the caller's deadline. The spool keeps them.
+func TestDurableAck(t *testing.T) {
+	key := []byte("daemon-spool-key-0123")
+	srv, err := tacplustest.Start(tacplustest.Config{Key: key, SingleConnect: true,
+		Users: map[string]tacplustest.User{"slow": {Password: "pw", Delay: 3 * time.Second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	_, c := spoolDaemon(t, key, srv.Addr(), filepath.Join(t.TempDir(), "spool.db"))
+	rec := func(task, ack string) (*localapi.AcctResult, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		defer cancel()
+		return c.Account(ctx, localapi.AcctRequest{Flags: localapi.FlagStart, User: "slow", TaskID: task, Ack: ack,
+			AV: []string{"service=shell", "cmd=show"}})
+	}
+	res, err := rec("durable-1", localapi.AckDurable)
+	if err != nil || res.Result != localapi.ResultDurable || res.Server != "" {
+		t.Fatalf("durable: %+v %v", res, err)
+	}
+	// The default waits for the server: the caller's deadline ends it first (answered spooled at the
+	// deadline, or the caller stops reading as it passes).
+	if res, err = rec("delivered-1", ""); err == nil {
+		t.Fatalf("delivered (the default) answered before the server: %+v", res)
+	}
+	if st, err := c.Status(context.Background()); err != nil || st.SpoolDepth < 1 {
+		t.Fatalf("status %+v %v: want the records kept in the spool", st, err)
+	}
+}

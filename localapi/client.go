@@ -160,13 +160,15 @@ func (c *Client) Authorize(ctx context.Context, req AuthorRequest) (*AuthorResul
 	return &res, resultError(res.Error, res.Server, res.SessionID, res.Result == ResultPermit)
 }
 
-// Account sends one accounting record. The error is nil only for ResultOK.
+// Account sends one accounting record. The error is nil only for ResultOK, or the ResultDurable or
+// ResultQueued that req.Ack asked for.
 func (c *Client) Account(ctx context.Context, req AcctRequest) (*AcctResult, error) {
 	var res AcctResult
 	if err := c.do(ctx, http.MethodPost, "/account", req, &res); err != nil {
 		return nil, err
 	}
-	return &res, resultError(res.Error, res.Server, res.SessionID, res.Result == ResultOK)
+	ok := res.Result == ResultOK || res.Result == ResultDurable || res.Result == ResultQueued
+	return &res, resultError(res.Error, res.Server, res.SessionID, ok)
 }
 
 // Status returns the agent's servers, their connection states and the requests in flight.

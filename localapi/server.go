@@ -698,7 +698,7 @@ func (s *Server) account(r *http.Request, c Caller) response {
 func (s *Server) accountRecord(ctx context.Context, c Caller, req AcctRequest) AcctResult {
 	res, err := s.cfg.Backend.Account(ctx, c, req)
 	if err == nil {
-		if !(req.Ack == AckQueued && res.Result == ResultQueued) {
+		if !(req.Ack == AckQueued && res.Result == ResultQueued) && !(req.Ack == AckDurable && res.Result == ResultDurable) {
 			res.Result = ResultOK
 		}
 		res.Error = nil

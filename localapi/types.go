@@ -179,8 +179,13 @@ type StartRequest struct {
 // The acknowledgements of an accounting record (AcctRequest.Ack, StartRequest.Ack).
 const (
 	AckDelivered = "delivered"
+	AckDurable   = "durable"
 	AckQueued    = "queued"
 )
+
+// ResultDurable is the result of a record sent with AckDurable: the agent's spool has committed and
+// fsynced it (it survives a crash of the agent) and delivers it in order; no server has answered it yet.
+const ResultDurable = "durable"
 
 // ResultQueued is the result of a record sent with AckQueued: the agent's spool holds it in order (a
 // record of the same task sent later is delivered after it) and commits it with its next group commit;
@@ -249,8 +254,9 @@ type AcctRequest struct {
 	Port    string   `json:"port,omitempty"`
 	RemAddr string   `json:"rem_addr,omitempty"`
 	// Ack is when the record is answered: AckDelivered (the default: a server took it, or the spool
-	// committed it and its first delivery attempt ended) or AckQueued (once the spool holds it in order,
-	// before its commit: result ResultQueued). An agent without a spool sends the record either way.
+	// committed it and its first delivery attempt ended), AckDurable (once the spool committed it, before
+	// any delivery: result ResultDurable) or AckQueued (once the spool holds it in order, before its
+	// commit: result ResultQueued). An agent without a spool sends the record either way.
 	Ack string `json:"ack,omitempty"`
 }
 

@@ -143,7 +143,7 @@ func (s *StartRequest) validate(pairs []string) *apiError {
 		return badRequest("start.task_id is required")
 	}
 	if !validAck(s.Ack) {
-		return badRequest("start.ack must be delivered or queued")
+		return badRequest("start.ack must be delivered, durable or queued")
 	}
 	// The record carries caller_* (3) and task_id besides the authorization's pairs and these.
 	if len(pairs)+len(s.AV)+4 > maxArgs {
@@ -160,11 +160,11 @@ func (r *AcctRequest) validate() *apiError {
 	case r.User == "":
 		return badRequest("user is required")
 	case !validAck(r.Ack):
-		return badRequest("ack must be delivered or queued")
+		return badRequest("ack must be delivered, durable or queued")
 	}
 	return firstError(checkText("user", r.User, false), checkText("port", r.Port, false),
 		checkText("rem_addr", r.RemAddr, false), checkText("task_id", r.TaskID, false), checkPriv(r.PrivLvl),
 		checkArgs("av", r.AV), checkReserved("av", r.AV))
 }
 
-func validAck(a string) bool { return a == "" || a == AckDelivered || a == AckQueued }
+func validAck(a string) bool { return a == "" || a == AckDelivered || a == AckDurable || a == AckQueued }

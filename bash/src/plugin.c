@@ -95,7 +95,7 @@ int on_shell_execve(char *user, int shell_level, char *cmd, char **argv)
 		nargs++;
 	struct sa_config c = {.socket = settings.socket, .timeout_ms = settings.timeout_ms,
 			      .daemon_uid = settings.daemon_uid, .fallback_group = settings.group[0] ? settings.group : NULL,
-			      .priv_lvl = 1};
+			      .priv_lvl = 1, .ack = "durable"};
 	const char *priv = getenv("TACACS_PRIV_LVL");
 	if (priv != NULL && atoi(priv) >= 0 && atoi(priv) <= 15)
 		c.priv_lvl = atoi(priv);

@@ -220,7 +220,8 @@ static void start_outcome(tj_span doc, struct sa_result *r)
 		return;
 	}
 	char *result = field(st, "result");
-	r->start_ok = result != NULL && (strcmp(result, "ok") == 0 || strcmp(result, "queued") == 0);
+	r->start_ok = result != NULL && (strcmp(result, "ok") == 0 || strcmp(result, "durable") == 0 ||
+				     strcmp(result, "queued") == 0);
 	if (!r->start_ok) {
 		char *code = NULL, *emsg = NULL;
 		tj_span err;
@@ -457,7 +458,8 @@ bool sa_account_end(struct sa_call *call, char *why, size_t whylen)
 	tj_span doc;
 	bool json = resp.body_len > 0 && tj_parse(resp.body, resp.body_len, &doc) == 0;
 	char *result = json ? field(doc, "result") : NULL;
-	bool ok = resp.status == 200 && result != NULL && (strcmp(result, "ok") == 0 || strcmp(result, "queued") == 0);
+	bool ok = resp.status == 200 && result != NULL &&
+		  (strcmp(result, "ok") == 0 || strcmp(result, "durable") == 0 || strcmp(result, "queued") == 0);
 	if (!ok)
 		snprintf(why, whylen, "HTTP %d, result %s", resp.status, result ? result : "none");
 	free(result);

@@ -32,8 +32,9 @@ struct sa_config {
 	th_conn *kept;
 	int nkept;
 	/* ack: when the agent answers an accounting record (a START sent with an authorization, a STOP):
-	 * NULL or "delivered" (a server took it, or the spool committed it) or "queued" (held in order in
-	 * the agent's spool, not yet committed: docs/api.md). */
+	 * NULL or "delivered" (a server took it, or the spool committed it and its first delivery attempt
+	 * ended), "durable" (committed and fsynced in the agent's spool; the builtin's default) or "queued"
+	 * (held in order in the agent's spool, not yet committed): docs/api.md. */
 	const char *ack;
 };
 

@@ -441,7 +441,7 @@ static int options(WORD_LIST *list, int *status, int *pipestatus, int *npipe)
 	cfg.fallback_group = NULL;
 	cfg.port = NULL;
 	cfg.rem_addr = NULL;
-	cfg.ack = NULL;
+	cfg.ack = "durable"; /* the record is fsynced in the agent's spool before the command runs */
 	if (!kept_ready) {
 		for (int i = 0; i < KEPT; i++)
 			th_conn_init(&kept[i], SA_FD_MIN);
@@ -466,10 +466,13 @@ static int options(WORD_LIST *list, int *status, int *pipestatus, int *npipe)
 			case 'T': snprintf(cfg_port, sizeof cfg_port, "%s", v); cfg.port = cfg_port; break;
 			case 'r': snprintf(cfg_rem, sizeof cfg_rem, "%s", v); cfg.rem_addr = cfg_rem; break;
 			case 'a':
-				if (strcmp(v, "queued") != 0 && strcmp(v, "delivered") != 0 && v[0] != '\0')
+				if (strcmp(v, "queued") != 0 && strcmp(v, "durable") != 0 && strcmp(v, "delivered") != 0 &&
+				    v[0] != '\0')
 					return -1;
-				snprintf(cfg_ack, sizeof cfg_ack, "%s", v);
-				cfg.ack = cfg_ack[0] ? cfg_ack : NULL;
+				if (v[0] != '\0') {
+					snprintf(cfg_ack, sizeof cfg_ack, "%s", v);
+					cfg.ack = cfg_ack;
+				}
 				break;
 			}
 			list = list->next;

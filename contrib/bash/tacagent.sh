@@ -13,8 +13,9 @@
 #                                         server (or no agent) answers; empty: nobody (deny)
 #   daemon_uid=                           the agent's uid when it does not run as root
 #   cli=/usr/sbin/tacagent                the fallback
-#   accounting_ack=                       queued: the agent answers a START or STOP once its spool holds
-#                                         it, before the commit (docs/bash.md); empty: once taken
+#   accounting_ack=                       when the agent answers a START or STOP (docs/bash.md): empty or
+#                                         durable: once its spool has fsynced it; queued: once the spool
+#                                         holds it, before the commit; delivered: once a server took it
 # This file only ever adds the hook: it returns early when bash is not interactive or the hook is in place.
 
 [ -n "${BASH_VERSION-}" ] || return 0
@@ -46,7 +47,7 @@ __tacagent_setup() {
 	tty=$(tty 2>/dev/null) || tty=
 	[[ $timeout_ms =~ ^[0-9]+$ ]] || timeout_ms=5000
 	[[ $daemon_uid =~ ^[0-9]*$ ]] || daemon_uid=
-	[[ $acct_ack == queued ]] || acct_ack=
+	[[ $acct_ack =~ ^(queued|durable|delivered)$ ]] || acct_ack=
 
 	local hook
 	if enable -f "$builtin" tacagent_hook 2>/dev/null; then
