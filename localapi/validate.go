@@ -167,4 +167,6 @@ func (r *AcctRequest) validate() *apiError {
 		checkArgs("av", r.AV), checkReserved("av", r.AV))
 }
 
-func validAck(a string) bool { return a == "" || a == AckDelivered || a == AckDurable || a == AckQueued }
+func validAck(a string) bool {
+	return a == "" || a == AckDelivered || a == AckDurable || a == AckQueued
+}
