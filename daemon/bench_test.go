@@ -24,8 +24,21 @@ import (
 func BenchmarkLocalAPI(b *testing.B) {
 	key := []byte("bench-key")
 	addr := benchserver.Start(b, key)
-	for _, lvl := range []zerolog.Level{zerolog.InfoLevel, zerolog.ErrorLevel} {
-		b.Run("log-"+lvl.String(), func(b *testing.B) {
+	// The third variant opens a connection per request (the Go client's default, the PAM module's and the
+	// CLI's way): the baseline of kept connections in the same run.
+	for _, v := range []struct {
+		lvl  zerolog.Level
+		kept bool
+	}{{zerolog.InfoLevel, true}, {zerolog.ErrorLevel, true}, {zerolog.InfoLevel, false}} {
+		lvl := v.lvl
+		name := "log-" + lvl.String()
+		var opts []localapi.ClientOption
+		if v.kept {
+			opts = append(opts, localapi.WithKeptConnections(64))
+		} else {
+			name += "/connection-per-request"
+		}
+		b.Run(name, func(b *testing.B) {
 			f, err := os.Create(filepath.Join(b.TempDir(), "daemon.log"))
 			if err != nil {
 				b.Fatal(err)
@@ -46,7 +59,7 @@ func BenchmarkLocalAPI(b *testing.B) {
 			if err := d.ServeAPI(sock, 0o600, localapi.Config{}); err != nil {
 				b.Fatal(err)
 			}
-			c := localapi.NewClient(sock, localapi.WithKeptConnections(64))
+			c := localapi.NewClient(sock, opts...)
 			defer c.Close()
 			ctx := context.Background()
 			login := func(remAddr string) error {
