@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tacagent/tacagent/agent"
+	"github.com/tacagent/tacagent/internal/testkit"
 	"github.com/tacagent/tacagent/metrics"
 	"github.com/tacagent/tacagent/tacplus"
 	"github.com/tacagent/tacagent/tacplus/tacplustest"
@@ -35,21 +36,10 @@ var testKey = []byte("agent-test-key")
 // waitLimit bounds every wait on a condition in these tests.
 const waitLimit = 10 * time.Second
 
-// pollEvery is how often eventually re-checks its condition.
-const pollEvery = time.Millisecond
-
 // eventually waits until cond holds, failing the test when it still does not after limit.
 func eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still false after %v", what, limit)
-		}
-		<-tick.C
-	}
+	testkit.Eventually(t, limit, what, cond)
 }
 
 // users is the default account table: alice (PAP, ASCII), and slow, whose replies are held back.

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tacagent/tacagent/agent"
+	"github.com/tacagent/tacagent/internal/testkit"
 	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/tacplus"
 	"github.com/tacagent/tacagent/tacplus/tacplustest"
@@ -58,18 +59,17 @@ func startTestServer(t *testing.T, key []byte) *tacplustest.Server {
 // waitRecord waits (at most 20 s) for the accounting record with the given task_id at srv.
 func waitRecord(t *testing.T, srv *tacplustest.Server, taskID string) tacplustest.AcctRecord {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var rec tacplustest.AcctRecord
+	testkit.EventuallyEvery(t, 20*time.Second, 5*time.Millisecond, "the record with task_id "+taskID+" at the server", func() bool {
 		for _, r := range srv.Accounting() {
 			if r.TaskID == taskID {
-				return r
+				rec = r
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server never received the record with task_id %s", taskID)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return false
+	})
+	return rec
 }
 
 // TestAccountCallerFirst: the record a server receives carries the caller's identity as the kernel gave it

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tacagent/tacagent/agent"
+	"github.com/tacagent/tacagent/internal/testkit"
 	"github.com/tacagent/tacagent/localapi"
 	"github.com/tacagent/tacagent/spool"
 	"github.com/tacagent/tacagent/tacplus"
@@ -107,13 +108,7 @@ func TestAccountThroughSpool(t *testing.T) {
 	if start.Flags != tacplus.AcctFlagStart {
 		t.Errorf("first record %v, want START first", start.Flags)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for d.Spool().Stats().Depth != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("spool depth %d", d.Spool().Stats().Depth)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.EventuallyEvery(t, 20*time.Second, 5*time.Millisecond, "an empty spool", func() bool { return d.Spool().Stats().Depth == 0 })
 	var got []tacplus.AcctFlag
 	for _, r := range srv.Accounting() {
 		if r.TaskID == "down-1" {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tacagent/tacagent/internal/testkit"
 	"github.com/tacagent/tacagent/tacplus"
 )
 
@@ -239,15 +240,7 @@ func TestShutdownWithConversations(t *testing.T) {
 // waitCond waits for cond with a deadline, yielding between checks.
 func waitCond(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(testWait)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		<-tick.C
-	}
+	testkit.Eventually(t, testWait, "the condition", cond)
 }
 
 // TestShutdownDrains: during a drain nothing new starts (503), but a conversation under way may still be

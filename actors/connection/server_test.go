@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tacagent/tacagent/fsm"
+	"github.com/tacagent/tacagent/internal/testkit"
 	"github.com/tacagent/tacagent/messages"
 	"github.com/tacagent/tacagent/tacplus"
 	"github.com/tacagent/tacagent/tacplus/tacplustest"
@@ -84,13 +85,7 @@ func TestPromptForever(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.EventuallyEvery(t, waitLimit, 5*time.Millisecond, what, cond)
 }
 
 // TestCrossSessionServer is the headline regression against the test server's real misrouting: on a
