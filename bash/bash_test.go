@@ -41,7 +41,12 @@ func TestPermitDenyAccounting(t *testing.T) {
 			t.Errorf("the server was not asked about %v; it got %v", want, cs)
 		}
 	}
-	recs := accounted(srv, c0)
+	touchOK := func(r acct) bool { return r.Cmd.Cmd == touch && slices.Equal(r.Cmd.Args, []string{ok}) }
+	falseStop := func(a acct) bool { return !a.Start && strings.HasSuffix(a.Cmd.Cmd, "/false") && a.Status == "1" }
+	recs := accountedWhen(t, srv, c0, "the touch's START and STOP and false's STOP at the server", func(rs []acct) bool {
+		return slices.ContainsFunc(rs, func(r acct) bool { return touchOK(r) && r.Start }) &&
+			slices.ContainsFunc(rs, func(r acct) bool { return touchOK(r) && !r.Start }) && slices.ContainsFunc(rs, falseStop)
+	})
 	var start, stop *acct
 	for i := range recs {
 		if recs[i].Cmd.Cmd == touch && slices.Equal(recs[i].Cmd.Args, []string{ok}) {
@@ -59,7 +64,7 @@ func TestPermitDenyAccounting(t *testing.T) {
 		t.Fatalf("want START and STOP status=0 with one task_id for the touch; got %+v", recs)
 	}
 	// false's STOP is sent as bash exits, with its status.
-	if !slices.ContainsFunc(recs, func(a acct) bool { return !a.Start && strings.HasSuffix(a.Cmd.Cmd, "/false") && a.Status == "1" }) {
+	if !slices.ContainsFunc(recs, falseStop) {
 		t.Errorf("no STOP with status=1 for false (sent at exit); records: %+v", recs)
 	}
 }
@@ -161,7 +166,19 @@ func TestShapes(t *testing.T) {
 	// The pipeline's elements each have a START and a STOP with their own status.
 	sh.run("true | false | true")
 	sh.run(":")
-	recs := accounted(srv, c0)
+	stopsOf := func(rs []acct) map[string]int {
+		m := map[string]int{}
+		for _, r := range rs {
+			if !r.Start {
+				m[r.Cmd.Cmd+" "+r.Status]++
+			}
+		}
+		return m
+	}
+	recs := accountedWhen(t, srv, c0, "the pipeline's STOPs at the server", func(rs []acct) bool {
+		m := stopsOf(rs)
+		return m["false 1"] >= 1 && m["true 0"] >= 2 && m[tr+" 0"] >= 1 && m[id+" 0"] >= 1
+	})
 	// The server gets every STOP after its START (a START's answer is read before its STOP is sent).
 	started := map[string]bool{}
 	for _, r := range accounted(srv, 0) {
@@ -171,12 +188,7 @@ func TestShapes(t *testing.T) {
 			t.Errorf("a STOP before its START: %+v", r)
 		}
 	}
-	stops := map[string]int{}
-	for _, r := range recs {
-		if !r.Start {
-			stops[r.Cmd.Cmd+" "+r.Status]++
-		}
-	}
+	stops := stopsOf(recs)
 	if stops["false 1"] != 1 || stops["true 0"] < 2 || stops[tr+" 0"] != 1 || stops[id+" 0"] != 1 {
 		t.Errorf("STOPs by command and status: %v", stops)
 	}
@@ -297,10 +309,8 @@ func TestKeptConnection(t *testing.T) {
 	c0 := len(srv.Accounting())
 	sh.exitShell()
 	// Every command that ran has its START and STOP: the ones whose STOP crossed a restart too.
-	recs := accounted(srv, 0)
-	for _, want := range []string{f, h} {
-		var starts, stops int
-		for _, r := range recs {
+	count := func(rs []acct, want string) (starts, stops int) {
+		for _, r := range rs {
 			if r.Cmd.Cmd == lookPath(t, "touch") && slices.Equal(r.Cmd.Args, []string{want}) {
 				if r.Start {
 					starts++
@@ -309,6 +319,18 @@ func TestKeptConnection(t *testing.T) {
 				}
 			}
 		}
+		return starts, stops
+	}
+	recs := accountedWhen(t, srv, 0, "the STARTs and STOPs of both touches at the server", func(rs []acct) bool {
+		for _, want := range []string{f, h} {
+			if starts, stops := count(rs, want); starts < 1 || stops < 1 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, want := range []string{f, h} {
+		starts, stops := count(recs, want)
 		if starts != 1 || stops != 1 {
 			t.Errorf("touch %s: %d STARTs and %d STOPs, want one each (records after exit: %d)", want, starts, stops, len(recs)-c0)
 		}

@@ -372,6 +372,15 @@ type acct struct {
 	Status string
 }
 
+// accountedWhen waits until cond holds for the records the server has from index from, and returns them.
+// The hook asks for durable answers: the agent answers once its spool holds a record and delivers it to
+// the server after, so a test reads the server's records only once those it expects have arrived.
+func accountedWhen(t *testing.T, s *tacplustest.Server, from int, what string, cond func([]acct) bool) []acct {
+	t.Helper()
+	eventually(t, stepTimeout, what, func() bool { return cond(accounted(s, from)) })
+	return accounted(s, from)
+}
+
 func accounted(s *tacplustest.Server, from int) []acct {
 	var out []acct
 	for _, r := range s.Accounting()[from:] {

@@ -284,6 +284,11 @@ func TestSSHD(t *testing.T) {
 	if a := author(srv, "tacacs15", "/usr/bin/id"); len(a) != 0 {
 		t.Errorf("a command was authorized as the template account: %+v", a)
 	}
+	// The hook's records are answered once the agent's spool holds them (durable) and reach the server
+	// after: wait for them before counting.
+	eventually(t, left(), "the START and STOP of /usr/bin/id at the server", func() bool {
+		return len(acct(srv, "alice", tacplus.AcctFlagStart, "cmd=/usr/bin/id")) > 0 && len(acct(srv, "alice", tacplus.AcctFlagStop, "cmd=/usr/bin/id")) > 0
+	})
 	if st, sp := acct(srv, "alice", tacplus.AcctFlagStart, "cmd=/usr/bin/id"), acct(srv, "alice", tacplus.AcctFlagStop, "cmd=/usr/bin/id"); len(st) != 1 || len(sp) != 1 {
 		t.Errorf("accounting of /usr/bin/id: %d STARTs, %d STOPs", len(st), len(sp))
 	}
