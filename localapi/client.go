@@ -167,7 +167,8 @@ func (c *Client) Account(ctx context.Context, req AcctRequest) (*AcctResult, err
 	if err := c.do(ctx, http.MethodPost, "/account", req, &res); err != nil {
 		return nil, err
 	}
-	ok := res.Result == ResultOK || res.Result == ResultDurable || res.Result == ResultQueued
+	ok := res.Result == ResultOK || res.Result == ResultDurable && req.Ack == AckDurable ||
+		res.Result == ResultQueued && req.Ack == AckQueued
 	return &res, resultError(res.Error, res.Server, res.SessionID, ok)
 }
 
